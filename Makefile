@@ -1,0 +1,41 @@
+# Everything a fresh machine needs, from the project's own files. `make demo` and
+# `make test` are the README's two commands; both create .venv on first use and are
+# quick no-ops on a rerun (the stamp depends on the files that pin the environment).
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export XLA_PYTHON_CLIENT_PREALLOCATE := false
+export POT_BACKEND_DISABLE_PYTORCH := 1
+export POT_BACKEND_DISABLE_JAX := 1
+export POT_BACKEND_DISABLE_TENSORFLOW := 1
+export POT_BACKEND_DISABLE_CUPY := 1
+
+.PHONY: venv demo test test-fast bench clean-venv
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade "pip>=24"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test]"
+	$(BIN)/python -m pip install -q --no-deps "disentanglement-lib==1.5"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/gmgbench demo
+
+# The whole suite, slow tests and the real local Slurm cluster included.
+test: $(STAMP)
+	$(BIN)/python -m pytest -v -p no:cacheprovider
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow and not slurm"
+
+# Speed comparisons, side by side in one run; ratios are printed, never asserted.
+bench: $(STAMP)
+	$(BIN)/python -m pytest tests -m benchmark_side_by_side --benchmark-enable --benchmark-columns=median,iqr,rounds -p no:cacheprovider
+
+clean-venv:
+	rm -rf $(VENV)

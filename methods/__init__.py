@@ -1,0 +1,1 @@
+"""Architectures, objectives, regularisers and OT solvers; see :mod:`methods.registry`."""
