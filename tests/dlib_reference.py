@@ -1,0 +1,80 @@
+"""Import disentanglement_lib 1.5 (the reference) on today's libraries, without TensorFlow.
+
+Only tests import this. It patches, before dlib is imported (see
+../shared/dlib-compat/NOTES.md for why each patch is needed):
+1. ``gin.tf`` and ``tensorflow.compat.v1`` (only ``gfile.GFile``/``gfile.Open`` and
+   ``gfile.ListDirectory`` are used by the modules we call) as small stand-in modules;
+2. ``gin.configurable``'s removed ``blacklist``/``whitelist`` keywords;
+3. ``np.float_``, removed in NumPy 2.
+Then it binds the gin parameters of dlib's unsupervised study configs.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import types
+
+import numpy as np
+import pytest
+
+_READY = False
+
+
+def _install_shims() -> None:
+    import gin
+
+    if "gin.tf" not in sys.modules:
+        sys.modules["gin.tf"] = types.ModuleType("gin.tf")
+        gin.tf = sys.modules["gin.tf"]  # type: ignore[attr-defined]
+    if not getattr(gin.configurable, "_gmgbench_shim", False):
+        original = gin.configurable
+
+        def configurable(*args, blacklist=None, whitelist=None, **kwargs):
+            if blacklist is not None:
+                kwargs["denylist"] = blacklist
+            if whitelist is not None:
+                kwargs["allowlist"] = whitelist
+            return original(*args, **kwargs)
+
+        configurable._gmgbench_shim = True  # type: ignore[attr-defined]
+        gin.configurable = configurable
+    if "tensorflow" not in sys.modules:
+        gfile = types.SimpleNamespace(
+            GFile=open, Open=open, ListDirectory=os.listdir, Exists=os.path.exists, IsDirectory=os.path.isdir
+        )
+        compat_v1 = types.ModuleType("tensorflow.compat.v1")
+        compat_v1.gfile = gfile  # type: ignore[attr-defined]
+        compat = types.ModuleType("tensorflow.compat")
+        compat.v1 = compat_v1  # type: ignore[attr-defined]
+        tf = types.ModuleType("tensorflow")
+        tf.compat = compat  # type: ignore[attr-defined]
+        tf.gfile = gfile  # type: ignore[attr-defined]
+        sys.modules.update({"tensorflow": tf, "tensorflow.compat": compat, "tensorflow.compat.v1": compat_v1})
+    if not hasattr(np, "float_"):
+        np.float_ = np.float64  # type: ignore[attr-defined]
+
+
+def bind_study_defaults() -> None:
+    """The gin bindings of dlib's unsupervised_study_v1 metric configs."""
+    import gin
+
+    for name in ("mig", "factor_vae", "irs", "modularity_explicitness", "unsupervised_metrics"):
+        dlib(f"evaluation.metrics.{name}")
+    with gin.unlock_config():
+        gin.bind_parameter("discretizer.discretizer_fn", dlib("evaluation.metrics.utils")._histogram_discretize)
+        gin.bind_parameter("discretizer.num_bins", 20)
+        gin.bind_parameter("prune_dims.threshold", 0.05)
+
+
+def dlib(module: str):
+    """``dlib("evaluation.metrics.mig")`` → the reference module; skips if dlib is absent."""
+    global _READY
+    try:
+        importlib.import_module("disentanglement_lib")
+    except ImportError:  # pragma: no cover - the Makefile installs it
+        pytest.skip("disentanglement-lib==1.5 is not installed (make venv installs it)")
+    if not _READY:
+        _install_shims()
+        _READY = True
+    return importlib.import_module(f"disentanglement_lib.{module}")
