@@ -1,0 +1,216 @@
+"""The ``gmgbench`` command: parse arguments, call the module that does the work, report.
+
+Errors a user can fix (a bad spec, an unknown name, a missing file) print one clear line
+and exit 1; ``--debug`` shows the traceback as well.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_SPEC = REPO / "studies" / "demo.yaml"
+
+
+def _add_study_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("study", type=Path, help="study spec (YAML)")
+    p.add_argument("--results", type=Path, default=None, help="results store (default: results/<study name>)")
+
+
+# -- command handlers -------------------------------------------------------------------
+def cmd_methods(args) -> int:
+    from methods import registry
+
+    registry.ensure_builtins()
+    registry.load_entry_points()
+    for path in args.plugin or []:
+        registry.load_plugin_file(path)
+    import dataclasses
+
+    for kind in ("objective", "regulariser"):
+        print(f"{kind}s:")
+        for name in registry.names(kind):
+            cls = registry.get(name, kind)
+            params = ", ".join(
+                f"{k}={'<required>' if v is dataclasses.MISSING else repr(v)}" for k, v in cls.parameters().items()
+            )
+            doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+            print(f"  {name:<14} {params}")
+            if doc:
+                print(f"  {'':<14} {doc}")
+    return 0
+
+
+def _study(args):
+    from harness.executors import store_for
+    from harness.spec import load_spec
+
+    spec = load_spec(args.study)
+    return spec, store_for(spec.name, args.results)
+
+
+def cmd_run(args) -> int:
+    from harness.executors import run_local
+
+    spec, store = _study(args)
+    runs = spec.runs()
+    print(f"{spec.name}: {len(runs)} runs, results in {store.root}/", flush=True)
+    outcomes = run_local(runs, store, workers=args.workers, force=args.force, plugins=spec.plugins,
+                         on_outcome=lambda o: print(f"  {o.status:<7} {o.name}" + (f"  ({o.error})" if o.error else ""), flush=True))
+    failed = [o for o in outcomes if o.status == "failed"]
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
+    print(f"{spec.name}: {counts['done']} done, {counts['skipped']} already done, {counts['failed']} failed")
+    for o in failed:
+        print(f"  failed: {o.name}: {o.error} (details: {store.failure_path(o.run_id)})", file=sys.stderr)
+    if not args.no_leaderboard:
+        _print_leaderboard(spec, store)
+    return 1 if failed else 0
+
+
+def _print_leaderboard(spec, store, **kwargs) -> None:
+    from harness import leaderboard
+
+    board = leaderboard.build(spec, store, **kwargs)
+    out = leaderboard.write_latest(board)
+    print()
+    print(board.markdown)
+    print(f"(written to {out})")
+
+
+def cmd_demo(args) -> int:
+    args.study = DEMO_SPEC
+    args.force = False
+    args.no_leaderboard = False
+    print("gmgbench demo: procedural dSprites, β-VAE vs β-VAE + GMG (cosine, decoder), 2 seeds.\n"
+          "Metric sizes are reduced for a 2-core machine (see studies/demo.yaml: evaluation), so the\n"
+          "numbers are a smoke test of the whole pipeline, not a result.", flush=True)
+    return cmd_run(args)
+
+
+def cmd_evaluate(args) -> int:
+    import json
+
+    from harness import train
+    from harness.results import ResultsStore
+
+    store = ResultsStore(args.results)
+    model, run = train.load_model(store.workdir(args.run_id))
+    settings = json.loads(args.metrics) if args.metrics.strip().startswith("{") else {m: {} for m in args.metrics.split(",")}
+    scores = train.evaluate_model(model, run, settings)
+    result = store.read_result(args.run_id)
+    result["metrics"] = {**result.get("metrics", {}), **scores}
+    store.write_result(args.run_id, {k: v for k, v in result.items() if k != "schema"}, overwrite=True)
+    print(json.dumps(scores, indent=1))
+    return 0
+
+
+def cmd_leaderboard(args) -> int:
+    from harness import leaderboard
+
+    spec, store = _study(args)
+    if args.publish:
+        release = leaderboard.publish(spec, store, all_settings=args.all_settings)
+        print(f"published {release}")
+        return 0
+    _print_leaderboard(spec, store, all_settings=args.all_settings)
+    return 0
+
+
+def cmd_launch(args) -> int:
+    from harness import launch
+
+    return launch.main(args)
+
+
+def cmd_status(args) -> int:
+    from harness import launch
+
+    return launch.status_main(args)
+
+
+# -- parser ------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gmgbench", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="train and evaluate the embedded small study, print its leaderboard")
+    p.add_argument("--results", type=Path, default=None)
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("run", help="run a study here (N worker processes), skipping finished runs")
+    _add_study_args(p)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--force", action="store_true", help="redo runs whose result exists")
+    p.add_argument("--no-leaderboard", action="store_true")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("methods", help="list registered methods and their parameters")
+    p.add_argument("--plugin", action="append", help="also load this method file")
+    p.set_defaults(func=cmd_methods)
+
+    p = sub.add_parser("evaluate", help="compute metrics of a stored model into its result")
+    p.add_argument("run_id")
+    p.add_argument("--results", type=Path, required=True, help="results store holding the run")
+    p.add_argument("--metrics", default="mig,dci", help="comma-separated names, or a JSON {name: {kwargs}}")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("leaderboard", help="build the study's markdown leaderboard from its results")
+    _add_study_args(p)
+    p.add_argument("--publish", action="store_true", help="write an immutable release leaderboards/<study>/vN/")
+    p.add_argument("--all-settings", action="store_true", help="one row per hyperparameter setting, no selection")
+    p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("launch", help="submit the study's missing runs to Slurm as job arrays")
+    _add_study_args(p)
+    p.add_argument("--profile", type=Path, required=True, help="cluster profile, e.g. slurm/profiles/local.yaml")
+    p.add_argument("--dry-run", action="store_true", help="print what would be submitted")
+    p.add_argument("--retry-failed", action="store_true", help="also resubmit runs that failed")
+    p.set_defaults(func=cmd_launch)
+
+    p = sub.add_parser("status", help="done / running / queued / failed runs of a study")
+    _add_study_args(p)
+    p.set_defaults(func=cmd_status)
+
+    try:
+        from harness.data import cli as data_cli
+    except ImportError:  # pragma: no cover - present in every install
+        data_cli = None
+    if data_cli is not None and hasattr(data_cli, "register"):
+        data_cli.register(sub)
+    return parser
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from harness.data import DatasetError
+    from harness.results import ResultExists
+    from harness.spec import SpecError
+    from methods.registry import PluginError
+
+    return (SpecError, PluginError, DatasetError, ResultExists, KeyError, FileNotFoundError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except _user_errors() as err:
+        if args.debug:
+            raise
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        print(f"gmgbench {args.command}: error: {msg}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; finished runs are stored, rerun to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

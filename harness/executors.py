@@ -1,0 +1,82 @@
+"""Where runs execute: here, in N worker processes (``gmgbench run``).
+
+The unit of work is :func:`execute`, one run from spec to stored result; the Slurm
+launcher submits the same function, so local and cluster runs share every step.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.results import ResultsStore
+from harness.spec import RunSpec
+
+__all__ = ["execute", "run_local", "pending", "Outcome"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    run_id: str
+    name: str
+    status: str  # done | skipped | failed
+    error: str = ""
+
+
+def pending(runs: list[RunSpec], store: ResultsStore, force: bool = False) -> list[RunSpec]:
+    return list(runs) if force else [r for r in runs if not store.has_result(r.run_id)]
+
+
+def execute(run: RunSpec, store_root: str, force: bool = False, progress: bool = True,
+            plugins: tuple[str, ...] = (), num_threads: int = 0) -> Outcome:
+    """Run one training run and store its result. Safe to call in a fresh process."""
+    from harness.train import run_and_store
+    from methods import registry
+
+    for p in plugins:  # a fresh worker has not imported the study's plugin files
+        registry.load_plugin_file(p)
+    if num_threads:
+        import torch
+
+        torch.set_num_threads(num_threads)
+    store = ResultsStore(store_root)
+    try:
+        result = run_and_store(run, store, force=force, progress=progress)
+    except Exception as err:  # noqa: BLE001 - reported per run, the others go on
+        log.debug("%s failed:\n%s", run.name, traceback.format_exc())
+        return Outcome(run.run_id, run.name, "failed", f"{type(err).__name__}: {err}")
+    return Outcome(run.run_id, run.name, "skipped" if result is None else "done")
+
+
+def run_local(runs: list[RunSpec], store: ResultsStore, *, workers: int = 1, force: bool = False,
+              plugins: tuple[str, ...] = (), progress: bool = True, on_outcome=None) -> list[Outcome]:
+    """Execute ``runs`` here; with ``workers > 1`` in spawned processes, torch threads split evenly."""
+    todo = pending(runs, store, force)
+    outcomes = [Outcome(r.run_id, r.name, "skipped") for r in runs if r not in todo]
+    if workers <= 1 or len(todo) <= 1:
+        for run in todo:
+            out = execute(run, str(store.root), force, progress, plugins)
+            outcomes.append(out)
+            if on_outcome:
+                on_outcome(out)
+        return outcomes
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    # spawn, not fork: torch's and JAX's thread pools do not survive a fork.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(execute, run, str(store.root), force, False, plugins, threads) for run in todo]
+        for fut in as_completed(futures):
+            out = fut.result()
+            outcomes.append(out)
+            if on_outcome:
+                on_outcome(out)
+    return outcomes
+
+
+def store_for(spec_name: str, results_root: str | Path | None = None) -> ResultsStore:
+    return ResultsStore(Path(results_root) if results_root else Path("results") / spec_name)

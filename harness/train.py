@@ -1,0 +1,273 @@
+"""One run, start to finish: train (resuming from a checkpoint), evaluate, store the result.
+
+The loop is fixed here; methods only supply ``(loss, logs)`` terms. Everything that makes a
+run's numbers is seeded and checkpointed (model, optimiser, the noise generator, the data
+sampler's RandomState, the step and the curve so far), so a run interrupted at any
+checkpoint and resumed ends bit for bit where an uninterrupted run ends on CPU.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from harness import data as datasets
+from harness.results import ResultsStore, atomic_write_text, provenance
+from harness.spec import RunSpec
+from methods import registry
+from methods.architectures import VAE
+
+__all__ = ["train_run", "run_and_store", "load_model", "representation_function", "Interrupted"]
+
+log = logging.getLogger(__name__)
+CURVE_POINTS = 200  # the result keeps a downsampled curve; curve.csv in the workdir keeps all
+
+
+class Interrupted(RuntimeError):
+    """Raised when a run stops early on request (``stop_after``), after checkpointing."""
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device is 'cuda' but no CUDA device is visible")
+    return torch.device(name)
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def build_model(run: RunSpec, dataset: datasets.GroundTruthData) -> VAE:
+    return VAE(num_channels=dataset.observation_shape[2], latent_dim=run.train.latent_dim)
+
+
+def _build_terms(run: RunSpec):
+    objective = registry.build(run.objective, "objective", run.objective_params)
+    regs = [registry.build(name, "regulariser", params) for name, params in run.regularisers]
+    return objective, regs
+
+
+def _call(term, out) -> tuple[torch.Tensor, dict[str, float]]:
+    checked = getattr(__import__("methods.base", fromlist=["call_checked"]), "call_checked", None)
+    return checked(term, out) if checked else term(out)
+
+
+def train_run(run: RunSpec, workdir: Path, *, progress: bool = True,
+              stop_after: int | None = None, on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Train ``run`` in ``workdir``, resuming from ``workdir/checkpoint.pt`` if present.
+
+    Returns the training summary; the model is saved to ``workdir/model.pt``.
+    ``stop_after`` stops (after a checkpoint) once that many steps ran in this call, which
+    is how tests and preemption drills interrupt a run.
+    """
+    cfg = run.train
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    device = _device(cfg.device)
+    dataset = datasets.load(run.dataset, run.dataset_root)
+
+    torch.manual_seed(run.seed)
+    model = build_model(run, dataset).to(device)
+    objective, regs = _build_terms(run)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    noise = torch.Generator(device=device).manual_seed(run.seed)
+    sampler = np.random.RandomState(run.seed)
+    step, curve, elapsed = 0, [], 0.0
+
+    ckpt_path = workdir / "checkpoint.pt"
+    if ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        noise.set_state(ckpt["noise"].cpu() if device.type == "cpu" else ckpt["noise"])
+        sampler.set_state(ckpt["sampler"])
+        step, curve, elapsed = ckpt["step"], ckpt["curve"], ckpt["elapsed"]
+        log.info("%s: resumed at step %d", run.name, step)
+
+    def checkpoint() -> None:
+        _atomic_torch_save({
+            "model": model.state_dict(), "optimizer": opt.state_dict(), "noise": noise.get_state(),
+            "sampler": sampler.get_state(), "step": step, "curve": curve, "elapsed": elapsed,
+        }, ckpt_path)
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=step, desc=run.name, unit="step", leave=False, mininterval=1.0)
+    model.train()
+    ran = 0
+    t0 = time.perf_counter()
+    sums: dict[str, float] = {}
+    while step < cfg.steps:
+        factors = dataset.sample_factors(cfg.batch_size, sampler)
+        x = dataset.training_batch(factors, sampler, device)
+        out = model(x, generator=noise, dataset_size=dataset.dataset_size)
+        loss, logs = _call(objective, out)
+        for reg in regs:
+            term, rlogs = _call(reg, out)
+            loss = loss + reg.cfg.weight * term
+            logs.update({f"{reg.name}.{k}": v for k, v in rlogs.items()})
+            logs[reg.name] = float(term.detach())
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{run.name}: loss is {loss.item()} at step {step}; lower the learning rate or the weights")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        ran += 1
+        logs["loss"] = float(loss.detach())
+        for k, v in logs.items():
+            sums[k] = sums.get(k, 0.0) + v
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            n = cfg.log_every if step % cfg.log_every == 0 else step % cfg.log_every
+            curve.append({"step": step, **{k: v / n for k, v in sorted(sums.items())}})
+            sums = {}
+            if bar is not None:
+                bar.set_postfix(loss=f"{curve[-1]['loss']:.1f}", refresh=False)
+        if bar is not None:
+            bar.update(1)
+        if on_step is not None:
+            on_step(step)
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps or (stop_after is not None and ran >= stop_after):
+            elapsed += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            checkpoint()
+            if stop_after is not None and ran >= stop_after and step < cfg.steps:
+                if bar is not None:
+                    bar.close()
+                raise Interrupted(f"{run.name}: stopped after {ran} steps at step {step}")
+    if bar is not None:
+        bar.close()
+    elapsed += time.perf_counter() - t0
+
+    _atomic_torch_save({"model": model.state_dict(), "run": run.to_dict()}, workdir / "model.pt")
+    _write_curve_csv(curve, workdir / "curve.csv")
+    return {
+        "steps": step,
+        "final": curve[-1] if curve else {},
+        "curve": _downsample(curve, CURVE_POINTS),
+        "train_seconds": elapsed,
+        "seconds_per_step": elapsed / max(step, 1),
+        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+    }
+
+
+def _downsample(curve: list[dict], n: int) -> list[dict]:
+    if len(curve) <= n:
+        return curve
+    idx = np.unique(np.linspace(0, len(curve) - 1, n).round().astype(int))
+    return [curve[i] for i in idx]
+
+
+def _write_curve_csv(curve: list[dict], path: Path) -> None:
+    import pandas as pd
+
+    buf = io.StringIO()
+    pd.DataFrame(curve).to_csv(buf, index=False)
+    atomic_write_text(path, buf.getvalue())
+
+
+def load_model(workdir: Path, device: str | torch.device = "cpu") -> tuple[VAE, RunSpec]:
+    ckpt = torch.load(Path(workdir) / "model.pt", map_location=device, weights_only=False)
+    run = RunSpec.from_dict(ckpt["run"])
+    dataset_channels = ckpt["model"]["encoder.0.weight"].shape[1]
+    model = VAE(num_channels=dataset_channels, latent_dim=run.train.latent_dim).to(device)
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    return model, run
+
+
+def representation_function(model: VAE, device: torch.device | str = "cpu", batch_size: int = 256):
+    """NHWC float batch → posterior means ``(B, D)``, encoded in large batches."""
+
+    @torch.no_grad()
+    def encode(x: np.ndarray) -> np.ndarray:
+        codes = []
+        for i in range(0, len(x), batch_size):
+            xb = torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size])).to(device).permute(0, 3, 1, 2)
+            codes.append(model.encode(xb)[0].cpu().numpy())
+        return np.concatenate(codes) if codes else np.zeros((0, model.latent_dim), np.float32)
+
+    return encode
+
+
+def evaluate_model(model: VAE, run: RunSpec, metric_settings: dict[str, dict] | None = None,
+                   device: torch.device | str = "cpu") -> dict[str, dict[str, float]]:
+    import metrics
+
+    settings = run.evaluation.get("metrics", {}) if metric_settings is None else metric_settings
+    dataset = datasets.load(run.dataset, run.dataset_root)
+    model.eval()
+    return metrics.evaluate(dataset, representation_function(model, device),
+                            {k: dict(v or {}) for k, v in settings.items()}, random_seed=run.evaluation.get("seed", 0))
+
+
+def run_and_store(run: RunSpec, store: ResultsStore, *, force: bool = False, progress: bool = True,
+                  stop_after: int | None = None) -> dict[str, Any] | None:
+    """Train, evaluate and write the result of ``run``; a failure writes a failure record.
+
+    Returns the result, or ``None`` when the result already existed and ``force`` is off.
+    """
+    if store.has_result(run.run_id) and not force:
+        return None
+    workdir = store.workdir(run.run_id)
+    if force and store.has_result(run.run_id):
+        for name in ("checkpoint.pt", "model.pt"):
+            (workdir / name).unlink(missing_ok=True)
+    workdir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    try:
+        training = train_run(run, workdir, progress=progress, stop_after=stop_after)
+        t_eval = time.perf_counter()
+        model, _ = load_model(workdir, _device(run.train.device))
+        scores = evaluate_model(model, run, device=_device(run.train.device))
+        eval_seconds = time.perf_counter() - t_eval
+    except Interrupted:
+        raise
+    except BaseException as err:
+        import traceback
+
+        store.write_failure(run.run_id, {
+            "run": run.to_dict(), "error": f"{type(err).__name__}: {err}",
+            "traceback": traceback.format_exc(), "workdir": str(workdir),
+        })
+        raise
+    _check_finite(run, scores)
+    result = {
+        "run_id": run.run_id,
+        "name": run.name,
+        "config": run.to_dict(),
+        "method_source": {n: registry.source_hash(n, k) for n, k in
+                          [(run.objective, "objective"), *((r, "regulariser") for r, _ in run.regularisers)]},
+        "metrics": scores,
+        "training": training,
+        "provenance": {**provenance(), "seed": run.seed, "started": started, "finished": time.time(),
+                       "wall_seconds": time.time() - started, "eval_seconds": eval_seconds,
+                       "device": training["device"]},
+        "status": "done",
+    }
+    store.write_result(run.run_id, result, overwrite=force)
+    return result
+
+
+def _check_finite(run: RunSpec, scores: dict[str, dict[str, float]]) -> None:
+    for mname, values in scores.items():
+        for key, v in values.items():
+            if isinstance(v, float) and math.isnan(v):
+                log.warning("%s: metric %s.%s is NaN", run.name, mname, key)
