@@ -308,6 +308,7 @@ def _validate_metrics(where: str, metrics_cfg: dict[str, Any]) -> None:
             raise _fail(where, f"evaluation.metrics.{mname}", f"unknown metric; valid metrics: {', '.join(valid)}")
         if kwargs is not None and not isinstance(kwargs, dict):
             raise _fail(where, f"evaluation.metrics.{mname}", "metric settings are a mapping of keyword arguments")
+        _check_keys(where, f"evaluation.metrics.{mname}.", kwargs or {}, metrics.settings_of(mname))
 
 
 def load_spec(path: str | Path) -> StudySpec:

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from harness.results import ResultsStore
+from harness.spec import load_spec
+from harness.train import Interrupted, run_and_store, train_run
+
+
+@pytest.fixture
+def one_run(write_spec, tiny_spec):
+    tiny_spec["train"].update(steps=6, checkpoint_every=3)
+    return load_spec(write_spec(tiny_spec)).runs()[0]
+
+
+def _state(workdir):
+    return torch.load(workdir / "model.pt", weights_only=False)["model"]
+
+
+def test_resumed_run_equals_uninterrupted_bit_for_bit(tmp_path, one_run):
+    straight = train_run(one_run, tmp_path / "a", progress=False)
+    with pytest.raises(Interrupted):
+        train_run(one_run, tmp_path / "b", progress=False, stop_after=4)  # between checkpoints
+    assert not (tmp_path / "b" / "model.pt").exists()
+    resumed = train_run(one_run, tmp_path / "b", progress=False)
+    a, b = _state(tmp_path / "a"), _state(tmp_path / "b")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert straight["curve"] == resumed["curve"]
+    assert straight["steps"] == resumed["steps"] == 6
+
+
+def test_different_seeds_differ(tmp_path, write_spec, tiny_spec):
+    runs = load_spec(write_spec(tiny_spec)).runs()
+    r0, r1 = [r for r in runs if r.objective_params["beta"] == 1.0]
+    train_run(r0, tmp_path / "0", progress=False)
+    train_run(r1, tmp_path / "1", progress=False)
+    assert not torch.equal(_state(tmp_path / "0")["encoder.0.weight"], _state(tmp_path / "1")["encoder.0.weight"])
+
+
+def test_failure_writes_a_failure_record_and_no_result(tmp_path, one_run, monkeypatch):
+    store = ResultsStore(tmp_path)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated crash in evaluation")
+
+    monkeypatch.setattr("harness.train.evaluate_model", broken)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_and_store(one_run, store, progress=False)
+    assert not store.has_result(one_run.run_id)
+    failure = store.read_failure(one_run.run_id)
+    assert "simulated crash" in failure["error"] and "Traceback" in failure["traceback"]
+
+
+def test_stored_result_is_skipped_then_forced(tmp_path, one_run, monkeypatch):
+    store = ResultsStore(tmp_path)
+    monkeypatch.setattr("harness.train.evaluate_model", lambda *a, **k: {"mig": {"discrete_mig": 0.25}})
+    first = run_and_store(one_run, store, progress=False)
+    assert first["metrics"] == {"mig": {"discrete_mig": 0.25}}
+    assert first["config"]["run_id"] == one_run.run_id
+    assert first["provenance"]["seed"] == one_run.seed and first["provenance"]["packages"]["torch"].startswith("2.13")
+    assert run_and_store(one_run, store, progress=False) is None
+    again = run_and_store(one_run, store, progress=False, force=True)
+    assert again["training"]["curve"] == first["training"]["curve"]
