@@ -1,0 +1,42 @@
+"""Clear errors for the array API: shapes, dtypes and finiteness named by argument."""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["check_codes_factors", "check_random_state"]
+
+
+def check_codes_factors(codes, factors, *, codes_name: str = "codes", factors_name: str = "factors",
+                        min_points: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """``codes (N, D)`` float and ``factors (N, K)`` integer class labels, validated."""
+    codes = np.asarray(codes)
+    factors = np.asarray(factors)
+    if codes.ndim != 2:
+        raise ValueError(f"{codes_name} must be a (num_points, num_codes) array; got shape {codes.shape}")
+    if factors.ndim != 2:
+        raise ValueError(f"{factors_name} must be a (num_points, num_factors) array; got shape {factors.shape}")
+    if codes.shape[0] != factors.shape[0]:
+        raise ValueError(f"{codes_name} has {codes.shape[0]} points but {factors_name} has {factors.shape[0]}; "
+                         "both are points-first (num_points, ...)")
+    if codes.shape[0] < min_points:
+        raise ValueError(f"{codes_name} needs at least {min_points} points; got {codes.shape[0]}")
+    if codes.shape[1] < 1 or factors.shape[1] < 1:
+        raise ValueError(f"{codes_name} and {factors_name} need at least one column; got shapes "
+                         f"{codes.shape} and {factors.shape}")
+    if not np.issubdtype(codes.dtype, np.number):
+        raise ValueError(f"{codes_name} must be numeric; got dtype {codes.dtype}")
+    if not np.all(np.isfinite(codes)):
+        raise ValueError(f"{codes_name} contains NaN or infinite values")
+    if not np.issubdtype(factors.dtype, np.integer):
+        if not (np.issubdtype(factors.dtype, np.number) and np.all(np.mod(factors, 1) == 0)):
+            raise ValueError(f"{factors_name} must hold integer factor values (class labels); got dtype "
+                             f"{factors.dtype}")
+        factors = factors.astype(np.int64)
+    return codes, factors
+
+
+def check_random_state(random_state) -> np.random.RandomState:
+    if isinstance(random_state, np.random.RandomState):
+        return random_state
+    raise TypeError("random_state must be a numpy.random.RandomState (dlib's protocol), e.g. "
+                    f"np.random.RandomState(0); got {type(random_state).__name__}")
