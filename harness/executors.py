@@ -33,7 +33,7 @@ def pending(runs: list[RunSpec], store: ResultsStore, force: bool = False) -> li
     return list(runs) if force else [r for r in runs if not store.has_result(r.run_id)]
 
 
-def execute(run: RunSpec, store_root: str, force: bool = False, progress: bool = True,
+def execute(run: RunSpec, store_root: str, force: bool = False, progress: bool | str = True,
             plugins: tuple[str, ...] = (), num_threads: int = 0) -> Outcome:
     """Run one training run and store its result. Safe to call in a fresh process."""
     from harness.train import run_and_store
@@ -69,7 +69,8 @@ def run_local(runs: list[RunSpec], store: ResultsStore, *, workers: int = 1, for
     threads = max(1, (os.cpu_count() or 1) // workers)
     # spawn, not fork: torch's and JAX's thread pools do not survive a fork.
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = [pool.submit(execute, run, str(store.root), force, False, plugins, threads) for run in todo]
+        futures = [pool.submit(execute, run, str(store.root), force, "lines" if progress else False, plugins, threads)
+                   for run in todo]
         for fut in as_completed(futures):
             out = fut.result()
             outcomes.append(out)

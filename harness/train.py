@@ -67,7 +67,7 @@ def _call(term, out) -> tuple[torch.Tensor, dict[str, float]]:
     return checked(term, out) if checked else term(out)
 
 
-def train_run(run: RunSpec, workdir: Path, *, progress: bool = True,
+def train_run(run: RunSpec, workdir: Path, *, progress: bool | str = True,
               stop_after: int | None = None, on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Train ``run`` in ``workdir``, resuming from ``workdir/checkpoint.pt`` if present.
 
@@ -106,7 +106,8 @@ def train_run(run: RunSpec, workdir: Path, *, progress: bool = True,
         }, ckpt_path)
 
     bar = None
-    if progress:
+    lines = progress == "lines"  # worker processes share a terminal: print lines, not bars
+    if progress and not lines:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=cfg.steps, initial=step, desc=run.name, unit="step", leave=False, mininterval=1.0)
@@ -140,6 +141,9 @@ def train_run(run: RunSpec, workdir: Path, *, progress: bool = True,
             sums = {}
             if bar is not None:
                 bar.set_postfix(loss=f"{curve[-1]['loss']:.1f}", refresh=False)
+            if lines and (step % max(cfg.steps // 10, cfg.log_every) < cfg.log_every or step == cfg.steps):
+                rate = ran / max(time.perf_counter() - t0 + 1e-9, 1e-9)
+                print(f"  {run.name}: step {step}/{cfg.steps}, loss {curve[-1]['loss']:.1f}, {rate:.1f} steps/s", flush=True)
         if bar is not None:
             bar.update(1)
         if on_step is not None:
@@ -218,7 +222,7 @@ def evaluate_model(model: VAE, run: RunSpec, metric_settings: dict[str, dict] | 
                             {k: dict(v or {}) for k, v in settings.items()}, random_seed=run.evaluation.get("seed", 0))
 
 
-def run_and_store(run: RunSpec, store: ResultsStore, *, force: bool = False, progress: bool = True,
+def run_and_store(run: RunSpec, store: ResultsStore, *, force: bool = False, progress: bool | str = True,
                   stop_after: int | None = None) -> dict[str, Any] | None:
     """Train, evaluate and write the result of ``run``; a failure writes a failure record.
 
