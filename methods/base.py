@@ -1,19 +1,22 @@
 """The two kinds of method a study composes: a base objective and regularisers.
 
-A run's loss is ``objective(out) + sum(reg.weight * reg(out))``. Both kinds are small
+A run's loss is ``objective(out) + sum(reg.cfg.weight * reg(out))``. Both kinds are small
 callables with a nested, frozen ``Config`` dataclass, so that a study spec's values go
 through ``Config(**params)`` (a typo fails before anything trains) and ``asdict(cfg)`` is
-what the results store records.
+what the results store records. The training loop calls every term through
+:func:`call_checked`, which turns a wrong return value into an error naming the method and
+the file that defines it.
 """
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
 import torch
 
-__all__ = ["ForwardPass", "Objective", "Regulariser", "LossAndLogs"]
+__all__ = ["ForwardPass", "Objective", "Regulariser", "LossAndLogs", "MethodOutputError", "call_checked"]
 
 LossAndLogs = tuple[torch.Tensor, dict[str, float]]
 
@@ -31,6 +34,10 @@ class ForwardPass:
         regularisers decode the posterior mean, the Jacobian penalty differentiates it).
       dataset_size: number of distinct observations, for estimators that need it
         (β-TCVAE's minibatch-stratified sampling).
+      generator: the run's checkpointed noise generator. Terms that draw random numbers
+        (HFS's latent pairs, the Jacobian penalty's projections) draw from it, so that a
+        resumed run draws what an uninterrupted one would; ``None`` falls back to torch's
+        global generator.
     """
 
     x: torch.Tensor
@@ -40,10 +47,18 @@ class ForwardPass:
     logits: torch.Tensor
     model: torch.nn.Module
     dataset_size: int
+    generator: torch.Generator | None = None
 
     @property
     def batch_size(self) -> int:
         return self.x.shape[0]
+
+
+def _rebuild(kind: str, name: str, source: str, params: dict[str, Any]) -> "_Configured":
+    """Unpickle a method by name, loading the plugin that defines it if this process lacks it."""
+    from methods import registry
+
+    return registry.rebuild(kind, name, source, params)
 
 
 class _Configured:
@@ -78,6 +93,20 @@ class _Configured:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self.cfg)
 
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in sorted(self.to_dict().items()))
+        return f"{self.name}[{params}]"
+
+    def __reduce__(self):
+        # submitit pickles jobs into a fresh process. A plugin's class lives in a module
+        # that process has not imported, so pickle the method by (kind, name, source
+        # file, parameters) and rebuild it through the registry on the other side.
+        # Subclasses with extra state beyond ``cfg`` must override this.
+        from methods import registry
+
+        params = {f.name: getattr(self.cfg, f.name) for f in dataclasses.fields(self.cfg)}
+        return _rebuild, (self.kind, self.name, registry.source_of(type(self)), params)
+
 
 class Objective(_Configured):
     """A base model's training loss (β-VAE, β-TCVAE, ...).
@@ -110,4 +139,53 @@ class Regulariser(_Configured):
         raise NotImplementedError
 
 
-MethodFactory = Callable[..., _Configured]
+class MethodOutputError(TypeError):
+    """A method returned something other than ``(scalar tensor, dict[str, float])``.
+
+    The message names the method, its kind and the file that defines it.
+    """
+
+
+def _describe(term: Any) -> str:
+    from methods import registry
+
+    kind = getattr(term, "kind", "method") or "method"
+    return f"{kind} {getattr(term, 'name', type(term).__name__)!r} ({registry.source_of(type(term))})"
+
+
+def call_checked(term: Callable[[ForwardPass], Any], out: ForwardPass) -> LossAndLogs:
+    """Call an objective or regulariser and check what it returned.
+
+    Returns ``(loss, logs)`` with ``logs`` converted to a fresh ``dict[str, float]``.
+    Raises :class:`MethodOutputError` naming the method and its file when the result is
+    not a pair, the loss is not a one-element floating-point tensor, or a log value is not a
+    real number (a tensor in the logs would keep the autograd graph alive and sync the
+    device; call ``.item()``). A non-finite loss is *not* an error here: that is a
+    diverged run, which the training loop reports with the step.
+    """
+    result = term(out)
+    if not (isinstance(result, tuple) and len(result) == 2):
+        got = f"a tuple of length {len(result)}" if isinstance(result, tuple) else type(result).__name__
+        raise MethodOutputError(f"{_describe(term)} returned {got}; expected (loss, logs): a scalar tensor and a dict of floats")
+    loss, logs = result
+    if not isinstance(loss, torch.Tensor):
+        raise MethodOutputError(f"{_describe(term)} returned a loss of type {type(loss).__name__}; expected a scalar torch.Tensor")
+    if loss.numel() != 1 or not loss.is_floating_point():
+        raise MethodOutputError(
+            f"{_describe(term)} returned a loss of shape {tuple(loss.shape)} and dtype {loss.dtype}; "
+            "expected a floating-point scalar (reduce over the batch, e.g. .mean() or .sum())"
+        )
+    if not isinstance(logs, dict):
+        raise MethodOutputError(f"{_describe(term)} returned logs of type {type(logs).__name__}; expected a dict[str, float]")
+    clean: dict[str, float] = {}
+    for key, value in logs.items():
+        if not isinstance(key, str):
+            raise MethodOutputError(f"{_describe(term)} returned a log key {key!r}; log keys must be str")
+        if isinstance(value, torch.Tensor) or isinstance(value, bool) or not isinstance(value, numbers.Real):
+            hint = " (call .item() on it)" if isinstance(value, torch.Tensor) else ""
+            raise MethodOutputError(
+                f"{_describe(term)} returned log {key!r} of type {type(value).__name__}{hint}; log values must be floats"
+            )
+        clean[key] = float(value)
+    return loss.reshape(()), clean
+

@@ -24,6 +24,8 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 @register
 class BetaVAE(Objective):
+    """``recon + β · KL``; β = 1 is the plain VAE (our default; studies sweep β)."""
+
     name = "beta_vae"
 
     @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class BetaVAE(Objective):
         beta: float = 1.0
 
         def __post_init__(self):
-            if self.beta < 0:
+            if not self.beta >= 0:
                 raise ValueError(f"beta must be >= 0, got {self.beta}")
 
     def __call__(self, out: ForwardPass) -> LossAndLogs:
