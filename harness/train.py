@@ -97,12 +97,19 @@ def train_run(run: RunSpec, workdir: Path, *, progress: bool | str = True,
         noise.set_state(ckpt["noise"].cpu() if device.type == "cpu" else ckpt["noise"])
         sampler.set_state(ckpt["sampler"])
         step, curve, elapsed = ckpt["step"], ckpt["curve"], ckpt["elapsed"]
+        torch.set_rng_state(ckpt["torch_rng"].cpu())
+        if ckpt.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
         log.info("%s: resumed at step %d", run.name, step)
 
     def checkpoint() -> None:
         _atomic_torch_save({
             "model": model.state_dict(), "optimizer": opt.state_dict(), "noise": noise.get_state(),
             "sampler": sampler.get_state(), "step": step, "curve": curve, "elapsed": elapsed,
+            # Methods may draw from torch's global RNG (HFS's latent pairs, Hutchinson
+            # probes): it is part of the run's state too.
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
         }, ckpt_path)
 
     bar = None

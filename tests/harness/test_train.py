@@ -32,6 +32,26 @@ def test_resumed_run_equals_uninterrupted_bit_for_bit(tmp_path, one_run):
     assert straight["steps"] == resumed["steps"] == 6
 
 
+@pytest.mark.parametrize("regulariser", [
+    {"name": "hfs", "params": {"num_pairs": 5, "weight": 1.0}},
+    {"name": "jacobian", "params": {"weight": 1.0}},
+    {"name": "gmg", "params": {"cost": "cos", "side": "decoder", "weight": 1.0}},
+    {"name": "dst", "params": {"cost": "l2sq", "side": "encoder", "weight": 1.0}},
+])
+def test_resume_is_exact_with_regularisers(tmp_path, write_spec, tiny_spec, regulariser):
+    """Regularisers may draw random numbers (pairs, probes): resuming must replay them."""
+    tiny_spec["methods"][0]["regularisers"] = [regulariser]
+    tiny_spec["methods"][0]["params"]["beta"] = 1.0
+    tiny_spec["train"].update(steps=4, checkpoint_every=2)
+    run = load_spec(write_spec(tiny_spec)).runs()[0]
+    train_run(run, tmp_path / "a", progress=False)
+    with pytest.raises(Interrupted):
+        train_run(run, tmp_path / "b", progress=False, stop_after=3)
+    train_run(run, tmp_path / "b", progress=False)
+    a, b = _state(tmp_path / "a"), _state(tmp_path / "b")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_different_seeds_differ(tmp_path, write_spec, tiny_spec):
     runs = load_spec(write_spec(tiny_spec)).runs()
     r0, r1 = [r for r in runs if r.objective_params["beta"] == 1.0]
