@@ -23,6 +23,7 @@ from harness.results import ResultsStore, atomic_write_text, provenance
 from harness.spec import RunSpec
 from methods import registry
 from methods.architectures import VAE
+from methods.base import call_checked
 
 __all__ = ["train_run", "run_and_store", "load_model", "representation_function", "Interrupted"]
 
@@ -60,11 +61,6 @@ def _build_terms(run: RunSpec):
     objective = registry.build(run.objective, "objective", run.objective_params)
     regs = [registry.build(name, "regulariser", params) for name, params in run.regularisers]
     return objective, regs
-
-
-def _call(term, out) -> tuple[torch.Tensor, dict[str, float]]:
-    checked = getattr(__import__("methods.base", fromlist=["call_checked"]), "call_checked", None)
-    return checked(term, out) if checked else term(out)
 
 
 def train_run(run: RunSpec, workdir: Path, *, progress: bool | str = True,
@@ -126,9 +122,9 @@ def train_run(run: RunSpec, workdir: Path, *, progress: bool | str = True,
         factors = dataset.sample_factors(cfg.batch_size, sampler)
         x = dataset.training_batch(factors, sampler, device)
         out = model(x, generator=noise, dataset_size=dataset.dataset_size)
-        loss, logs = _call(objective, out)
+        loss, logs = call_checked(objective, out)
         for reg in regs:
-            term, rlogs = _call(reg, out)
+            term, rlogs = call_checked(reg, out)
             loss = loss + reg.cfg.weight * term
             logs.update({f"{reg.name}.{k}": v for k, v in rlogs.items()})
             logs[reg.name] = float(term.detach())
