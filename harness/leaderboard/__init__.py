@@ -1,0 +1,95 @@
+"""Leaderboards: results store → pandas → markdown, plus immutable, rebuildable releases.
+
+    board = build(spec, store)          # aggregate; board.markdown is the "latest" text
+    write_latest(board)                 # leaderboards/<study>/latest.md (+ latest/ tables), not a release
+    publish(spec, store)                # leaderboards/<study>/vN/, LATEST, CHANGELOG.md, README.md
+    verify("leaderboards/demo/v1")      # rebuild leaderboard.md from the manifest, compare bytes
+
+The leaderboards root is ``root=`` if given, else ``$GMGBENCH_LEADERBOARDS``, else
+``<repo>/leaderboards``. See docs/leaderboards.md.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.leaderboard.aggregate import Aggregate, LeaderboardError, Options, aggregate, collect
+from harness.leaderboard.export import export_dlib
+from harness.leaderboard.release import ReleaseExists, rebuild, spec_from_dict, spec_hash, spec_to_dict, verify
+from harness.leaderboard.render import render
+
+__all__ = ["Board", "build", "write_latest", "publish", "rebuild", "verify", "leaderboards_root",
+           "LeaderboardError", "ReleaseExists", "Options", "export_dlib", "spec_to_dict", "spec_from_dict",
+           "spec_hash"]
+
+_REPO = Path(__file__).resolve().parents[2]
+ENV_ROOT = "GMGBENCH_LEADERBOARDS"
+
+
+def leaderboards_root(root: str | Path | None = None) -> Path:
+    if root is not None:
+        return Path(root)
+    env = os.environ.get(ENV_ROOT)
+    return Path(env) if env else _REPO / "leaderboards"
+
+
+@dataclass
+class Board:
+    """A built leaderboard: the aggregate plus where it goes."""
+
+    spec: object
+    store: object
+    agg: Aggregate
+    root: Path
+
+    @property
+    def markdown(self) -> str:
+        return render(self.agg, release=None)
+
+    @property
+    def study(self) -> str:
+        return self.agg.study
+
+
+def build(spec, store, *, all_settings: bool = False, root: str | Path | None = None) -> Board:
+    """Aggregate the study's results (see :func:`harness.leaderboard.aggregate.aggregate`)."""
+    options = Options.from_spec(spec, all_settings=all_settings)
+    agg = aggregate(spec, collect(spec, store), options)
+    return Board(spec=spec, store=store, agg=agg, root=leaderboards_root(root))
+
+
+def write_latest(board: Board, root: str | Path | None = None) -> Path:
+    """Write ``<root>/<study>/latest.md`` and ``latest/{runs,aggregate,ranks}.{csv,parquet}``.
+
+    Overwritten on every call: it is a working view, never a release.
+    """
+    from harness.leaderboard.release import _atomic_text, _write_tables
+
+    study_dir = leaderboards_root(root if root is not None else board.root) / board.study
+    _write_tables(board.agg, study_dir / "latest")
+    path = study_dir / "latest.md"
+    _atomic_text(path, board.markdown)
+    return path
+
+
+def _default_command(spec, all_settings: bool) -> str:
+    if spec.path is None:
+        return f"harness.leaderboard.publish(<spec {spec.name!r}>, all_settings={all_settings})"
+    return "gmgbench leaderboard " + shlex.quote(str(spec.path)) + " --publish" + (" --all-settings" if all_settings else "")
+
+
+def publish(spec, store, *, all_settings: bool = False, root: str | Path | None = None,
+            command: str | None = None, version: int | None = None, figures: bool | None = None) -> Path:
+    """Publish the next version ``<root>/<study>/vN/``; returns its folder.
+
+    ``command`` is recorded as the build command (default: the equivalent ``gmgbench``
+    call); ``version`` forces N and fails if that version exists; ``figures=False`` skips
+    the figures (the spec's ``leaderboard.figures`` otherwise).
+    """
+    from harness.leaderboard.release import publish_release
+
+    board = build(spec, store, all_settings=all_settings, root=root)
+    return publish_release(board.agg, spec, store, root=board.root,
+                           command=command or _default_command(spec, all_settings), version=version, figures=figures)

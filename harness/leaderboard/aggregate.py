@@ -1,0 +1,385 @@
+"""Results → per-run rows → aggregated rows → model selection → ranks (pandas / NumPy).
+
+Everything here is a pure function of the study spec, the leaderboard options and the
+per-run table, so that a release can be rebuilt from its stored per-run table alone.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import numbers
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["LeaderboardError", "Options", "Aggregate", "collect", "aggregate", "RUN_COLUMNS", "metric_columns",
+           "normalise_runs"]
+
+
+class LeaderboardError(ValueError):
+    """Bad leaderboard input (spec key, release folder, file); the message names it."""
+
+
+# Per-run columns that are not metrics; every other column is a ``<metric>.<key>`` value.
+RUN_COLUMNS = ("run_id", "dataset", "method", "setting", "seed", "status", "error", "steps", "final_loss",
+               "train_seconds", "eval_seconds", "git_commit", "result_file", "result_sha256")
+_STR_COLUMNS = ("run_id", "dataset", "method", "setting", "status", "error", "git_commit", "result_file",
+                "result_sha256")
+
+# dlib's unsupervised scores measure dependence between codes: lower is more disentangled.
+DEFAULT_LOWER = ("unsupervised.gaussian_total_correlation", "unsupervised.gaussian_wasserstein_correlation",
+                 "unsupervised.gaussian_wasserstein_correlation_norm", "unsupervised.mutual_info_score")
+# Counts, not scores: never bolded or ranked.
+DEFAULT_NEUTRAL = ("factor_vae.num_active_dims", "irs.num_active_dims")
+
+_OPTION_KEYS = {
+    "selection": "metric (<metric>.<key>) whose best mean over seeds selects each method's setting",
+    "all_settings": "true: one row per hyperparameter setting, no selection",
+    "metrics": "list of <metric>.<key> columns to show (default: every one in the results)",
+    "lower_is_better": "list of <metric>.<key> columns where lower is better",
+    "digits": "decimals shown in cells",
+    "bootstrap": "bootstrap resamples of the seeds for rank intervals",
+    "bootstrap_seed": "seed of the bootstrap",
+    "figures": "false: publish without figures",
+}
+
+
+@dataclass(frozen=True)
+class Options:
+    """Leaderboard settings: the study spec's ``leaderboard:`` block plus command-line flags."""
+
+    selection: str = "dci.disentanglement"
+    all_settings: bool = False
+    metrics: tuple[str, ...] | None = None
+    lower_is_better: tuple[str, ...] = DEFAULT_LOWER
+    digits: int = 3
+    bootstrap: int = 1000
+    bootstrap_seed: int = 0
+    figures: bool = True
+
+    def __post_init__(self):
+        if "." not in self.selection:
+            raise LeaderboardError(f"leaderboard.selection: expected '<metric>.<key>' "
+                                   f"(e.g. dci.disentanglement), got {self.selection!r}")
+        if not 0 <= self.digits <= 10:
+            raise LeaderboardError(f"leaderboard.digits: expected 0..10, got {self.digits}")
+        if self.bootstrap < 1:
+            raise LeaderboardError(f"leaderboard.bootstrap: expected ≥ 1 resamples, got {self.bootstrap}")
+
+    @classmethod
+    def from_spec(cls, spec, all_settings: bool | None = None) -> "Options":
+        where = f"{spec.path or '<study spec>'}: leaderboard"
+        raw = dict(spec.leaderboard or {})
+        unknown = sorted(set(raw) - set(_OPTION_KEYS))
+        if unknown:
+            valid = ", ".join(f"{k} ({v})" for k, v in _OPTION_KEYS.items())
+            raise LeaderboardError(f"{where}.{unknown[0]}: unknown key; valid keys: {valid}")
+        kw: dict[str, Any] = {}
+        for key in ("metrics", "lower_is_better"):
+            if key in raw:
+                val = raw[key]
+                if isinstance(val, str) or not all(isinstance(v, str) for v in (val or [])):
+                    raise LeaderboardError(f"{where}.{key}: expected a list of '<metric>.<key>' names, got {val!r}")
+                kw[key] = tuple(val)
+        for key, typ in (("selection", str), ("all_settings", bool), ("digits", int), ("bootstrap", int),
+                         ("bootstrap_seed", int), ("figures", bool)):
+            if key in raw:
+                if not isinstance(raw[key], typ) or (typ is int and isinstance(raw[key], bool)):
+                    raise LeaderboardError(f"{where}.{key}: expected {typ.__name__}, got {raw[key]!r}")
+                kw[key] = raw[key]
+        if all_settings:
+            kw["all_settings"] = True
+        try:
+            opts = cls(**kw)
+        except LeaderboardError as err:
+            raise LeaderboardError(f"{spec.path or '<study spec>'}: {err}") from None
+        configured = (spec.evaluation or {}).get("metrics") or {}
+        metric = opts.selection.split(".", 1)[0]
+        if configured and metric not in configured:
+            raise LeaderboardError(f"{where}.selection: {opts.selection!r} is not computed by this study; "
+                                   f"evaluation.metrics has {', '.join(configured)}")
+        return opts
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["metrics"] = list(self.metrics) if self.metrics is not None else None
+        d["lower_is_better"] = list(self.lower_is_better)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Options":
+        d = dict(d)
+        d["metrics"] = tuple(d["metrics"]) if d.get("metrics") is not None else None
+        d["lower_is_better"] = tuple(d.get("lower_is_better", DEFAULT_LOWER))
+        return cls(**d)
+
+    def direction(self, column: str) -> int:
+        """+1 higher is better, −1 lower is better, 0 not a score."""
+        if column in DEFAULT_NEUTRAL:
+            return 0
+        return -1 if column in self.lower_is_better else 1
+
+
+@dataclass
+class Aggregate:
+    """What the renderer, the figures and the releases consume.
+
+    Attributes:
+      runs: one row per run the spec expects (``RUN_COLUMNS`` + metric columns), in spec order.
+      table: one row per dataset × method × setting: counts, ``<col>.mean/.std/.n`` per metric,
+        ``selected`` (shown on the board), ``settings`` (how many settings competed),
+        ``<col>.reference``/``<col>.delta`` where the spec gives a reference.
+      ranks: one row per board entry: ``avg_rank``, ``rank_lo``/``rank_hi`` (bootstrap
+        interval), ``n_datasets`` and ``rank.<dataset>``.
+    """
+
+    study: str
+    description: str
+    datasets: list[str]
+    metrics: list[str]
+    options: Options
+    runs: pd.DataFrame
+    table: pd.DataFrame
+    ranks: pd.DataFrame
+    references: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def board(self) -> pd.DataFrame:
+        """The rows shown: the selected setting per method × dataset (or every setting)."""
+        return self.table[self.table["selected"]].reset_index(drop=True)
+
+    def entry(self, method: str, setting: str) -> str:
+        return f"{method} [{setting}]" if self.options.all_settings else method
+
+
+# -- per-run rows --------------------------------------------------------------------------
+def _sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def collect(spec, store) -> pd.DataFrame:
+    """One row per run ``spec.runs()`` expects: ``done``, ``failed`` or ``missing``.
+
+    Results in the store that the spec does not expect (an older grid) are left out.
+    """
+    rows = []
+    for run in spec.runs():
+        rid = run.run_id
+        row: dict[str, Any] = {"run_id": rid, "dataset": run.dataset, "method": run.method, "setting": run.setting,
+                               "seed": int(run.seed), "status": "missing", "error": "", "steps": math.nan,
+                               "final_loss": math.nan, "train_seconds": math.nan, "eval_seconds": math.nan,
+                               "git_commit": "", "result_file": "", "result_sha256": ""}
+        path = store.result_path(rid)
+        if path.is_file():
+            result = store.read_result(rid)
+            row["status"] = "done" if result.get("status", "done") == "done" else "failed"
+            row["result_file"] = str(path.relative_to(store.root))
+            row["result_sha256"] = _sha256(path)
+            training = result.get("training") or {}
+            row["steps"] = _num(training.get("steps"))
+            row["final_loss"] = _num((training.get("final") or {}).get("loss"))
+            row["train_seconds"] = _num(training.get("train_seconds"))
+            prov = result.get("provenance") or {}
+            row["eval_seconds"] = _num(prov.get("eval_seconds"))
+            row["git_commit"] = str(prov.get("git_commit", ""))
+            metrics = result.get("metrics") or {}
+            if not isinstance(metrics, dict):
+                raise LeaderboardError(f"{path}: 'metrics' must be a mapping {{metric: {{key: value}}}}")
+            for mname, values in metrics.items():
+                if not isinstance(values, dict):
+                    raise LeaderboardError(f"{path}: metrics.{mname} must be a mapping {{key: value}}, got {values!r}")
+                for key, v in values.items():
+                    if isinstance(v, numbers.Real) and not isinstance(v, bool):
+                        row[f"{mname}.{key}"] = float(v)
+        else:
+            failure = store.read_failure(rid)
+            if failure is not None:
+                row["status"] = "failed"
+                row["error"] = str(failure.get("error", ""))
+                fpath = store.failure_path(rid)
+                row["result_file"] = str(fpath.relative_to(store.root))
+                row["result_sha256"] = _sha256(fpath)
+        rows.append(row)
+    return normalise_runs(pd.DataFrame(rows))
+
+
+def _num(v) -> float:
+    return float(v) if isinstance(v, numbers.Real) and not isinstance(v, bool) else math.nan
+
+
+def metric_columns(runs: pd.DataFrame) -> list[str]:
+    return sorted(c for c in runs.columns if c not in RUN_COLUMNS)
+
+
+def normalise_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Fixed column order and dtypes, so a table read back from parquet aggregates identically."""
+    runs = runs.copy()
+    for col in RUN_COLUMNS:
+        if col not in runs.columns:
+            runs[col] = "" if col in _STR_COLUMNS else math.nan
+    for col in _STR_COLUMNS:
+        runs[col] = runs[col].fillna("").astype(str)
+    runs["seed"] = runs["seed"].astype("int64")
+    for col in [c for c in runs.columns if c not in _STR_COLUMNS and c != "seed"]:
+        runs[col] = runs[col].astype("float64")
+    return runs[list(RUN_COLUMNS) + metric_columns(runs)].reset_index(drop=True)
+
+
+# -- aggregation -----------------------------------------------------------------------------
+def _stats(values: np.ndarray) -> tuple[float, float, int]:
+    n = len(values)
+    if n == 0:
+        return math.nan, math.nan, 0
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if n > 1 else math.nan, n
+
+
+def references(spec, datasets: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
+    """``{(dataset, method): {"values": {col: float}, "source": str}}`` from ``methods[].reference``.
+
+    The spec's shape: ``reference: {<dataset>: {<metric>.<key>: value, source: "paper Table 1"}}``.
+    """
+    out = {}
+    where = spec.path or "<study spec>"
+    for m in spec.methods:
+        for ds, entry in (m.reference or {}).items():
+            key = f"{where}: methods[{m.label}].reference.{ds}"
+            if ds not in datasets:
+                raise LeaderboardError(f"{key}: not a dataset of this study ({', '.join(datasets)})")
+            if not isinstance(entry, dict):
+                raise LeaderboardError(f"{key}: expected {{<metric>.<key>: value, source: text}}, got {entry!r}")
+            values, source = {}, str(entry.get("source", ""))
+            for col, v in entry.items():
+                if col == "source":
+                    continue
+                if "." not in col or not isinstance(v, numbers.Real) or isinstance(v, bool):
+                    raise LeaderboardError(f"{key}.{col}: expected '<metric>.<key>: number', got {col!r}: {v!r}")
+                values[col] = float(v)
+            out[(ds, m.label)] = {"values": values, "source": source}
+    return out
+
+
+def aggregate(spec, runs: pd.DataFrame, options: Options) -> Aggregate:
+    """Aggregate per-run rows into the board: statistics, selection, references, ranks."""
+    runs = normalise_runs(runs)
+    datasets = [d for d, _ in spec.datasets]
+    present = metric_columns(runs)
+    if options.metrics is not None:
+        unknown = [c for c in options.metrics if c not in present]
+        if unknown and len(runs[runs.status == "done"]):
+            raise LeaderboardError(f"{spec.path or '<study spec>'}: leaderboard.metrics: {unknown[0]!r} is in no "
+                                   f"result; the results have {', '.join(present) or 'no metrics'}")
+        cols = list(options.metrics)
+    else:
+        cols = present
+    sel = options.selection
+    cols = [sel] + [c for c in cols if c != sel]
+    for c in cols:
+        if c not in runs.columns:
+            runs[c] = math.nan
+
+    refs = references(spec, datasets)
+    rows = []
+    for (ds, method, setting), g in runs.groupby(["dataset", "method", "setting"], sort=False):
+        done = g[g["status"] == "done"]
+        row: dict[str, Any] = {"dataset": ds, "method": method, "setting": setting, "expected": len(g),
+                               "done": len(done), "failed": int((g["status"] == "failed").sum()),
+                               "missing": int((g["status"] == "missing").sum())}
+        for c in cols:
+            row[f"{c}.mean"], row[f"{c}.std"], row[f"{c}.n"] = _stats(done[c].dropna().to_numpy(float))
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if table.empty:
+        raise LeaderboardError(f"{spec.path or '<study spec>'}: the spec expects no runs")
+
+    # Selection: the setting with the best mean; ties and all-missing go to the spec's first.
+    direction = options.direction(sel) or 1
+    selected = np.zeros(len(table), bool)
+    n_settings = np.zeros(len(table), int)
+    for _, idx in table.groupby(["dataset", "method"], sort=False).groups.items():
+        idx = list(idx)
+        n_settings[idx] = len(idx)
+        if options.all_settings:
+            selected[idx] = True
+            continue
+        scores = direction * table.loc[idx, f"{sel}.mean"].to_numpy(float)
+        best = int(np.nanargmax(scores)) if np.isfinite(scores).any() else 0
+        selected[idx[best]] = True
+    table["selected"] = selected
+    table["settings"] = n_settings
+
+    for (ds, method), ref in refs.items():
+        mask = (table["dataset"] == ds) & (table["method"] == method)
+        for c, v in ref["values"].items():
+            if f"{c}.reference" not in table.columns:
+                table[f"{c}.reference"] = math.nan
+                table[f"{c}.delta"] = math.nan
+            table.loc[mask, f"{c}.reference"] = v
+            if f"{c}.mean" in table.columns:
+                table.loc[mask, f"{c}.delta"] = table.loc[mask, f"{c}.mean"] - v
+
+    agg = Aggregate(study=spec.name, description=spec.description, datasets=datasets, metrics=cols,
+                    options=options, runs=runs, table=table, ranks=pd.DataFrame(), references=refs)
+    agg.ranks = _ranks(agg)
+    return agg
+
+
+# -- ranks -----------------------------------------------------------------------------------
+def _rank_desc(scores: np.ndarray) -> np.ndarray:
+    """Rank along the last axis, 1 = highest, ties share the average rank."""
+    from scipy.stats import rankdata
+
+    return rankdata(-scores, axis=-1, method="average")
+
+
+def _ranks(agg: Aggregate) -> pd.DataFrame:
+    """Ranks of the shown entries per dataset by the selection metric, averaged over datasets.
+
+    The interval resamples, per dataset and entry, the seeds of the shown setting with
+    replacement (the selection itself is kept fixed), re-ranks, and takes the 2.5 and 97.5
+    percentiles of the average rank over ``options.bootstrap`` resamples.
+    """
+    opts, sel = agg.options, agg.options.selection
+    sign = opts.direction(sel) or 1
+    board = agg.board
+    entries = list(dict.fromkeys(agg.entry(m, s) for m, s in zip(board["method"], board["setting"])))
+    pos = {e: i for i, e in enumerate(entries)}
+    n_e, n_d, B = len(entries), len(agg.datasets), opts.bootstrap
+    point = np.full((n_e, n_d), np.nan)
+    boot = np.full((B, n_e, n_d), np.nan)
+    rng = np.random.default_rng(opts.bootstrap_seed)
+    done = agg.runs[agg.runs["status"] == "done"]
+    for d, ds in enumerate(agg.datasets):
+        rows = board[board["dataset"] == ds]
+        have, means, draws = [], [], []
+        for _, r in rows.iterrows():
+            vals = done.loc[(done["dataset"] == ds) & (done["method"] == r["method"]) & (done["setting"] == r["setting"]),
+                            sel].dropna().to_numpy(float)
+            if len(vals) == 0:
+                continue
+            have.append(pos[agg.entry(r["method"], r["setting"])])
+            means.append(sign * vals.mean())
+            draws.append(sign * vals[rng.integers(0, len(vals), size=(B, len(vals)))].mean(axis=1))
+        if not have:
+            continue
+        point[have, d] = _rank_desc(np.array(means))
+        boot[:, have, d] = _rank_desc(np.stack(draws, axis=1))
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            avg = np.nanmean(point, axis=1)
+            boot_avg = np.nanmean(boot, axis=2)
+            lo = np.nanpercentile(boot_avg, 2.5, axis=0) if n_e else np.zeros(0)
+            hi = np.nanpercentile(boot_avg, 97.5, axis=0) if n_e else np.zeros(0)
+    out = pd.DataFrame({"entry": entries, "avg_rank": avg, "rank_lo": lo, "rank_hi": hi,
+                        "n_datasets": np.isfinite(point).sum(axis=1).astype(int)})
+    for d, ds in enumerate(agg.datasets):
+        out[f"rank.{ds}"] = point[:, d]
+    return out

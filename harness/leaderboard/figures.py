@@ -1,0 +1,272 @@
+"""Release figures (matplotlib, PNG): seed spread, training curves, traversals, reconstructions.
+
+Each function writes one PNG and returns its record ``{path, kind, dataset, caption, ...}``
+for the manifest; the markdown links the figures listed there. Figures use matplotlib's
+object API (no pyplot state), so building them never touches a user's backend.
+"""
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.leaderboard.aggregate import Aggregate
+
+__all__ = ["make_figures", "selection_chart", "training_curves", "model_figures", "slug"]
+
+_DPI = 100
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
+
+
+def _figure(w: float, h: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(w, h), dpi=_DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # No software/date metadata: the same figure gives the same bytes.
+    fig.savefig(path, format="png", dpi=_DPI, metadata={"Software": None}, bbox_inches="tight")
+
+
+def _board_entries(agg: Aggregate, ds: str) -> list[tuple[str, Any]]:
+    board = agg.board
+    rows = board[board["dataset"] == ds]
+    ranks = dict(zip(agg.ranks["entry"], agg.ranks["avg_rank"]))
+    items = [(agg.entry(r["method"], r["setting"]), r) for _, r in rows.iterrows()]
+    return sorted(items, key=lambda it: (not math.isfinite(ranks.get(it[0], math.nan)), ranks.get(it[0], math.inf)))
+
+
+def _seed_values(agg: Aggregate, ds: str, row, col: str) -> tuple[np.ndarray, np.ndarray]:
+    runs = agg.runs
+    m = (runs["dataset"] == ds) & (runs["method"] == row["method"]) & (runs["setting"] == row["setting"]) \
+        & (runs["status"] == "done")
+    sub = runs.loc[m, ["seed", col]].dropna()
+    return sub["seed"].to_numpy(), sub[col].to_numpy(float)
+
+
+def selection_chart(agg: Aggregate, ds: str, out_dir: Path) -> dict[str, Any]:
+    """Per method: every seed's value (dots), mean ± std (bar), reference (diamond)."""
+    sel = agg.options.selection
+    items = _board_entries(agg, ds)
+    fig = _figure(1.6 + 1.3 * max(len(items), 2), 3.6)
+    ax = fig.add_subplot(1, 1, 1)
+    for i, (entry, row) in enumerate(items):
+        _, vals = _seed_values(agg, ds, row, sel)
+        if len(vals):
+            jitter = np.linspace(-0.12, 0.12, len(vals)) if len(vals) > 1 else np.zeros(1)
+            ax.scatter(i + jitter, vals, s=22, color="0.45", zorder=3, label="seed" if i == 0 else None)
+            std = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
+            ax.errorbar([i], [vals.mean()], yerr=[std], fmt="s", color="C0", ms=8, capsize=6, lw=2, zorder=4,
+                        label="mean ± std" if i == 0 else None)
+        ref = row.get(f"{sel}.reference", math.nan) if hasattr(row, "get") else math.nan
+        if isinstance(ref, float) and math.isfinite(ref):
+            ax.scatter([i + 0.3], [ref], marker="D", color="C3", zorder=4, label="reference")
+    ax.set_xticks(range(len(items)))
+    ax.set_xticklabels([e for e, _ in items], rotation=15, ha="right", fontsize=9)
+    ax.set_xlim(-0.6, len(items) - 0.4)
+    ax.set_ylabel(sel)
+    ax.set_title(f"{ds}: {sel} of the shown setting, per seed")
+    ax.grid(axis="y", alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    uniq = dict(zip(labels, handles))
+    if uniq:
+        ax.legend(uniq.values(), uniq.keys(), fontsize=8, loc="best")
+    path = out_dir / f"{slug(ds)}-selection.png"
+    _save(fig, path)
+    return {"path": f"figures/{path.name}", "kind": "selection", "dataset": ds,
+            "caption": f"{ds}: {sel} per method (dots: seeds; square and bar: mean ± std)"}
+
+
+def training_curves(agg: Aggregate, ds: str, curves: dict[str, list[dict]], out_dir: Path) -> dict[str, Any] | None:
+    """Loss terms against steps: mean over seeds (line) and the seeds' range (band)."""
+    items = _board_entries(agg, ds)
+    runs = agg.runs
+    series: dict[str, list[list[dict]]] = {}
+    for entry, row in items:
+        ids = runs.loc[(runs["dataset"] == ds) & (runs["method"] == row["method"]) & (runs["setting"] == row["setting"])
+                       & (runs["status"] == "done"), "run_id"]
+        cs = [curves[i] for i in ids if curves.get(i)]
+        if cs:
+            series[entry] = cs
+    if not series:
+        return None
+    keys = ["loss"] + [k for k in ("recon", "kl") if any(k in p for cs in series.values() for c in cs for p in c)]
+    extra = sorted({k for cs in series.values() for c in cs for p in c for k in p
+                    if k not in ("step", "loss", "recon", "kl") and "." not in k})
+    keys += extra[:2]
+    fig = _figure(4.2 * len(keys), 3.3)
+    for j, key in enumerate(keys):
+        ax = fig.add_subplot(1, len(keys), j + 1)
+        for i, (entry, cs) in enumerate(series.items()):
+            steps = sorted({p["step"] for c in cs for p in c if key in p})
+            if not steps:
+                continue
+            mat = np.full((len(cs), len(steps)), np.nan)
+            at = {s: k for k, s in enumerate(steps)}
+            for r, c in enumerate(cs):
+                for p in c:
+                    if key in p:
+                        mat[r, at[p["step"]]] = p[key]
+            with np.errstate(all="ignore"):
+                import warnings
+
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    mean, lo, hi = np.nanmean(mat, 0), np.nanmin(mat, 0), np.nanmax(mat, 0)
+            ax.plot(steps, mean, color=f"C{i}", lw=1.6, label=f"{entry} ({len(cs)} seeds)")
+            if len(cs) > 1:
+                ax.fill_between(steps, lo, hi, color=f"C{i}", alpha=0.2, lw=0)
+        ax.set_title(key)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        if j == 0:
+            ax.legend(fontsize=8)
+    fig.suptitle(f"{ds}: training curves of the shown settings (line: mean over seeds, band: min–max)", fontsize=10)
+    path = out_dir / f"{slug(ds)}-curves.png"
+    _save(fig, path)
+    return {"path": f"figures/{path.name}", "kind": "curves", "dataset": ds,
+            "caption": f"{ds}: training curves (mean over seeds, band: min to max)"}
+
+
+def _representative(agg: Aggregate, ds: str, row) -> tuple[str, int] | None:
+    """The run of the shown setting whose selection value is nearest the median (ties: lower seed)."""
+    sel = agg.options.selection
+    runs = agg.runs
+    sub = runs[(runs["dataset"] == ds) & (runs["method"] == row["method"]) & (runs["setting"] == row["setting"])
+               & (runs["status"] == "done")].sort_values("seed")
+    if sub.empty:
+        return None
+    vals = sub[sel].to_numpy(float)
+    if np.isfinite(vals).any():
+        med = np.nanmedian(vals)
+        dist = np.where(np.isfinite(vals), np.abs(vals - med), np.inf)
+        k = int(np.argmin(dist))
+    else:
+        k = 0
+    return str(sub["run_id"].iloc[k]), int(sub["seed"].iloc[k])
+
+
+def _images(x: np.ndarray) -> np.ndarray:
+    """NCHW in [0, 1] → NHWC, greyscale squeezed for imshow."""
+    x = np.clip(np.transpose(x, (0, 2, 3, 1)), 0.0, 1.0)
+    return x[..., 0] if x.shape[-1] == 1 else x
+
+
+def _mosaic(rows: list[np.ndarray], pad: int = 2) -> np.ndarray:
+    """rows of images [k, H, W(, C)] → one padded image."""
+    h, w = rows[0].shape[1:3]
+    ncol = max(len(r) for r in rows)
+    shape = (len(rows) * (h + pad) + pad, ncol * (w + pad) + pad) + rows[0].shape[3:]
+    canvas = np.ones(shape, dtype=np.float32)
+    for i, r in enumerate(rows):
+        for j, img in enumerate(r):
+            canvas[pad + i * (h + pad): pad + i * (h + pad) + h, pad + j * (w + pad): pad + j * (w + pad) + w] = img
+    return canvas
+
+
+def model_figures(model, dataset, entry: str, ds: str, run_id: str, seed: int, out_dir: Path,
+                  *, steps: int = 9, span: float = 2.5, n_recon: int = 8) -> list[dict[str, Any]]:
+    """Latent traversals and reconstructions of one trained VAE, on fixed samples (RandomState(0))."""
+    import torch
+
+    rs = np.random.RandomState(0)
+    x = dataset.sample_observations(max(n_recon, 64), rs)  # NHWC float in [0, 1]
+    xt = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float()
+    model.eval()
+    with torch.no_grad():
+        mu, logvar = model.encode(xt)
+        kl = (0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)).mean(0).numpy()
+        order = np.argsort(-kl, kind="stable")
+        values = torch.linspace(-span, span, steps)
+        rows = []
+        for dim in order:
+            z = mu[:1].repeat(steps, 1)
+            z[:, dim] = values
+            rows.append(_images(torch.sigmoid(model.decode(z)).numpy()))
+        recon = torch.sigmoid(model.decode(mu[:n_recon])).numpy()
+    inputs = _images(xt[:n_recon].numpy())
+
+    records = []
+    cmap = "gray" if inputs.ndim == 3 else None
+    base = f"{slug(ds)}-{slug(entry)}"
+    mosaic = _mosaic(rows)
+    fig = _figure(0.62 * steps + 1.2, 0.62 * len(rows) + 0.6)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.imshow(mosaic, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+    h = rows[0].shape[1] + 2
+    ax.set_yticks([2 + h * i + h / 2 - 1 for i in range(len(rows))])
+    ax.set_yticklabels([f"z{d} KL {kl[d]:.2f}" for d in order], fontsize=7)
+    w = rows[0].shape[2] + 2
+    ax.set_xticks([2 + w * j + w / 2 - 1 for j in range(steps)])
+    ax.set_xticklabels([f"{v:+.1f}" for v in values.tolist()], fontsize=7)
+    ax.set_title(f"{entry} on {ds}, seed {seed}", fontsize=8)
+    path = out_dir / f"{base}-traversal.png"
+    _save(fig, path)
+    records.append({"path": f"figures/{path.name}", "kind": "traversal", "dataset": ds, "entry": entry,
+                    "run_id": run_id, "seed": seed, "caption": f"{entry}: latent traversals on {ds}"})
+
+    fig = _figure(0.8 * n_recon + 0.8, 2.0)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.imshow(_mosaic([inputs, _images(recon)]), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+    ax.set_yticks([2 + h / 2 - 1, 2 + h + h / 2 - 1])
+    ax.set_yticklabels(["input", "output"], fontsize=8)
+    ax.set_xticks([])
+    ax.set_title(f"{entry} on {ds}, seed {seed}", fontsize=8)
+    path = out_dir / f"{base}-reconstruction.png"
+    _save(fig, path)
+    records.append({"path": f"figures/{path.name}", "kind": "reconstruction", "dataset": ds, "entry": entry,
+                    "run_id": run_id, "seed": seed, "caption": f"{entry}: reconstructions on {ds}"})
+    return records
+
+
+def make_figures(agg: Aggregate, store, out_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every figure of a release, and notes on the ones that could not be made (and why)."""
+    records: list[dict[str, Any]] = []
+    notes: list[str] = []
+    curves: dict[str, list[dict]] = {}
+    for rid in agg.runs.loc[agg.runs["status"] == "done", "run_id"]:
+        if store is not None and store.has_result(rid):
+            curves[rid] = (store.read_result(rid).get("training") or {}).get("curve") or []
+    for ds in agg.datasets:
+        if agg.board[agg.board["dataset"] == ds].empty:
+            continue
+        records.append(selection_chart(agg, ds, out_dir))
+        rec = training_curves(agg, ds, curves, out_dir)
+        if rec is not None:
+            records.append(rec)
+        else:
+            notes.append(f"{ds}: no training curves in the results")
+        dataset = None
+        for entry, row in _board_entries(agg, ds):
+            pick = _representative(agg, ds, row)
+            if pick is None:
+                notes.append(f"{ds}: {entry}: no finished run, so no traversals or reconstructions")
+                continue
+            rid, seed = pick
+            workdir = store.workdir(rid) if store is not None else None
+            if workdir is None or not (workdir / "model.pt").is_file():
+                notes.append(f"{ds}: {entry}: model.pt of run {rid} is not in the results store, "
+                             "so no traversals or reconstructions")
+                continue
+            try:
+                from harness import data as datasets
+                from harness import train
+
+                model, run = train.load_model(workdir)
+                if dataset is None:
+                    dataset = datasets.load(run.dataset, run.dataset_root)
+                records += model_figures(model, dataset, entry, ds, rid, seed, out_dir)
+            except Exception as err:  # a figure must not block a release; say why it is missing
+                notes.append(f"{ds}: {entry}: traversals failed ({type(err).__name__}: {err})")
+    return records, notes

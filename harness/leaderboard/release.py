@@ -1,0 +1,348 @@
+"""Immutable releases ``leaderboards/<study>/vN/``: manifest, changelog, rebuild, index.
+
+A release folder is assembled under a temporary name and renamed into place, so a reader
+never sees half a release and an existing version is never replaced. Its ``manifest.json``
+holds everything the markdown shows (spec, options, commit, command, figure list), and
+``data/runs.parquet`` holds the per-run rows, so :func:`rebuild` reproduces
+``leaderboard.md`` byte for byte without the results store.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import stat
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.leaderboard import export, render
+from harness.leaderboard.aggregate import Aggregate, LeaderboardError, Options, _sha256, aggregate
+
+__all__ = ["ReleaseExists", "spec_to_dict", "spec_from_dict", "spec_hash", "versions", "publish_release",
+           "rebuild", "verify", "changes", "write_index", "MANIFEST_FORMAT"]
+
+MANIFEST_FORMAT = 1
+_VERSION = re.compile(r"^v(\d+)$")
+
+
+class ReleaseExists(LeaderboardError, FileExistsError):
+    """The version folder exists; releases are never overwritten."""
+
+
+# -- the spec as data ---------------------------------------------------------------------
+def spec_to_dict(spec) -> dict[str, Any]:
+    """Everything of a study spec that decides its runs and its leaderboard (JSON-safe)."""
+    return {
+        "name": spec.name,
+        "description": spec.description,
+        "datasets": [{"name": d, "root": r} for d, r in spec.datasets],
+        "methods": [{"label": m.label, "objective": m.objective, "params": m.params,
+                     "regularisers": [{"name": r.name, "params": r.params} for r in m.regularisers],
+                     "train": m.train, "reference": m.reference} for m in spec.methods],
+        "seeds": list(spec.seeds),
+        "train": spec.train,
+        "evaluation": spec.evaluation,
+        "leaderboard": spec.leaderboard,
+    }
+
+
+def spec_from_dict(d: dict[str, Any]):
+    """The inverse of :func:`spec_to_dict`; no registry lookups, so old releases rebuild
+    even where a plugin method is not installed."""
+    from harness.spec import MethodSpec, RegulariserSpec, StudySpec
+
+    try:
+        methods = tuple(MethodSpec(m["label"], m["objective"], dict(m["params"]),
+                                   tuple(RegulariserSpec(r["name"], dict(r["params"])) for r in m["regularisers"]),
+                                   dict(m["train"]), {}, dict(m["reference"])) for m in d["methods"])
+        return StudySpec(name=d["name"], path=None, datasets=tuple((x["name"], x["root"]) for x in d["datasets"]),
+                         methods=methods, seeds=tuple(d["seeds"]), train=dict(d["train"]),
+                         evaluation=dict(d["evaluation"]), leaderboard=dict(d["leaderboard"]),
+                         description=d.get("description", ""))
+    except (KeyError, TypeError) as err:
+        raise LeaderboardError(f"manifest.json: spec is malformed ({type(err).__name__}: {err})") from None
+
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def spec_hash(spec) -> str:
+    return hashlib.sha256(_canonical(spec_to_dict(spec)).encode()).hexdigest()
+
+
+# -- versions -----------------------------------------------------------------------------
+def versions(study_dir: Path) -> list[int]:
+    if not study_dir.is_dir():
+        return []
+    return sorted(int(m.group(1)) for p in study_dir.iterdir() if p.is_dir() and (m := _VERSION.match(p.name)))
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def _write_tables(agg: Aggregate, data_dir: Path) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for name, df in (("runs", agg.runs), ("aggregate", agg.table), ("ranks", agg.ranks)):
+        df.to_csv(data_dir / f"{name}.csv", index=False)
+        df.to_parquet(data_dir / f"{name}.parquet", index=False)
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    from harness.results import atomic_write_text
+
+    atomic_write_text(path, text)
+
+
+def _freeze(folder: Path) -> None:
+    """Read-only files: a release is not edited by accident (``rm -r`` still removes it)."""
+    for p in folder.rglob("*"):
+        if p.is_file():
+            p.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+
+
+def publish_release(agg: Aggregate, spec, store, *, root: Path, command: str, version: int | None = None,
+                    figures: bool | None = None) -> Path:
+    """Write ``root/<study>/vN/`` (N = last + 1 unless ``version``), LATEST, CHANGELOG.md, README.md."""
+    from harness.results import provenance
+
+    study_dir = root / agg.study
+    existing = versions(study_dir)
+    n = version if version is not None else (existing[-1] + 1 if existing else 1)
+    final = study_dir / f"v{n}"
+    if final.exists():
+        raise ReleaseExists(f"{final} already exists; published versions are never overwritten "
+                            f"(next free version: v{(existing[-1] + 1) if existing else 1})")
+    tmp = study_dir / f".v{n}.partial-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        prov = provenance()
+        _write_tables(agg, tmp / "data")
+        do_figures = agg.options.figures if figures is None else figures
+        if do_figures:
+            from harness.leaderboard import figures as figs
+
+            fig_records, fig_notes = figs.make_figures(agg, store, tmp / "figures")
+        else:
+            fig_records, fig_notes = [], []
+        export.export_dlib(agg.runs, tmp / "dlib", spec)
+        runs = agg.runs
+        manifest: dict[str, Any] = {
+            "format": MANIFEST_FORMAT,
+            "study": agg.study,
+            "version": f"v{n}",
+            "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "build_command": command,
+            "git_commit": prov["git_commit"],
+            "packages": prov["packages"],
+            "python": prov["python"],
+            "spec_path": str(spec.path) if spec.path else None,
+            "spec_sha256": spec_hash(spec),
+            "spec": spec_to_dict(spec),
+            "spec_raw": spec.raw or None,
+            "options": agg.options.to_dict(),
+            "results_root": str(store.root) if store is not None else None,
+            "results": [{"run_id": r.run_id, "status": r.status, "file": r.result_file, "sha256": r.result_sha256,
+                         "git_commit": r.git_commit} for r in runs.itertuples() if r.result_file],
+            "figures": fig_records,
+            "figure_notes": fig_notes,
+        }
+        md = render.render(agg, release=manifest)
+        _write(tmp / "leaderboard.md", md)
+        prev = study_dir / f"v{existing[-1]}" if existing and existing[-1] < n else None
+        _write(tmp / "changes.md", changes(agg, prev, manifest))
+        manifest["files"] = {str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        _write(tmp / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True, default=str) + "\n")
+        _freeze(tmp)
+        try:
+            os.rename(tmp, final)  # fails if another publisher took this version meanwhile
+        except OSError:
+            raise ReleaseExists(f"{final} appeared while publishing; not overwritten") from None
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    _atomic_text(study_dir / "LATEST", f"v{n}\n")
+    _write_changelog(study_dir)
+    write_index(root)
+    return final
+
+
+# -- rebuild -------------------------------------------------------------------------------
+def _manifest(version_dir: Path) -> dict[str, Any]:
+    path = version_dir / "manifest.json"
+    if not path.is_file():
+        raise LeaderboardError(f"{path}: no manifest; --rebuild takes a release folder leaderboards/<study>/vN")
+    try:
+        m = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise LeaderboardError(f"{path}: corrupt JSON ({err})") from None
+    if m.get("format") != MANIFEST_FORMAT:
+        raise LeaderboardError(f"{path}: manifest format {m.get('format')!r}, this gmgbench reads {MANIFEST_FORMAT}")
+    return m
+
+
+def rebuild(version_dir: str | Path) -> str:
+    """The markdown of a release, recomputed from its manifest and ``data/runs.parquet``.
+
+    The per-run table is checked against the SHA-256 the manifest recorded first, so a
+    tampered table is reported rather than silently rendered.
+    """
+    version_dir = Path(version_dir)
+    m = _manifest(version_dir)
+    runs_path = version_dir / "data" / "runs.parquet"
+    want = m.get("files", {}).get("data/runs.parquet")
+    if not runs_path.is_file():
+        raise LeaderboardError(f"{runs_path}: missing; the release's per-run table is needed to rebuild it")
+    if want and _sha256(runs_path) != want:
+        raise LeaderboardError(f"{runs_path}: SHA-256 differs from manifest.json; the file changed after publication")
+    spec = spec_from_dict(m["spec"])
+    agg = aggregate(spec, pd.read_parquet(runs_path), Options.from_dict(m["options"]))
+    return render.render(agg, release=m)
+
+
+def verify(version_dir: str | Path) -> tuple[bool, str]:
+    """``(identical, unified diff)`` of the rebuilt and the published leaderboard.md."""
+    import difflib
+
+    version_dir = Path(version_dir)
+    new = rebuild(version_dir)
+    old = (version_dir / "leaderboard.md").read_text()
+    if new == old:
+        return True, ""
+    diff = difflib.unified_diff(old.splitlines(True), new.splitlines(True), "published", "rebuilt")
+    return False, "".join(diff)
+
+
+# -- changelog -----------------------------------------------------------------------------
+def _key(row, all_settings: bool) -> tuple:
+    return (row["dataset"], row["method"], row["setting"]) if all_settings else (row["dataset"], row["method"])
+
+
+def _name(key: tuple) -> str:
+    return " / ".join(str(k) for k in key)
+
+
+def changes(agg: Aggregate, prev_dir: Path | None, manifest: dict[str, Any]) -> str:
+    """What changed from the previous version: rows added/removed, selected settings, run
+    counts, means that moved by more than their std (the larger of the two versions'; any
+    move when neither has a std), and average ranks."""
+    head = f"## {manifest['version']} ({manifest['created_utc'][:10]}, code `{manifest['git_commit'][:12]}`)"
+    board = agg.board
+    runs = agg.runs
+    counts = {s: int((runs["status"] == s).sum()) for s in ("done", "failed", "missing")}
+    if prev_dir is None:
+        return (f"{head}\n\nFirst release: {len(board)} rows over {len(agg.datasets)} dataset(s); "
+                f"{len(runs)} runs expected ({counts['done']} done, {counts['failed']} failed, "
+                f"{counts['missing']} missing).\n")
+    prev_m = json.loads((prev_dir / "manifest.json").read_text())
+    prev_opts = Options.from_dict(prev_m["options"])
+    prev_table = pd.read_parquet(prev_dir / "data" / "aggregate.parquet")
+    prev_board = prev_table[prev_table["selected"]]
+    prev_ranks = pd.read_parquet(prev_dir / "data" / "ranks.parquet")
+    lines = [head, "", f"Compared with {prev_m['version']}."]
+    if prev_m["spec_sha256"] != manifest["spec_sha256"]:
+        lines.append("- The study spec changed (sha256 "
+                     f"`{prev_m['spec_sha256'][:12]}` → `{manifest['spec_sha256'][:12]}`).")
+    if prev_opts.all_settings != agg.options.all_settings or prev_opts.selection != agg.options.selection:
+        lines.append(f"- Selection changed: {prev_opts.selection} (all settings: {prev_opts.all_settings}) → "
+                     f"{agg.options.selection} (all settings: {agg.options.all_settings}); rows are compared by key.")
+    allset = agg.options.all_settings
+    old = {_key(r, allset): r for _, r in prev_board.iterrows()}
+    new = {_key(r, allset): r for _, r in board.iterrows()}
+    added = [k for k in new if k not in old]
+    removed = [k for k in old if k not in new]
+    if added:
+        lines.append("- Rows added: " + "; ".join(_name(k) for k in added) + ".")
+    if removed:
+        lines.append("- Rows removed: " + "; ".join(_name(k) for k in removed) + ".")
+    d = agg.options.digits
+    moved, runs_changed, setting_changed = [], [], []
+    for k in (k for k in new if k in old):
+        a, b = old[k], new[k]
+        if a["setting"] != b["setting"]:
+            setting_changed.append(f"{_name(k)}: `{a['setting']}` → `{b['setting']}`")
+        if (int(a["done"]), int(a["failed"]), int(a["missing"])) != (int(b["done"]), int(b["failed"]), int(b["missing"])):
+            runs_changed.append(f"{_name(k)}: {int(a['done'])}/{int(a['expected'])} → {int(b['done'])}/{int(b['expected'])} done")
+        for c in agg.metrics:
+            ma, mb = a.get(f"{c}.mean", math.nan), b.get(f"{c}.mean", math.nan)
+            if not (math.isfinite(ma) and math.isfinite(mb)):
+                continue
+            sa, sb = a.get(f"{c}.std", math.nan), b.get(f"{c}.std", math.nan)
+            tol = max(s for s in (sa, sb, 0.0) if math.isfinite(s))
+            if abs(mb - ma) > tol:
+                moved.append(f"{_name(k)} / {c}: {render.cell(ma, sa, int(a[f'{c}.n']), d)} → "
+                             f"{render.cell(mb, sb, int(b[f'{c}.n']), d)} ({mb - ma:+.{d}f})")
+    if setting_changed:
+        lines.append("- Selected setting changed: " + "; ".join(setting_changed) + ".")
+    if runs_changed:
+        lines.append("- Runs changed: " + "; ".join(runs_changed) + ".")
+    if moved:
+        lines.append("- Values moved beyond their std:")
+        lines += [f"  - {m}" for m in moved]
+    pr = dict(zip(prev_ranks["entry"], prev_ranks["avg_rank"]))
+    nr = dict(zip(agg.ranks["entry"], agg.ranks["avg_rank"]))
+    rank_changes = [f"{e}: {pr[e]:.2f} → {nr[e]:.2f}" for e in nr
+                    if e in pr and math.isfinite(nr[e]) and math.isfinite(pr[e]) and abs(nr[e] - pr[e]) > 1e-9]
+    rank_changes += [f"{e}: — → {nr[e]:.2f}" for e in nr
+                     if math.isfinite(nr[e]) and (e not in pr or not math.isfinite(pr[e]))]
+    if rank_changes:
+        lines.append("- Average ranks changed: " + "; ".join(rank_changes) + ".")
+    if len(lines) == 3:
+        lines.append("- No change in rows, settings, run counts beyond their std, or ranks.")
+    return "\n".join(lines) + "\n"
+
+
+def _write_changelog(study_dir: Path) -> None:
+    parts = [f"# Changelog: {study_dir.name}", "",
+             "Generated by `gmgbench leaderboard --publish` from each version's `changes.md`; newest first.", ""]
+    for n in reversed(versions(study_dir)):
+        f = study_dir / f"v{n}" / "changes.md"
+        if f.is_file():
+            parts += [f.read_text().rstrip("\n"), ""]
+    _atomic_text(study_dir / "CHANGELOG.md", "\n".join(parts))
+
+
+def write_index(root: Path) -> Path:
+    """``root/README.md``: one row per study with a published version."""
+    from tabulate import tabulate
+
+    rows = []
+    for study_dir in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        latest = study_dir / "LATEST"
+        if not latest.is_file():
+            continue
+        v = latest.read_text().strip()
+        mpath = study_dir / v / "manifest.json"
+        if not mpath.is_file():
+            continue
+        m = json.loads(mpath.read_text())
+        ranks = pd.read_parquet(study_dir / v / "data" / "ranks.parquet")
+        runs = pd.read_parquet(study_dir / v / "data" / "runs.parquet")
+        ranks = ranks[ranks["avg_rank"].notna()].sort_values("avg_rank", kind="stable")
+        leader = f"{ranks['entry'].iloc[0]} ({ranks['avg_rank'].iloc[0]:.2f})" if len(ranks) else "—"
+        rows.append([f"[{study_dir.name}]({study_dir.name}/{v}/leaderboard.md)", v, m["created_utc"][:10],
+                     f"`{m['options']['selection']}`", f"{int((runs['status'] == 'done').sum())}/{len(runs)}",
+                     leader.replace("|", "\\|"), f"[changes]({study_dir.name}/CHANGELOG.md)",
+                     ", ".join(f"[v{n}]({study_dir.name}/v{n}/leaderboard.md)" for n in versions(study_dir))])
+    text = ["# Published leaderboards", "",
+            "Generated by `gmgbench leaderboard STUDY.yaml --publish`; do not edit by hand. Each version "
+            "folder is immutable and rebuildable with `gmgbench leaderboard --rebuild <study>/vN`.", ""]
+    if rows:
+        text.append(tabulate(rows, headers=["Study", "Latest", "Published (UTC)", "Selection", "Runs done",
+                                            "Leader (avg rank)", "Changelog", "Versions"],
+                             tablefmt="pipe", disable_numparse=True))
+    else:
+        text.append("None yet.")
+    path = root / "README.md"
+    _atomic_text(path, "\n".join(text) + "\n")
+    return path

@@ -1,0 +1,223 @@
+"""Aggregate → markdown (tabulate), readable on a code-hosting site.
+
+The text is a pure function of the :class:`~harness.leaderboard.aggregate.Aggregate` and
+the release record (version, spec hash, commit, command, figures), never of the clock or
+the machine, so a release's markdown can be rebuilt byte for byte from its manifest.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from tabulate import tabulate
+
+from harness.leaderboard.aggregate import Aggregate
+
+__all__ = ["render", "cell", "status_note"]
+
+
+def _fmt(x: float, digits: int) -> str:
+    return "—" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def cell(mean: float, std: float, n: int, digits: int) -> str:
+    """``mean ± std (n)``; ``—`` without values, ``± n/a`` for a single seed."""
+    if n == 0 or not math.isfinite(mean):
+        return "—"
+    spread = f"{std:.{digits}f}" if math.isfinite(std) else "n/a"
+    return f"{mean:.{digits}f} ± {spread} ({int(n)})"
+
+
+def status_note(row) -> str:
+    parts = [f"{int(row[k])} {k}" for k in ("failed", "missing") if int(row[k])]
+    return ", ".join(parts)
+
+
+def _esc(text: str) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def _bold_best(values: list[float], direction: int) -> set[int]:
+    arr = np.array(values, dtype=float)
+    if direction == 0 or not np.isfinite(arr).any():
+        return set()
+    best = np.nanmax(direction * arr)
+    return {i for i, v in enumerate(arr) if np.isfinite(v) and direction * v == best}
+
+
+def _table(headers: list[str], rows: list[list[str]], align: list[str]) -> str:
+    return tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True, colalign=align)
+
+
+def _arrow(direction: int) -> str:
+    return {1: " ↑", -1: " ↓", 0: ""}[direction]
+
+
+def _rank_order(agg: Aggregate, entries: list[str]) -> list[str]:
+    ranks = dict(zip(agg.ranks["entry"], agg.ranks["avg_rank"]))
+    order = {e: i for i, e in enumerate(entries)}
+    return sorted(entries, key=lambda e: (not math.isfinite(ranks.get(e, math.nan)), ranks.get(e, math.inf), order[e]))
+
+
+def render(agg: Aggregate, release: dict[str, Any] | None = None) -> str:
+    """The leaderboard's markdown; ``release`` is the manifest of a published version, or None."""
+    o, d = agg.options, agg.options.digits
+    sel = o.selection
+    board = agg.board
+    runs = agg.runs
+    counts = {s: int((runs["status"] == s).sum()) for s in ("done", "failed", "missing")}
+    out: list[str] = []
+    title = f"# Leaderboard: {agg.study}" + (f" ({release['version']})" if release else "")
+    out += [title, ""]
+    if release is None:
+        out += ["> **Not a release.** This file is rebuilt from the results store after runs finish and changes "
+                "as they do. A published, immutable version comes from "
+                f"`gmgbench leaderboard <spec> --publish` (`leaderboards/{agg.study}/vN/`).", ""]
+    if agg.description.strip():
+        out += [" ".join(agg.description.split()), ""]
+
+    best = "lowest" if o.direction(sel) < 0 else "highest"
+    if o.all_settings:
+        selection = "none: every hyperparameter setting is its own row (`--all-settings`)."
+    else:
+        selection = (f"per method and dataset, the hyperparameter setting with the {best} mean `{sel}` over "
+                     f"seeds (ties: the first setting in the spec); the other settings are in `data/aggregate.csv`.")
+    out += [
+        "## How to read this",
+        "",
+        f"- **Model selection**: {selection}",
+        "- **Cells**: mean ± sample standard deviation (number of seeds with a value) of the shown setting; "
+        "**bold** is the best mean of its column (↑ higher is better, ↓ lower is better).",
+        f"- **Rank**: per dataset by mean `{sel}` (1 = best, ties share the average rank), averaged over the "
+        f"datasets where the entry has a value; the interval is the 2.5–97.5 % range of the average rank over "
+        f"{o.bootstrap} bootstrap resamples of the seeds (seed {o.bootstrap_seed}, selection held fixed).",
+        f"- **Runs**: the spec expects {len(runs)} runs: {counts['done']} done, {counts['failed']} failed, "
+        f"{counts['missing']} missing. A cell's note counts the failed and missing runs behind it.",
+        "",
+    ]
+
+    # -- overall -----------------------------------------------------------------------
+    entries = list(agg.ranks["entry"])
+    ranked = _rank_order(agg, entries)
+    rk = agg.ranks.set_index("entry")
+    per_ds: dict[str, dict[str, Any]] = {ds: {} for ds in agg.datasets}
+    for _, r in board.iterrows():
+        per_ds[r["dataset"]][agg.entry(r["method"], r["setting"])] = r
+    headers = ["Method", "Avg rank", "95 % interval"] + [f"{ds}{_arrow(o.direction(sel) or 1)}" for ds in agg.datasets]
+    rows = []
+    bold_rank = _bold_best([rk.loc[e, "avg_rank"] for e in ranked], -1)
+    bold_ds = {ds: _bold_best([per_ds[ds][e][f"{sel}.mean"] if e in per_ds[ds] else math.nan for e in ranked],
+                              o.direction(sel) or 1) for ds in agg.datasets}
+    for i, e in enumerate(ranked):
+        avg = _fmt(rk.loc[e, "avg_rank"], 2)
+        row = [_esc(e), f"**{avg}**" if i in bold_rank else avg,
+               "—" if not math.isfinite(rk.loc[e, "rank_lo"]) else f"[{rk.loc[e, 'rank_lo']:.2f}, {rk.loc[e, 'rank_hi']:.2f}]"]
+        for ds in agg.datasets:
+            r = per_ds[ds].get(e)
+            if r is None:
+                row.append("—")
+                continue
+            c = cell(r[f"{sel}.mean"], r[f"{sel}.std"], r[f"{sel}.n"], d)
+            c = f"**{c}**" if i in bold_ds[ds] else c
+            note = status_note(r)
+            row.append(f"{c} · {note}" if note else c)
+        rows.append(row)
+    out += [f"## Overall: `{sel}`", "", _table(headers, rows, ["left", "right", "center"] + ["right"] * len(agg.datasets)), ""]
+
+    # -- per dataset -----------------------------------------------------------------------
+    figures = (release or {}).get("figures", [])
+    notes = (release or {}).get("figure_notes", [])
+    for ds in agg.datasets:
+        out += _dataset_section(agg, ds, ranked, per_ds[ds], figures, notes)
+
+    if release is not None:
+        out += _provenance(agg, release)
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _dataset_section(agg: Aggregate, ds: str, ranked: list[str], rows_by_entry: dict, figures: list[dict],
+                     notes: list[str]) -> list[str]:
+    o, d = agg.options, agg.options.digits
+    entries = [e for e in ranked if e in rows_by_entry]
+    ref_cols = [c for c in agg.metrics if f"{c}.reference" in agg.table.columns
+                and any(math.isfinite(rows_by_entry[e][f"{c}.reference"]) for e in entries)]
+    headers = ["Method"] + ([] if o.all_settings else ["Setting"]) + ["Rank"]
+    headers += [f"{c}{_arrow(o.direction(c))}" for c in agg.metrics] + ["Runs"]
+    for c in ref_cols:
+        headers += [f"Reference {c}", f"Δ {c}"]
+    bold = {c: _bold_best([rows_by_entry[e][f"{c}.mean"] for e in entries], o.direction(c)) for c in agg.metrics}
+    rank_col = f"rank.{ds}"
+    rk = agg.ranks.set_index("entry")
+    rows = []
+    for i, e in enumerate(entries):
+        r = rows_by_entry[e]
+        row = [_esc(e)]
+        if not o.all_settings:
+            setting = r["setting"] or "(none)"
+            row.append(_esc(setting) + (f" (best of {int(r['settings'])})" if int(r["settings"]) > 1 else ""))
+        row.append(_fmt(rk.loc[e, rank_col], 1))
+        for c in agg.metrics:
+            txt = cell(r[f"{c}.mean"], r[f"{c}.std"], r[f"{c}.n"], d)
+            row.append(f"**{txt}**" if i in bold[c] else txt)
+        note = status_note(r)
+        row.append(f"{int(r['done'])}/{int(r['expected'])}" + (f" ({note})" if note else ""))
+        for c in ref_cols:
+            ref, delta = r[f"{c}.reference"], r[f"{c}.delta"]
+            row += [_fmt(ref, d), "—" if not math.isfinite(delta) else f"{delta:+.{d}f}"]
+        rows.append(row)
+    align = ["left"] + ([] if o.all_settings else ["left"]) + ["right"] * (1 + len(agg.metrics)) + ["center"]
+    align += ["right"] * (2 * len(ref_cols))
+    out = [f"## {ds}", "", _table(headers, rows, align), ""]
+    sources = [(m, ref["source"]) for (rds, m), ref in agg.references.items() if rds == ds and ref["source"]]
+    if sources:
+        out += ["Reference values: " + "; ".join(f"{_esc(m)}: {_esc(s)}" for m, s in sources)
+                + ". Δ is the shown mean minus the reference.", ""]
+
+    figs = [f for f in figures if f.get("dataset") == ds]
+    for kind in ("selection", "curves"):
+        for f in (f for f in figs if f["kind"] == kind):
+            out += [f"![{f['caption']}]({f['path']})", "", f"*{f['caption']}*", ""]
+    models = [f for f in figs if f["kind"] in ("traversal", "reconstruction")]
+    if models:
+        by_method: dict[str, dict[str, dict]] = {}
+        for f in models:
+            by_method.setdefault(f["entry"], {})[f["kind"]] = f
+        rows = []
+        for e in [e for e in entries if e in by_method] + [e for e in by_method if e not in entries]:
+            fs = by_method[e]
+            any_f = next(iter(fs.values()))
+            rows.append([_esc(e), f"seed {any_f['seed']}, run `{any_f['run_id']}`"]
+                        + [f'<img src="{fs[k]["path"]}" width="360" alt="{fs[k]["caption"]}">' if k in fs else "—"
+                           for k in ("traversal", "reconstruction")])
+        out += [f"**Selected models on {ds}** (the seed whose `{o.selection}` is nearest the median of the shown "
+                "setting; traversals: each row moves one latent of one encoded image from −2.5 to 2.5 with the "
+                "others fixed, rows sorted by the latent's mean KL; reconstructions: inputs above, outputs below)",
+                "", _table(["Method", "Model", "Latent traversals", "Reconstructions"], rows,
+                           ["left", "left", "center", "center"]), ""]
+    for n in notes:
+        if n.startswith(f"{ds}:"):
+            out += [f"- {_esc(n)}"]
+    if any(n.startswith(f"{ds}:") for n in notes):
+        out += [""]
+    return out
+
+
+def _provenance(agg: Aggregate, release: dict[str, Any]) -> list[str]:
+    pk = release.get("packages", {})
+    results = release.get("results", [])
+    commits = sorted({r["git_commit"] for r in results if r.get("git_commit")})
+    return [
+        "## Provenance",
+        "",
+        f"- Built with `{release['build_command']}` at code commit `{release['git_commit']}`.",
+        f"- Study spec: `{release.get('spec_path') or '(not from a file)'}`, sha256 `{release['spec_sha256'][:16]}` "
+        "(the full spec is in `manifest.json`).",
+        f"- Results: {len(results)} result files, each listed with its SHA-256 in `manifest.json`; runs trained at "
+        f"code commit{'s' if len(commits) != 1 else ''} " + (", ".join(f"`{c[:12]}`" for c in commits) or "—") + ".",
+        "- Data: `data/runs.csv` (one row per expected run), `data/aggregate.csv` (one row per setting), "
+        "`data/ranks.csv` (also as parquet); `dlib/` holds disentanglement_lib-style `evaluation.json` files.",
+        "- Packages: " + ", ".join(f"{k} {v}" for k, v in sorted(pk.items())) + ".",
+        f"- Rebuild and check this file: `gmgbench leaderboard --rebuild leaderboards/{agg.study}/{release['version']}`.",
+        "",
+    ]
