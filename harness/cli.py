@@ -108,16 +108,48 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _leaderboard_command(args) -> str:
+    """The publish command as a user would retype it (recorded in the release's manifest)."""
+    import shlex
+
+    parts = ["gmgbench", "leaderboard", str(args.study), "--publish"]
+    for flag, value in (("--results", args.results), ("--root", args.root)):
+        if value is not None:
+            parts += [flag, str(value)]
+    parts += [f for f, on in (("--all-settings", args.all_settings), ("--no-figures", args.no_figures)) if on]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
 def cmd_leaderboard(args) -> int:
     from harness import leaderboard
 
-    spec, store = _study(args)
-    if args.publish:
-        release = leaderboard.publish(spec, store, all_settings=args.all_settings)
-        print(f"published {release}")
+    try:
+        if args.rebuild is not None:
+            same, diff = leaderboard.verify(args.rebuild)
+            if same:
+                print(f"{args.rebuild}/leaderboard.md: rebuilt from manifest.json, identical")
+                return 0
+            print(diff, end="")
+            print(f"{args.rebuild}/leaderboard.md: the rebuild differs (diff above)", file=sys.stderr)
+            return 1
+        if args.study is None:
+            print("gmgbench leaderboard: error: give a study spec, or --rebuild leaderboards/<study>/vN", file=sys.stderr)
+            return 2
+        spec, store = _study(args)
+        if args.publish:
+            release = leaderboard.publish(spec, store, all_settings=args.all_settings, root=args.root,
+                                          command=_leaderboard_command(args),
+                                          figures=False if args.no_figures else None)
+            print(f"published {release}")
+            print(f"{release / 'leaderboard.md'}")
+            return 0
+        _print_leaderboard(spec, store, all_settings=args.all_settings, root=args.root)
         return 0
-    _print_leaderboard(spec, store, all_settings=args.all_settings)
-    return 0
+    except leaderboard.LeaderboardError as err:
+        if args.debug:
+            raise
+        print(f"gmgbench leaderboard: error: {err}", file=sys.stderr)
+        return 1
 
 
 def cmd_launch(args) -> int:
@@ -161,9 +193,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("leaderboard", help="build the study's markdown leaderboard from its results")
-    _add_study_args(p)
+    p.add_argument("study", type=Path, nargs="?", default=None, help="study spec (YAML)")
+    p.add_argument("--results", type=Path, default=None, help="results store (default: results/<study name>)")
     p.add_argument("--publish", action="store_true", help="write an immutable release leaderboards/<study>/vN/")
     p.add_argument("--all-settings", action="store_true", help="one row per hyperparameter setting, no selection")
+    p.add_argument("--root", type=Path, default=None,
+                   help="leaderboards folder (default: $GMGBENCH_LEADERBOARDS, else <repo>/leaderboards)")
+    p.add_argument("--no-figures", action="store_true", help="publish without figures")
+    p.add_argument("--rebuild", type=Path, default=None, metavar="RELEASE",
+                   help="rebuild RELEASE/leaderboard.md (e.g. leaderboards/demo/v1) from its manifest and check "
+                        "it is identical; exit 1 with a diff if not")
     p.set_defaults(func=cmd_leaderboard)
 
     p = sub.add_parser("launch", help="submit the study's missing runs to Slurm as job arrays")
