@@ -1,6 +1,7 @@
 """Ground-truth datasets by name: ``load(name, root=None)``.
 
-``root`` defaults to ``$DISENTANGLEMENT_LIB_DATA``; procedural datasets need none.
+``root`` defaults to ``$DISENTANGLEMENT_LIB_DATA``; procedural datasets need none. Real
+datasets read the official files in disentanglement_lib's layout (docs/datasets.md).
 """
 from __future__ import annotations
 
@@ -8,13 +9,21 @@ import importlib
 import os
 from pathlib import Path
 
-from harness.data.base import DatasetError, GroundTruthData
+from harness.data.base import ArrayData, DatasetError, GroundTruthData
 
-__all__ = ["load", "names", "default_root", "DatasetError", "GroundTruthData"]
+__all__ = ["load", "names", "dataset_class", "default_root", "is_procedural", "DatasetError",
+           "GroundTruthData", "ArrayData"]
 
-# name -> "module:Class"; imported lazily so that h5py/scipy load only when needed.
+# name -> "module:Class"; imported lazily so that h5py/scipy/PIL load only when needed.
 _DATASETS = {
+    "dsprites_full": "harness.data.dsprites:DSprites",
+    "shapes3d": "harness.data.shapes3d:Shapes3D",
+    "smallnorb": "harness.data.smallnorb:SmallNORB",
+    "cars3d": "harness.data.cars3d:Cars3D",
+    "mpi3d_toy": "harness.data.mpi3d:MPI3DToy",
+    "mpi3d_real": "harness.data.mpi3d:MPI3DReal",
     "dsprites_procedural": "harness.data.dsprites_procedural:DSpritesProcedural",
+    "shapes3d_procedural": "harness.data.shapes3d_procedural:Shapes3DProcedural",
 }
 
 
@@ -22,22 +31,34 @@ def names() -> list[str]:
     return sorted(_DATASETS)
 
 
+def is_procedural(name: str) -> bool:
+    return name.endswith("_procedural")
+
+
 def default_root() -> Path | None:
     root = os.environ.get("DISENTANGLEMENT_LIB_DATA")
     return Path(root) if root else None
 
 
-def load(name: str, root: str | Path | None = None) -> GroundTruthData:
+def dataset_class(name: str) -> type[GroundTruthData]:
     if name not in _DATASETS:
         raise KeyError(f"unknown dataset {name!r}; valid datasets: {', '.join(names())}")
     module, cls = _DATASETS[name].split(":")
-    klass = getattr(importlib.import_module(module), cls)
-    if getattr(klass, "needs_root", False):
-        root = Path(root) if root is not None else default_root()
-        if root is None:
-            raise DatasetError(
-                f"dataset {name!r} reads files from disk: set $DISENTANGLEMENT_LIB_DATA or pass root=; "
-                f"see docs/datasets.md for how to obtain it"
-            )
-        return klass(root)
-    return klass()
+    return getattr(importlib.import_module(module), cls)
+
+
+def load(name: str, root: str | Path | None = None) -> GroundTruthData:
+    """The dataset ``name``; real ones read their files under ``root`` (or ``$DISENTANGLEMENT_LIB_DATA``)."""
+    klass = dataset_class(name)
+    if is_procedural(name):
+        return klass()
+    root = Path(root) if root is not None else default_root()
+    if root is None:
+        raise DatasetError(
+            f"dataset {name!r} reads files from disk: set $DISENTANGLEMENT_LIB_DATA or pass root=; "
+            f"`gmgbench data check {name}` shows what is expected, docs/datasets.md how to obtain it"
+        )
+    if not root.is_dir():
+        raise DatasetError(f"dataset {name!r}: data root {root} does not exist (from "
+                           f"{'root=' if root != default_root() else '$DISENTANGLEMENT_LIB_DATA'})")
+    return klass(root)

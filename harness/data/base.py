@@ -6,6 +6,10 @@ disentanglement_lib's metric code consumes any object with ``num_factors``,
 sampling replays dlib's ``SplitDiscreteStateSpace`` call for call (one ``randint`` per
 latent factor column, in order, then one per nuisance factor), so the same RandomState
 yields the same factors and images as dlib.
+
+Two kinds of dataset share this protocol: ``ArrayData`` keeps a real dataset's images in
+memory as integers in row-major factor order (converted to float per batch, never as a
+whole), and procedural datasets render ``images(all_factors)`` on the fly.
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from typing import ClassVar, Sequence
 import numpy as np
 import torch
 
-__all__ = ["GroundTruthData", "DatasetError"]
+__all__ = ["GroundTruthData", "ArrayData", "DatasetError"]
 
 
 class DatasetError(RuntimeError):
@@ -37,8 +41,12 @@ class GroundTruthData:
 
     # -- what subclasses implement -------------------------------------------------
     def images(self, all_factors: np.ndarray) -> np.ndarray:
-        """uint8 images ``[N, H, W, C]`` for full factor rows ``[N, len(factor_sizes)]``."""
+        """uint8 images ``[N, H, W, C]`` (0..255) for full factor rows ``[N, len(factor_sizes)]``."""
         raise NotImplementedError
+
+    def observations(self, all_factors: np.ndarray) -> np.ndarray:
+        """float32 images ``[N, H, W, C]``, the values dlib's metrics see."""
+        return self.images(all_factors).astype(np.float32) / np.float32(255.0)
 
     # -- dlib's protocol ---------------------------------------------------------------
     @property
@@ -60,6 +68,10 @@ class GroundTruthData:
         return [int(self.factor_sizes[i]) for i in self._latent]
 
     @property
+    def latent_factor_names(self) -> list[str]:
+        return [self.factor_names[i] for i in self._latent]
+
+    @property
     def dataset_size(self) -> int:
         return int(np.prod(self.factor_sizes))
 
@@ -71,6 +83,14 @@ class GroundTruthData:
 
     def _all_factors(self, factors: np.ndarray, random_state: np.random.RandomState) -> np.ndarray:
         factors = np.asarray(factors)
+        if factors.ndim != 2 or factors.shape[1] != self.num_factors:
+            raise ValueError(
+                f"{self.name}: factors must have shape [N, {self.num_factors}] "
+                f"({', '.join(self.latent_factor_names)}); got {factors.shape}"
+            )
+        sizes = np.asarray(self.factors_num_values)
+        if factors.size and ((factors < 0).any() or (factors >= sizes).any()):
+            raise ValueError(f"{self.name}: factor values must lie in [0, size) for sizes {sizes.tolist()}")
         num = factors.shape[0]
         out = np.zeros((num, len(self.factor_sizes)), dtype=np.int64)
         out[:, self._latent] = factors
@@ -79,7 +99,7 @@ class GroundTruthData:
         return out
 
     def sample_observations_from_factors(self, factors: np.ndarray, random_state: np.random.RandomState) -> np.ndarray:
-        return self.images(self._all_factors(factors, random_state)).astype(np.float32) / np.float32(255.0)
+        return self.observations(self._all_factors(factors, random_state))
 
     def sample(self, num: int, random_state: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
         factors = self.sample_factors(num, random_state)
@@ -91,9 +111,76 @@ class GroundTruthData:
     # -- training path -------------------------------------------------------------------
     def training_batch(self, factors: np.ndarray, random_state: np.random.RandomState,
                        device: torch.device | str = "cpu") -> torch.Tensor:
-        """float32 ``[B, C, H, W]`` in [0, 1] on ``device``; uint8 until the last moment."""
+        """float32 ``[B, C, H, W]`` on ``device``: the observations of ``factors``, uint8 until on device."""
         imgs = torch.from_numpy(self.images(self._all_factors(factors, random_state)))
         return imgs.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(factors={dict(zip(self.factor_names, self.factor_sizes))})"
+
+
+class ArrayData(GroundTruthData):
+    """Images held in memory in row-major factor order: image of factors ``f`` is ``store[f · bases]``.
+
+    Subclasses fill ``self._store`` (``[N, H, W, C]`` integers; or, with ``packed_bits``,
+    binary images packed along the width, ``[N, H, W // 8]``) in their constructor.
+    ``divisor`` turns stored integers into observations (``value / divisor``, float32),
+    which is how each dlib loader scales its images.
+    """
+
+    divisor: ClassVar[float] = 255.0
+    packed_bits: ClassVar[bool] = False
+    _store: np.ndarray
+    _device_stores: dict
+
+    @property
+    def _bases(self) -> np.ndarray:
+        sizes = np.asarray(self.factor_sizes, dtype=np.int64)
+        return np.concatenate([np.cumprod(sizes[::-1])[::-1][1:], [1]]).astype(np.int64)
+
+    def _index(self, all_factors: np.ndarray) -> np.ndarray:
+        return np.asarray(all_factors, dtype=np.int64) @ self._bases
+
+    def _raw(self, all_factors: np.ndarray) -> np.ndarray:
+        raw = self._store[self._index(all_factors)]
+        if self.packed_bits:
+            raw = np.unpackbits(raw, axis=-1)[..., None]
+        return raw
+
+    def images(self, all_factors: np.ndarray) -> np.ndarray:
+        raw = self._raw(all_factors)
+        if self.packed_bits:
+            return raw * np.uint8(255)
+        if raw.dtype == np.uint8 and self.divisor == 255.0:
+            return raw
+        return np.clip(np.rint(raw * (255.0 / self.divisor)), 0, 255).astype(np.uint8)
+
+    def observations(self, all_factors: np.ndarray) -> np.ndarray:
+        raw = self._raw(all_factors)
+        # float64 division then rounding to float32 is exactly what dlib's loaders compute
+        # (x / 255. in float64, .astype(float32) at sampling time).
+        return (raw.astype(np.float64) / self.divisor).astype(np.float32)
+
+    # -- training path: gather on the device that holds the store ------------------------
+    def _device_store(self, device: torch.device) -> torch.Tensor:
+        if device.type == "cpu":
+            return torch.from_numpy(self._store)
+        if not hasattr(self, "_device_stores"):
+            self._device_stores = {}
+        key = str(device)
+        if key not in self._device_stores:
+            self._device_stores[key] = torch.from_numpy(self._store).to(device)
+        return self._device_stores[key]
+
+    def training_batch(self, factors: np.ndarray, random_state: np.random.RandomState,
+                       device: torch.device | str = "cpu") -> torch.Tensor:
+        """float32 ``[B, C, H, W]``; on a GPU, gathered from a resident integer copy of the store."""
+        device = torch.device(device)
+        idx = torch.from_numpy(self._index(self._all_factors(factors, random_state)))
+        store = self._device_store(device)
+        raw = store[idx.to(device, non_blocking=True)]
+        if self.packed_bits:
+            shifts = torch.arange(7, -1, -1, device=device, dtype=torch.uint8)
+            bits = (raw.unsqueeze(-1) >> shifts) & 1
+            return bits.reshape(raw.shape[0], 1, raw.shape[1], raw.shape[2] * 8).float()
+        return raw.permute(0, 3, 1, 2).float().div_(self.divisor)
