@@ -1,0 +1,64 @@
+"""Entropic Gromov-Wasserstein between two cost matrices, in ott-jax's shape.
+
+Objects: :class:`GWProblem` (two cost matrices, uniform marginals), a solver
+(:class:`TorchGW` native torch, or :class:`OttGW` the ott-jax reference) called on a problem,
+and a frozen :class:`GWOutput` (``.coupling``, ``.cost``, ``.converged``, ``.n_iters``).
+:func:`solve_gw` wires them for one call; :func:`pairwise_cost` builds the cost matrices.
+Conventions (½ in the objective, ott's ε = POT's ε / 2) are in docs/gw.md.
+"""
+from __future__ import annotations
+
+import torch
+
+from methods.ot.costs import COSTS, pairwise_cost
+from methods.ot.gw_output import GWOutput
+from methods.ot.gw_problem import GWProblem, distortion, quadratic_cost
+from methods.ot.torch_gw import TorchGW
+
+__all__ = [
+    "BACKENDS", "COSTS", "GWOutput", "GWProblem", "OttGW", "TorchGW",
+    "distortion", "pairwise_cost", "quadratic_cost", "solver", "solve_gw",
+]
+
+BACKENDS = ("torch", "ott")
+
+
+def __getattr__(name):
+    # ott-jax (and jax) load only when that backend is asked for.
+    if name == "OttGW":
+        from methods.ot.ott_gw import OttGW
+
+        return OttGW
+    raise AttributeError(f"module 'methods.ot' has no attribute {name!r}")
+
+
+def solver(backend: str = "torch", **solver_kw):
+    """The solver object of a backend: ``"torch"`` (:class:`TorchGW`) or ``"ott"`` (:class:`OttGW`)."""
+    if backend == "torch":
+        cls = TorchGW
+    elif backend == "ott":
+        from methods.ot.ott_gw import OttGW as cls
+    else:
+        raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
+    try:
+        return cls(**solver_kw)
+    except TypeError as err:
+        raise TypeError(f"GW backend {backend!r}: {err}") from err
+
+
+def solve_gw(cost_x: torch.Tensor, cost_y: torch.Tensor, epsilon, backend: str = "torch", **solver_kw) -> GWOutput:
+    """Entropic GW between ``cost_x`` and ``cost_y`` with uniform marginals.
+
+    Args:
+      cost_x: ``[n, n]`` or ``[B, n, n]``.
+      cost_y: ``[m, m]`` or ``[B, m, m]``.
+      epsilon: entropic regularisation on the raw costs' scale (ott-jax's ε; POT's is twice
+        it). The GMG regulariser passes ``ε0·mean(C_X)·mean(C_Y)``.
+      backend: ``"torch"`` or ``"ott"``.
+      **solver_kw: solver settings (``threshold``, ``sinkhorn_threshold``, ``max_iterations``, ...).
+
+    Returns:
+      a :class:`GWOutput`; ``.cost`` is differentiable with respect to the cost matrices
+      with the coupling held fixed (envelope theorem).
+    """
+    return solver(backend, epsilon=epsilon, **solver_kw)(GWProblem(cost_x, cost_y))

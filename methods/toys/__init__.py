@@ -1,0 +1,1 @@
+"""Small, fast illustrations of the methods (run as ``python -m methods.toys.<name>``)."""
