@@ -84,12 +84,11 @@ class SmallNORB(ArrayData):
             raise DatasetError(f"{self.name}: missing {len(missing)} of {len(paths)} files: "
                                + ", ".join(str(p) for p in missing) + "; see docs/datasets.md")
         n, s = self.rows_per_chunk, self.image_side
-        images, features = [], []
+        dats, features = [], []
         for dat, cat, info in (paths[0:3], paths[3:6]):
-            d = read_binary_matrix(dat, (n, 2, s, s), np.uint8)
+            dats.append(read_binary_matrix(dat, (n, 2, s, s), np.uint8))
             c = read_binary_matrix(cat, (n,), np.int32)
             f = read_binary_matrix(info, (n, 4), np.int32)
-            images.append(_resize_like_dlib(d[:, 0]))
             features.append(np.column_stack((c, f)).astype(np.int64))
         feats = np.concatenate(features)
         feats[:, 3] //= 2  # azimuth is stored as 0, 2, ..., 34
@@ -104,5 +103,6 @@ class SmallNORB(ArrayData):
             raise DatasetError(f"{self.name}: the cat/info labels do not cover the {self.dataset_size} factor "
                                f"combinations exactly once; expected the official training and testing files")
         store = np.empty((self.dataset_size, 64, 64, 1), dtype=np.int16)
-        store[index, :, :, 0] = np.concatenate(images)
+        # Labels first, resizing (seconds) only once the files are known to be whole.
+        store[index, :, :, 0] = np.concatenate([_resize_like_dlib(d[:, 0]) for d in dats])
         self._store = store
