@@ -93,7 +93,7 @@ def kl_decomposition(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, da
 
 @register
 class BetaTCVAE(Objective):
-    """``recon + α·MI + β·TC + γ·DWKL`` (Chen et al., 2018) on the posterior samples ``out.z``."""
+    """recon + α·MI + β·TC + γ·DWKL (Chen et al., 2018), on the posterior samples."""
 
     name = "beta_tcvae"
 

@@ -24,7 +24,7 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 @register
 class BetaVAE(Objective):
-    """``recon + β · KL``; β = 1 is the plain VAE (our default; studies sweep β)."""
+    """recon + β·KL (Higgins et al., 2017); β = 1, our default, is the plain VAE."""
 
     name = "beta_vae"
 

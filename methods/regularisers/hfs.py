@@ -32,7 +32,6 @@ from methods.registry import register
 
 __all__ = ["HFS", "hausdorff_factorized_support", "latent_pairs"]
 
-LATENTS = ("mean", "sample")
 
 
 def latent_pairs(dim: int, num_pairs: int, generator: torch.Generator | None = None,
@@ -71,29 +70,29 @@ def hausdorff_factorized_support(z: torch.Tensor, pairs: torch.Tensor) -> torch.
 
 @register
 class HFS(Regulariser):
-    """``weight · Σ_pairs max_{i,j} min_k ‖(z_i[a], z_j[b]) − (z_k[a], z_k[b])‖²``."""
+    """Σ over latent pairs of the squared Hausdorff distance to the factorised support (Roth et al., 2023)."""
 
     name = "hfs"
 
     @dataclass(frozen=True)
     class Config(Regulariser.Config):
         """weight (γ) = 1 and num_pairs = 25 are the official code's defaults (its grids
-        sweep γ over 0.1…10⁴); ``num_pairs = 0`` uses all D(D−1)/2 pairs; ``latent`` picks the
-        posterior mean (official) or the sample."""
+        sweep γ over 0.1…10⁴); ``num_pairs = 0`` uses all D(D−1)/2 pairs; ``use_mean`` picks the
+        posterior mean (official; true) or the sample (false)."""
 
         num_pairs: int = 25
-        latent: str = "mean"
+        use_mean: bool = True
 
         def __post_init__(self):
             if not self.weight >= 0:
                 raise ValueError(f"weight must be >= 0, got {self.weight}")
             if self.num_pairs < 0:
                 raise ValueError(f"num_pairs must be >= 0 (0 = all pairs), got {self.num_pairs}")
-            if self.latent not in LATENTS:
-                raise ValueError(f"latent must be one of {', '.join(LATENTS)}, got {self.latent!r}")
+            if not isinstance(self.use_mean, bool):
+                raise ValueError(f"use_mean must be true (posterior mean) or false (sample), got {self.use_mean!r}")
 
     def __call__(self, out: ForwardPass) -> LossAndLogs:
-        z = out.mu if self.cfg.latent == "mean" else out.z
+        z = out.mu if self.cfg.use_mean else out.z
         pairs = latent_pairs(z.shape[1], self.cfg.num_pairs, out.generator, z.device)
         value = hausdorff_factorized_support(z, pairs)
         return value, {"pairs": float(len(pairs))}

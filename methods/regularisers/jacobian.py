@@ -39,7 +39,6 @@ from methods.registry import register
 __all__ = ["JacobianIsometry", "isometry_penalty", "random_directions"]
 
 SIDES = ("decoder", "encoder")
-LATENTS = ("mean", "sample")
 _TINY = 1e-12
 
 
@@ -77,24 +76,26 @@ def _encoder_sq_norms(model, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 
 @register
 class JacobianIsometry(Regulariser):
-    """``weight · mean (‖J u‖²/c − 1)²`` on the decoder (default) or the encoder."""
+    """mean (‖J u‖²/c − 1)² over random unit directions u: local isometry of the decoder or encoder."""
 
     name = "jacobian"
 
     @dataclass(frozen=True)
     class Config(Regulariser.Config):
         side: str = "decoder"
-        latent: str = "mean"
+        use_mean: bool = True
         c: float | None = None
         num_projections: int = 1
 
+        # use_mean applies to the decoder side (where the decoder is differentiated);
+        # the encoder side is differentiated at the data batch.
         def __post_init__(self):
             if not self.weight >= 0:
                 raise ValueError(f"weight must be >= 0, got {self.weight}")
             if self.side not in SIDES:
                 raise ValueError(f"side must be one of {', '.join(SIDES)}, got {self.side!r}")
-            if self.latent not in LATENTS:
-                raise ValueError(f"latent must be one of {', '.join(LATENTS)}, got {self.latent!r}")
+            if not isinstance(self.use_mean, bool):
+                raise ValueError(f"use_mean must be true (posterior mean) or false (sample), got {self.use_mean!r}")
             if self.c is not None and not self.c > 0:
                 raise ValueError(f"c must be > 0 or null (batch mean), got {self.c}")
             if self.num_projections < 1:
@@ -102,7 +103,7 @@ class JacobianIsometry(Regulariser):
 
     def __call__(self, out: ForwardPass) -> LossAndLogs:
         model = out.model
-        code = (out.mu if self.cfg.latent == "mean" else out.z).detach()
+        code = (out.mu if self.cfg.use_mean else out.z).detach()
         sq = []
         for _ in range(self.cfg.num_projections):
             u = random_directions(tuple(code.shape), out.generator, code.device, code.dtype)

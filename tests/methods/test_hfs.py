@@ -93,12 +93,12 @@ def test_regulariser_uses_the_posterior_mean_and_differentiates_it():
     assert value.item() == pytest.approx(hausdorff_factorized_support(mu.detach(), _all_pairs(5)).item())
     value.backward()
     assert mu.grad is not None and mu.grad.abs().sum() > 0 and sample.grad is None
-    on_sample, _ = call_checked(registry.build("hfs", "regulariser", {"latent": "sample", "num_pairs": 0}), _out(mu, sample))
+    on_sample, _ = call_checked(registry.build("hfs", "regulariser", {"use_mean": False, "num_pairs": 0}), _out(mu, sample))
     assert on_sample.item() == pytest.approx(hausdorff_factorized_support(sample.detach(), _all_pairs(5)).item())
 
 
 def test_config_defaults_and_checks():
-    assert HFS.parameters() == {"weight": 1.0, "num_pairs": 25, "latent": "mean"}
-    for bad, match in [({"num_pairs": -1}, "num_pairs"), ({"latent": "mode"}, "latent"), ({"weight": -1.0}, "weight")]:
+    assert HFS.parameters() == {"weight": 1.0, "num_pairs": 25, "use_mean": True}
+    for bad, match in [({"num_pairs": -1}, "num_pairs"), ({"use_mean": "yes"}, "use_mean"), ({"weight": -1.0}, "weight")]:
         with pytest.raises(ValueError, match=match):
             registry.build("hfs", "regulariser", bad)

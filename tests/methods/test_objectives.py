@@ -170,7 +170,7 @@ REGULARISER_SETS = [
     (("hfs", {"weight": 10.0, "num_pairs": 3}),),
     (("jacobian", {"side": "decoder"}),),
     (("jacobian", {"side": "encoder", "c": 1.0}),),
-    (("hfs", {}), ("jacobian", {"latent": "sample", "num_projections": 2})),
+    (("hfs", {}), ("jacobian", {"use_mean": False, "num_projections": 2})),
 ]
 
 
