@@ -22,7 +22,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-__all__ = ["generate_batch_factor_code", "encode", "shared_codes", "DEFAULT_ENCODE_BATCH"]
+__all__ = ["generate_batch_factor_code", "encode", "encode_groups", "shared_codes", "DEFAULT_ENCODE_BATCH"]
 
 # Observations handed to the representation function at once: large enough to keep a GPU busy,
 # small enough that a chunk of 64×64×3 float32 images stays under ~50 MB.
@@ -47,6 +47,35 @@ def encode(representation_function: Callable, observations: np.ndarray,
         obs = observations[start:start + batch_size]
         chunks.append(_check_codes(representation_function(obs), obs.shape[0]))
     return np.concatenate(chunks, axis=0)
+
+
+def encode_groups(representation_function: Callable, groups) -> Iterator[np.ndarray]:
+    """Codes of each observation batch in ``groups`` (an iterable), encoded many batches at a time.
+
+    For metrics that draw many small batches (beta-VAE, FactorVAE): the draws happen when the
+    iterable is consumed, in order, so the RandomState sees dlib's sequence of calls.
+    """
+    encode_batch = _ENCODE_BATCH.get()
+    pending: list[np.ndarray] = []
+    pending_n = 0
+
+    def flush():
+        obs = np.concatenate(pending, axis=0)
+        codes = _check_codes(representation_function(obs), obs.shape[0])
+        start = 0
+        for o in pending:
+            # Contiguous per group, as the batch dlib would have encoded alone.
+            yield np.ascontiguousarray(codes[start:start + o.shape[0]])
+            start += o.shape[0]
+
+    for obs in groups:
+        pending.append(obs)
+        pending_n += obs.shape[0]
+        if pending_n >= encode_batch:
+            yield from flush()
+            pending, pending_n = [], 0
+    if pending:
+        yield from flush()
 
 
 def _state_key(random_state: np.random.RandomState) -> bytes:
