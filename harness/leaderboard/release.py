@@ -159,7 +159,8 @@ def publish_release(agg: Aggregate, spec, store, *, root: Path, command: str, ve
         }
         md = render.render(agg, release=manifest)
         _write(tmp / "leaderboard.md", md)
-        prev = study_dir / f"v{existing[-1]}" if existing and existing[-1] < n else None
+        earlier = [v for v in existing if v < n]
+        prev = study_dir / f"v{earlier[-1]}" if earlier else None
         _write(tmp / "changes.md", changes(agg, prev, manifest))
         manifest["files"] = {str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         _write(tmp / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True, default=str) + "\n")
@@ -171,7 +172,7 @@ def publish_release(agg: Aggregate, spec, store, *, root: Path, command: str, ve
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    _atomic_text(study_dir / "LATEST", f"v{n}\n")
+    _atomic_text(study_dir / "LATEST", f"v{versions(study_dir)[-1]}\n")  # an explicit older N keeps LATEST
     _write_changelog(study_dir)
     write_index(root)
     return final

@@ -212,3 +212,13 @@ def test_cli_publish_and_latest(tmp_path, capsys):
     assert m["build_command"].startswith(f"gmgbench leaderboard {path} --publish --results")
     assert m["spec_path"] == str(path)
     assert main(["leaderboard", "--rebuild", str(root / "clitest" / "v1")]) == 0
+
+
+def test_explicit_version_fills_a_gap_without_moving_latest(released):
+    spec, store, root, _ = released
+    v3 = leaderboard.publish(spec, store, root=root, version=3, figures=False)
+    assert (root / "toy" / "LATEST").read_text() == "v3\n"
+    v2 = leaderboard.publish(spec, store, root=root, version=2, figures=False)
+    assert (root / "toy" / "LATEST").read_text() == "v3\n"
+    assert "Compared with v1." in (v2 / "changes.md").read_text()
+    assert leaderboard.verify(v2)[0] and leaderboard.verify(v3)[0]
