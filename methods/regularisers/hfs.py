@@ -37,12 +37,13 @@ __all__ = ["HFS", "hausdorff_factorized_support", "latent_pairs"]
 def latent_pairs(dim: int, num_pairs: int, generator: torch.Generator | None = None,
                  device: torch.device | str = "cpu") -> torch.Tensor:
     """``[P, 2]`` pairs of latent indices: all pairs, or ``num_pairs`` drawn without replacement."""
-    pairs = torch.tensor(list(itertools.combinations(range(dim), 2)), dtype=torch.long).reshape(-1, 2)
+    pairs = torch.tensor(list(itertools.combinations(range(dim), 2)), dtype=torch.long, device=device).reshape(-1, 2)
     if 0 < num_pairs < len(pairs):
+        # drawn on the generator's device and kept off the host: no sync inside the step
         gen_device = generator.device if generator is not None else "cpu"
-        idx = torch.randperm(len(pairs), generator=generator, device=gen_device)[:num_pairs].cpu()
+        idx = torch.randperm(len(pairs), generator=generator, device=gen_device)[:num_pairs].to(device)
         pairs = pairs[idx.sort().values]
-    return pairs.to(device)
+    return pairs
 
 
 def hausdorff_factorized_support(z: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
@@ -60,12 +61,19 @@ def hausdorff_factorized_support(z: torch.Tensor, pairs: torch.Tensor) -> torch.
         return z.sum() * 0.0  # one latent: nothing to factorise
     za = z[:, pairs[:, 0]]  # [B, P]
     zb = z[:, pairs[:, 1]]
-    # d[i, j, k, p] = (z_i[a] − z_k[a])² + (z_j[b] − z_k[b])²
-    da = (za.unsqueeze(1) - za.unsqueeze(0)).pow(2)  # [i, k, P]
-    db = (zb.unsqueeze(1) - zb.unsqueeze(0)).pow(2)  # [j, k, P]
-    d = da.unsqueeze(1) + db.unsqueeze(0)  # [i, j, k, P]
-    nearest = d.min(dim=2).values  # [i, j, P]: distance to the actual support
-    return nearest.flatten(0, 1).max(dim=0).values.sum()
+    b, p = za.shape
+    # The max-min is attained at one (i, j, k) per pair, and its (sub)gradient is the
+    # gradient of that one squared distance: find the indices without autograd (the
+    # [B, B, B, P] tensor needs no backward graph), then differentiate only those.
+    with torch.no_grad():
+        da = (za.unsqueeze(1) - za.unsqueeze(0)).pow(2)  # [i, k, P]
+        db = (zb.unsqueeze(1) - zb.unsqueeze(0)).pow(2)  # [j, k, P]
+        nearest, k_idx = (da.unsqueeze(1) + db.unsqueeze(0)).min(dim=2)  # [i, j, P]
+        worst = nearest.reshape(b * b, p).argmax(dim=0)  # [P] flat (i, j)
+        cols = torch.arange(p, device=z.device)
+        k = k_idx.reshape(b * b, p)[worst, cols]
+        i, j = worst // b, worst % b
+    return ((za[i, cols] - za[k, cols]).pow(2) + (zb[j, cols] - zb[k, cols]).pow(2)).sum()
 
 
 @register

@@ -102,3 +102,17 @@ def test_config_defaults_and_checks():
     for bad, match in [({"num_pairs": -1}, "num_pairs"), ({"use_mean": "yes"}, "use_mean"), ({"weight": -1.0}, "weight")]:
         with pytest.raises(ValueError, match=match):
             registry.build("hfs", "regulariser", bad)
+
+
+def test_gradient_equals_autograd_through_the_full_max_min():
+    # The implementation differentiates only the attained (i, j, k); autograd through the
+    # whole [B, B, B, P] max-min must give the same gradient (no ties on random codes).
+    z = torch.randn(10, 4, generator=torch.Generator().manual_seed(9), dtype=torch.float64, requires_grad=True)
+    pairs = _all_pairs(4)
+    hausdorff_factorized_support(z, pairs).backward()
+    ours = z.grad.clone()
+    z.grad = None
+    za, zb = z[:, pairs[:, 0]], z[:, pairs[:, 1]]
+    d = (za.unsqueeze(1) - za.unsqueeze(0)).pow(2).unsqueeze(1) + (zb.unsqueeze(1) - zb.unsqueeze(0)).pow(2).unsqueeze(0)
+    d.min(dim=2).values.flatten(0, 1).max(dim=0).values.sum().backward()
+    assert torch.allclose(ours, z.grad) and ours.abs().sum() > 0
