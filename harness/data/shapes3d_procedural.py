@@ -6,7 +6,7 @@ sphere, capsule), orientation 15 (camera azimuth −30°..30° around the object
 Only 8 × 4 × 15 = 480 geometries exist, so each is ray-cast once (floor plane, back wall,
 the object, a directional light with Lambert shading and the object's shadow) into a
 surface label (floor, wall, object) and an 8-bit shade per pixel. A batch then only
-colours those maps: ``(shade · rgb + 127) // 255`` in integers. Integer colouring makes
+colours those maps: ``(shade · rgb + 127) // 255`` in integers, looked up from a table. Integer colouring makes
 batches identical on every machine; the one-off geometry uses float64 with pixel-centre
 rays and rounds each shade to 8 bits.
 """
@@ -163,7 +163,22 @@ def _palette() -> np.ndarray:
                     dtype=np.uint16)
 
 
-_PALETTE = _palette()
+def _colour_table() -> np.ndarray:
+    """uint8 [3 surfaces, 10 hues, 256 shades, 3]: ``(shade · rgb + 127) // 255``, all in integers."""
+    shade = np.arange(256, dtype=np.uint32)[None, None, :, None]
+    return ((shade * _palette()[:, :, None, :] + 127) // 255).astype(np.uint8)
+
+
+_COLOURS = _colour_table()
+
+
+@lru_cache(maxsize=1)
+def _codes() -> np.ndarray:
+    """uint16 [480, 4096]: ``label * 256 + shade``, a pixel's row in its image's colour table."""
+    labels, shades = geometry_maps()
+    codes = labels.astype(np.uint16) * 256 + shades
+    codes.setflags(write=False)
+    return codes
 
 
 class Shapes3DProcedural(GroundTruthData):
@@ -175,9 +190,8 @@ class Shapes3DProcedural(GroundTruthData):
     def images(self, all_factors: np.ndarray) -> np.ndarray:
         f = np.asarray(all_factors, dtype=np.int64)
         n = len(f)
-        labels, shades = geometry_maps()
         g = (f[:, 3] * 4 + f[:, 4]) * 15 + f[:, 5]
-        colours = np.stack([_PALETTE[0, f[:, 0]], _PALETTE[1, f[:, 1]], _PALETTE[2, f[:, 2]]], axis=1)  # [n, 3, 3]
-        rgb = colours[np.arange(n)[:, None], labels[g]]  # [n, 4096, 3]
-        out = (shades[g][..., None] * rgb + 127) // 255
-        return out.astype(np.uint8).reshape(n, _SIZE, _SIZE, 3)
+        # Each image's colour table (3 surfaces × 256 shades), then one gather per pixel.
+        tables = _COLOURS[np.arange(3), f[:, :3]].reshape(n * 3 * 256, 3)
+        rows = _codes()[g] + (np.arange(n, dtype=np.int32) * (3 * 256))[:, None]
+        return np.take(tables, rows, axis=0).reshape(n, _SIZE, _SIZE, 3)

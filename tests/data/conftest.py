@@ -11,3 +11,10 @@ if _HERE not in sys.path:
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
+
+
+def pytest_terminal_summary(terminalreporter):
+    import bench_summary
+
+    for line in bench_summary.lines():
+        terminalreporter.write_line(line)
