@@ -10,6 +10,7 @@ the file that defines it.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import numbers
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
@@ -149,8 +150,13 @@ class MethodOutputError(TypeError):
 def _describe(term: Any) -> str:
     from methods import registry
 
-    kind = getattr(term, "kind", "method") or "method"
-    return f"{kind} {getattr(term, 'name', type(term).__name__)!r} ({registry.source_of(type(term))})"
+    if isinstance(term, _Configured):
+        return f"{term.kind or 'method'} {term.name!r} ({registry.source_of(type(term))})"
+    try:  # a bare callable: name it and its file as best we can
+        where = inspect.getsourcefile(term) or "?"
+    except TypeError:
+        where = registry.source_of(type(term))
+    return f"method {getattr(term, '__qualname__', type(term).__name__)!r} ({where})"
 
 
 def call_checked(term: Callable[[ForwardPass], Any], out: ForwardPass) -> LossAndLogs:

@@ -94,6 +94,8 @@ class HFS(Regulariser):
         def __post_init__(self):
             if not self.weight >= 0:
                 raise ValueError(f"weight must be >= 0, got {self.weight}")
+            if isinstance(self.num_pairs, bool) or not isinstance(self.num_pairs, int):
+                raise ValueError(f"num_pairs must be an int, got {self.num_pairs!r}")
             if self.num_pairs < 0:
                 raise ValueError(f"num_pairs must be >= 0 (0 = all pairs), got {self.num_pairs}")
             if not isinstance(self.use_mean, bool):

@@ -98,6 +98,8 @@ class JacobianIsometry(Regulariser):
                 raise ValueError(f"use_mean must be true (posterior mean) or false (sample), got {self.use_mean!r}")
             if self.c is not None and not self.c > 0:
                 raise ValueError(f"c must be > 0 or null (batch mean), got {self.c}")
+            if isinstance(self.num_projections, bool) or not isinstance(self.num_projections, int):
+                raise ValueError(f"num_projections must be an int, got {self.num_projections!r}")
             if self.num_projections < 1:
                 raise ValueError(f"num_projections must be >= 1, got {self.num_projections}")
 

@@ -99,7 +99,7 @@ def test_regulariser_uses_the_posterior_mean_and_differentiates_it():
 
 def test_config_defaults_and_checks():
     assert HFS.parameters() == {"weight": 1.0, "num_pairs": 25, "use_mean": True}
-    for bad, match in [({"num_pairs": -1}, "num_pairs"), ({"use_mean": "yes"}, "use_mean"), ({"weight": -1.0}, "weight")]:
+    for bad, match in [({"num_pairs": -1}, "num_pairs"), ({"num_pairs": 2.5}, "num_pairs must be an int"), ({"use_mean": "yes"}, "use_mean"), ({"weight": -1.0}, "weight")]:
         with pytest.raises(ValueError, match=match):
             registry.build("hfs", "regulariser", bad)
 

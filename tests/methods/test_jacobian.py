@@ -102,7 +102,7 @@ def test_projections_come_from_the_run_generator():
 def test_config_defaults_and_checks():
     assert JacobianIsometry.parameters() == {"weight": 1.0, "side": "decoder", "use_mean": True, "c": None,
                                              "num_projections": 1}
-    for bad, match in [({"side": "both"}, "side"), ({"c": 0.0}, "c must be"), ({"num_projections": 0}, "num_projections"),
+    for bad, match in [({"side": "both"}, "side"), ({"c": 0.0}, "c must be"), ({"num_projections": 0}, "num_projections"), ({"num_projections": 2.0}, "must be an int"),
                        ({"use_mean": 1}, "use_mean")]:
         with pytest.raises(ValueError, match=match):
             registry.build("jacobian", "regulariser", bad)

@@ -168,6 +168,14 @@ def test_call_checked_names_the_method_and_its_file(case):
         call_checked(cls(), _out())
 
 
+def test_call_checked_names_a_bare_callable_too():
+    def per_sample(out):
+        return out.mu.sum(1), {}
+
+    with pytest.raises(MethodOutputError, match=rf"method '.*per_sample' \(.*{HERE}\) returned a loss of shape \(4,\)"):
+        call_checked(per_sample, _out())
+
+
 def test_call_checked_passes_good_output_through_as_floats():
     cls = register(_objective(name="good", call=lambda self, out: (out.mu.pow(2).sum().reshape(1), {"n": 3, "m": 0.5})))
     loss, logs = call_checked(cls(), _out())
