@@ -35,6 +35,7 @@ class OfficialFile:
     download_sha256: str | None = None
     download_md5: str | None = None
     note: str = ""
+    count: int | None = None  # for a folder: how many .mat files it must hold
 
     @property
     def known_digest(self) -> tuple[str, str] | None:
@@ -107,6 +108,7 @@ OFFICIAL_FILES: dict[str, tuple[OfficialFile, ...]] = {
             download_md5="4e866a7919c1beedf53964e6f7a23686",
             note="a folder of 183 car_XXX_mesh.mat files (data/cars/ in the archive); "
                  "no public per-file checksums",
+            count=183,
         ),
     ),
     "mpi3d_toy": (
@@ -134,7 +136,7 @@ OFFICIAL_FILES: dict[str, tuple[OfficialFile, ...]] = {
 
 @dataclass
 class FileStatus:
-    """What ``check_file`` found: ``state`` is ok | unknown checksum | missing | wrong size | MISMATCH."""
+    """What ``check_file`` found: ok | unknown checksum | present | missing | incomplete | wrong size | MISMATCH."""
 
     spec: OfficialFile
     location: Path
@@ -144,7 +146,7 @@ class FileStatus:
 
     @property
     def failed(self) -> bool:
-        return self.state in ("missing", "wrong size", "MISMATCH")
+        return self.state in ("missing", "incomplete", "wrong size", "MISMATCH")
 
 
 def file_digest(path: Path, algorithm: str = "sha256", chunk: int = 1 << 22) -> str:
@@ -160,8 +162,11 @@ def check_file(spec: OfficialFile, root: Path, verify: bool = True) -> FileStatu
     location = Path(root) / spec.path
     if location.is_dir():
         count = len([p for p in os.listdir(location) if p.endswith(".mat")])
-        state = "ok" if count else "missing"
-        return FileStatus(spec, location, state, f"{count} .mat files")
+        if count == 0:
+            return FileStatus(spec, location, "missing", "folder holds no .mat files")
+        if spec.count is not None and count != spec.count:
+            return FileStatus(spec, location, "incomplete", f"{count} .mat files, expected {spec.count}")
+        return FileStatus(spec, location, "unknown checksum", f"{count} .mat files; no public per-file checksums")
     if not location.is_file():
         return FileStatus(spec, location, "missing")
     size = location.stat().st_size

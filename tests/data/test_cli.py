@@ -202,3 +202,9 @@ def test_show_real_dataset_without_files_is_a_clear_error(tmp_path, capsys):
 def test_main_prints_dataset_errors(tmp_path, capsys):
     assert cli.main(["data", "show", "cars3d", "--root", str(tmp_path)]) == 1
     assert "error: cars3d: missing folder" in capsys.readouterr().err
+
+
+def test_check_counts_cars_files(tmp_path, capsys):
+    fmt.write_cars3d(tmp_path, np.random.RandomState(0), n_objects=2)
+    code, out = run(["check", "cars3d", "--root", str(tmp_path)], capsys)
+    assert code == 1 and "incomplete" in out and "2 .mat files, expected 183" in out
