@@ -145,7 +145,7 @@ def test_failed_run_is_reported_with_its_log_and_only_it_reruns_after_the_fix(sl
     assert "nothing to submit" in again.stdout and "1 failed runs are not resubmitted" in again.stdout
 
     # Fix the learning rate: a new run, the only one submitted.
-    fixed = {**bad, "train": {"lr": 0.001}}
+    fixed = {**bad, "train": {"lr": 0.002}}
     spec_path, _ = study("failing", methods=[good, fixed])
     res = cli("launch", spec_path, "--profile", prof, "--results", results)
     assert "submitting 1 runs as 1 arrays" in res.stdout, res.stdout
