@@ -55,7 +55,7 @@ def load(name: str, root: str | Path | None = None) -> GroundTruthData:
     root = Path(root) if root is not None else default_root()
     if root is None:
         raise DatasetError(
-            f"dataset {name!r} reads files from disk: set $DISENTANGLEMENT_LIB_DATA or pass root=; "
+            f"dataset {name!r} reads files from disk: set $DISENTANGLEMENT_LIB_DATA or pass root= (--root on the command line); "
             f"`gmgbench data check {name}` shows what is expected, docs/datasets.md how to obtain it"
         )
     if not root.is_dir():
