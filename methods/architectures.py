@@ -53,4 +53,5 @@ class VAE(nn.Module):
         # so a resumed run draws exactly the noise an uninterrupted one would have.
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         z = mu + eps * torch.exp(0.5 * logvar)
-        return ForwardPass(x=x, mu=mu, logvar=logvar, z=z, logits=self.decode(z), model=self, dataset_size=dataset_size)
+        return ForwardPass(x=x, mu=mu, logvar=logvar, z=z, logits=self.decode(z), model=self,
+                           dataset_size=dataset_size, generator=generator)
