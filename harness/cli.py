@@ -214,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="done / running / queued / failed runs of a study")
     _add_study_args(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--tail", type=int, default=5, help="last lines of a failed run's stderr to show")
     p.set_defaults(func=cmd_status)
 
     try:
