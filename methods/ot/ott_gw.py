@@ -101,5 +101,5 @@ class OttGW:
         trace = torch.from_dlpack(costs)[..., :n_outer]
         if prob.is_batched:
             trace = trace.transpose(0, 1)
-        ok = torch.as_tensor(np.asarray(ok), device=cx.device)
+        ok = torch.as_tensor(np.array(ok), device=cx.device)
         return _finish(prob, coupling, trace, ok, n_outer, self.epsilon, self.marginal_tolerance)

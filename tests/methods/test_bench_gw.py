@@ -1,0 +1,96 @@
+"""Speed, side by side in one run (`make bench`); ratios are printed, never asserted.
+
+Default run (--benchmark-disable): each body runs once at the small size, as a smoke test.
+GMGBENCH_BENCH_FULL=1 uses n = 64, 128, 256 for the GW solves (the step benchmarks are at
+batch 64 either way). Threads are pinned to 1: on shared 2-core machines two threads
+oversubscribe (docs/performance.md).
+"""
+from __future__ import annotations
+
+import os
+
+for _k in ("PYTORCH", "JAX", "TENSORFLOW", "CUPY"):
+    os.environ.setdefault(f"POT_BACKEND_DISABLE_{_k}", "1")
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from methods import ot, registry  # noqa: E402
+from methods.architectures import VAE  # noqa: E402
+from methods.beta_vae import BetaVAE  # noqa: E402
+
+torch.set_num_threads(1)
+FULL = os.environ.get("GMGBENCH_BENCH_FULL") == "1"
+SIZES = (64, 128, 256) if FULL else (16,)
+pytestmark = pytest.mark.benchmark_side_by_side
+
+
+def _codes_costs(n, cost):
+    g = torch.Generator().manual_seed(n)
+    x, y = torch.rand(n, 10, generator=g), torch.randn(n, 10, generator=g)
+    return ot.pairwise_cost(x, cost), ot.pairwise_cost(y, cost)
+
+
+@pytest.mark.parametrize("impl", ["torch", "ott", "pot"])
+@pytest.mark.parametrize("cost", ["l2sq", "cos"])
+@pytest.mark.parametrize("n", SIZES)
+def test_gw_solve(benchmark, n, cost, impl):
+    benchmark.group = f"gw-solve n={n} {cost} eps0=0.01"
+    cx, cy = _codes_costs(n, cost)
+    eps = 0.01 * cx.mean() * cy.mean()
+    if impl == "pot":
+        import ot as pot
+
+        c1, c2 = (cx / cx.mean()).double().numpy(), (cy / cy.mean()).double().numpy()
+        p = np.full(n, 1 / n)
+
+        def run():
+            return pot.gromov.entropic_gromov_wasserstein(c1, c2, p, p, loss_fun="square_loss", epsilon=0.02,
+                                                          max_iter=50, tol=1e-3, solver="PGD")
+    else:
+        def run():
+            return ot.solve_gw(cx, cy, eps, backend=impl)
+        run()  # ott: compile outside the timing
+    benchmark(run)
+
+
+def _step_fn(reg_params):
+    torch.manual_seed(0)
+    model = VAE(num_channels=1, latent_dim=10)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    objective = BetaVAE(BetaVAE.Config(beta=1.0))
+    reg = registry.build(*reg_params) if reg_params else None
+    x = (torch.rand(64, 1, 64, 64, generator=torch.Generator().manual_seed(0)) > 0.8).float()
+    gen = torch.Generator().manual_seed(1)
+
+    def step():
+        out = model(x, generator=gen, dataset_size=1000)
+        loss, _ = objective(out)
+        if reg is not None:
+            term, _ = reg(out)
+            loss = loss + reg.cfg.weight * term
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return step
+
+
+STEP_CASES = [("beta_vae", None)]
+for _name in ("dst", "gmg"):
+    for _side in ("encoder", "decoder"):
+        for _cost in ot.COSTS:
+            STEP_CASES.append((f"{_name}-{_side}-{_cost}", (_name, "regulariser", {"side": _side, "cost": _cost})))
+STEP_CASES.append(("gmg-decoder-cos-sample", ("gmg", "regulariser", {"side": "decoder", "cost": "cos", "use_mean": False})))
+STEP_CASES.append(("gmg-decoder-cos-ott", ("gmg", "regulariser", {"side": "decoder", "cost": "cos", "backend": "ott"})))
+if not FULL:
+    STEP_CASES = [c for c in STEP_CASES if c[0] in ("beta_vae", "dst-decoder-cos", "gmg-decoder-cos")]
+
+
+@pytest.mark.parametrize("label,reg", STEP_CASES, ids=[c[0] for c in STEP_CASES])
+def test_training_step(benchmark, label, reg):
+    benchmark.group = "train-step batch=64 standard VAE"
+    step = _step_fn(reg)
+    step()  # warm-up (and jit for ott)
+    benchmark.pedantic(step, rounds=5 if FULL else 1, iterations=1, warmup_rounds=1 if FULL else 0)
