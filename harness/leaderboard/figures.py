@@ -105,9 +105,12 @@ def training_curves(agg: Aggregate, ds: str, curves: dict[str, list[dict]], out_
     extra = sorted({k for cs in series.values() for c in cs for p in c for k in p
                     if k not in ("step", "loss", "recon", "kl") and "." not in k})
     keys += extra[:2]
-    fig = _figure(4.2 * len(keys), 3.3)
+    ncols = min(len(keys), 2)  # two panels a row stay legible when the page scales the image down
+    nrows = math.ceil(len(keys) / ncols)
+    fig = _figure(4.6 * ncols, 3.1 * nrows + 0.3)
     for j, key in enumerate(keys):
-        ax = fig.add_subplot(1, len(keys), j + 1)
+        ax = fig.add_subplot(nrows, ncols, j + 1)
+        values_seen: list[float] = []
         for i, (entry, cs) in enumerate(series.items()):
             steps = sorted({p["step"] for c in cs for p in c if key in p})
             if not steps:
@@ -124,9 +127,13 @@ def training_curves(agg: Aggregate, ds: str, curves: dict[str, list[dict]], out_
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
                     mean, lo, hi = np.nanmean(mat, 0), np.nanmin(mat, 0), np.nanmax(mat, 0)
+            values_seen += [v for v in mat.ravel().tolist() if math.isfinite(v)]
             ax.plot(steps, mean, color=f"C{i}", lw=1.6, label=f"{entry} ({len(cs)} seeds)")
             if len(cs) > 1:
                 ax.fill_between(steps, lo, hi, color=f"C{i}", alpha=0.2, lw=0)
+        # Losses fall by orders of magnitude early on; a log axis keeps the end readable.
+        if values_seen and min(values_seen) > 0 and max(values_seen) / min(values_seen) > 20:
+            ax.set_yscale("log")
         ax.set_title(key)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)

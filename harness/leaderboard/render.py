@@ -218,6 +218,7 @@ def _provenance(agg: Aggregate, release: dict[str, Any]) -> list[str]:
         "- Data: `data/runs.csv` (one row per expected run), `data/aggregate.csv` (one row per setting), "
         "`data/ranks.csv` (also as parquet); `dlib/` holds disentanglement_lib-style `evaluation.json` files.",
         "- Packages: " + ", ".join(f"{k} {v}" for k, v in sorted(pk.items())) + ".",
-        f"- Rebuild and check this file: `gmgbench leaderboard --rebuild leaderboards/{agg.study}/{release['version']}`.",
+        f"- Rebuild and check this file: `gmgbench leaderboard --rebuild <this folder>` "
+        f"(e.g. `leaderboards/{agg.study}/{release['version']}`).",
         "",
     ]

@@ -53,7 +53,7 @@ def test_publish_writes_a_complete_release(released):
     assert (root / "toy" / "LATEST").read_text() == "v1\n"
     md = (v1 / "leaderboard.md").read_text()
     assert md.startswith("# Leaderboard: toy (v1)") and "Not a release" not in md
-    assert "gmgbench leaderboard --rebuild leaderboards/toy/v1" in md
+    assert "gmgbench leaderboard --rebuild <this folder>` (e.g. `leaderboards/toy/v1`)" in md
 
 
 def test_markdown_depends_only_on_the_manifest(released):
