@@ -454,6 +454,15 @@ def _record_jobs(store: ResultsStore, entry: dict[str, Any]) -> None:
                                   "log": str(log_paths(store, job_id)[1])})
 
 
+def _release(job_id: str) -> None:
+    """Release a held array; one that is gone or no longer held (a user acted) is fine."""
+    try:
+        _slurm(["scontrol", "release", job_id])
+    except SlurmError:
+        if any(r["array_job_id"] == job_id and r["reason"] in _HELD_REASONS for r in queue()):
+            raise
+
+
 def recover(store: ResultsStore, say: Callable[[str], None] = print) -> None:
     """Finish or undo what a launcher that died left half-done (see the module docstring)."""
     unfinished = [(j, a) for j in Journal.all(store) for a in j.arrays if a["state"] in ("submitting", "held")]
@@ -483,7 +492,7 @@ def recover(store: ResultsStore, say: Callable[[str], None] = print) -> None:
                 say(f"launch {journal.doc['token']}: cancelled incomplete array {entry['name']} (job {base}); its runs are free again")
                 continue
         _record_jobs(store, entry)
-        _slurm(["scontrol", "release", entry["job_id"]])
+        _release(entry["job_id"])
         entry["state"] = "released"
         journal.save()
         say(f"launch {journal.doc['token']}: released array {entry['name']} (job {entry['job_id']})")
@@ -625,7 +634,7 @@ def _launch_locked(spec, store, profile, runs, *, dry_run, retry_failed, say) ->
         entry.update(state="held", job_id=jobs[0].job_id.split("_")[0], job_ids=[j.job_id for j in jobs])
         journal.save()
         _record_jobs(store, entry)
-        _slurm(["scontrol", "release", entry["job_id"]])
+        _release(entry["job_id"])
         entry["state"] = "released"
         journal.save()
         say(f"submitted {plan.name}: job {entry['job_id']}, {len(plan.runs)} runs, --array={plan.array_spec}")

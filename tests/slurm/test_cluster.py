@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -163,6 +164,8 @@ def test_killed_launcher_then_relaunch_neither_loses_nor_duplicates(slurm_cluste
                              "--results", str(results)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env={**os.environ, launch.PAUSE_ENV: "120"})
     seen = []
+    guard = threading.Timer(180, proc.kill)  # never hang the suite on a launcher that stalls
+    guard.start()
     try:
         for line in proc.stdout:  # submitted, held, job ids not yet recorded: the worst moment
             seen.append(line)
@@ -171,6 +174,7 @@ def test_killed_launcher_then_relaunch_neither_loses_nor_duplicates(slurm_cluste
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
+        guard.cancel()
     assert any("pausing" in s for s in seen), "".join(seen)
     store = ResultsStore(results)
     runs = load_spec(spec_path).runs()

@@ -247,3 +247,16 @@ def test_format_status_shows_log_and_stderr_of_failed_runs():
                         "log": "/r/slurm/3_1_0_log.err", "stderr_tail": ["Traceback", "RunFailed: boom"]}]}
     text = launch.format_status(report)
     assert "1/2 done (50%)" in text and "/r/slurm/3_1_0_log.err" in text and "| RunFailed: boom" in text
+
+
+def test_release_tolerates_an_array_a_user_already_released_or_cancelled(monkeypatch):
+    def refuse(cmd, timeout=60):
+        raise launch.SlurmError("scontrol release: Invalid job id specified")
+
+    monkeypatch.setattr(launch, "_slurm", refuse)
+    monkeypatch.setattr(launch, "queue", lambda: [])
+    launch._release("12")  # gone: nothing to do
+    monkeypatch.setattr(launch, "queue", lambda: [{"job_id": "12_0", "array_job_id": "12", "name": "n",
+                                                   "state": "PENDING", "reason": "JobHeldUser"}])
+    with pytest.raises(launch.SlurmError):
+        launch._release("12")  # still held: a real problem
