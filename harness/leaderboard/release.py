@@ -292,6 +292,10 @@ def changes(agg: Aggregate, prev_dir: Path | None, manifest: dict[str, Any]) -> 
         lines += [f"  - {m}" for m in moved]
     pr = dict(zip(prev_ranks["entry"], prev_ranks["avg_rank"]))
     nr = dict(zip(agg.ranks["entry"], agg.ranks["avg_rank"]))
+    if prev_opts.all_settings != agg.options.all_settings:
+        # Entries are methods in one mode and method × setting in the other: not comparable.
+        pr, nr = {}, {}
+        lines.append("- Ranks are not compared: one version ranks methods, the other every setting.")
     rank_changes = [f"{e}: {pr[e]:.2f} → {nr[e]:.2f}" for e in nr
                     if e in pr and math.isfinite(nr[e]) and math.isfinite(pr[e]) and abs(nr[e] - pr[e]) > 1e-9]
     rank_changes += [f"{e}: — → {nr[e]:.2f}" for e in nr
