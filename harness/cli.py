@@ -125,12 +125,13 @@ def cmd_leaderboard(args) -> int:
 
     try:
         if args.rebuild is not None:
-            same, diff = leaderboard.verify(args.rebuild)
+            same, report = leaderboard.verify(args.rebuild, results=args.results)
+            checked = f"; result files in {args.results} match their SHA-256" if args.results else ""
             if same:
-                print(f"{args.rebuild}/leaderboard.md: rebuilt from manifest.json, identical")
+                print(f"{args.rebuild}/leaderboard.md: rebuilt from manifest.json, identical{checked}")
                 return 0
-            print(diff, end="")
-            print(f"{args.rebuild}/leaderboard.md: the rebuild differs (diff above)", file=sys.stderr)
+            print(report, end="")
+            print(f"{args.rebuild}: the rebuild or the results differ (see above)", file=sys.stderr)
             return 1
         if args.study is None:
             print("gmgbench leaderboard: error: give a study spec, or --rebuild leaderboards/<study>/vN", file=sys.stderr)
@@ -202,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-figures", action="store_true", help="publish without figures")
     p.add_argument("--rebuild", type=Path, default=None, metavar="RELEASE",
                    help="rebuild RELEASE/leaderboard.md (e.g. leaderboards/demo/v1) from its manifest and check "
-                        "it is identical; exit 1 with a diff if not")
+                        "it is identical (with --results, also check the store's result files against the "
+                        "manifest); exit 1 with a diff if not")
     p.set_defaults(func=cmd_leaderboard)
 
     p = sub.add_parser("launch", help="submit the study's missing runs to Slurm as job arrays")

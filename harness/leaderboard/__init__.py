@@ -17,11 +17,11 @@ from pathlib import Path
 
 from harness.leaderboard.aggregate import Aggregate, LeaderboardError, Options, aggregate, collect
 from harness.leaderboard.export import export_dlib
-from harness.leaderboard.release import ReleaseExists, rebuild, spec_from_dict, spec_hash, spec_to_dict, verify
+from harness.leaderboard.release import ReleaseExists, check_results, rebuild, spec_from_dict, spec_hash, spec_to_dict, verify
 from harness.leaderboard.render import render
 
 __all__ = ["Board", "build", "write_latest", "publish", "rebuild", "verify", "leaderboards_root",
-           "LeaderboardError", "ReleaseExists", "Options", "export_dlib", "spec_to_dict", "spec_from_dict",
+           "check_results", "LeaderboardError", "ReleaseExists", "Options", "export_dlib", "spec_to_dict", "spec_from_dict",
            "spec_hash"]
 
 _REPO = Path(__file__).resolve().parents[2]

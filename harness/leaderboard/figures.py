@@ -246,7 +246,9 @@ def make_figures(agg: Aggregate, store, out_dir: Path) -> tuple[list[dict[str, A
         if store is not None and store.has_result(rid):
             curves[rid] = (store.read_result(rid).get("training") or {}).get("curve") or []
     for ds in agg.datasets:
-        if agg.board[agg.board["dataset"] == ds].empty:
+        done = agg.runs[(agg.runs["dataset"] == ds) & (agg.runs["status"] == "done")]
+        if done.empty or not done[agg.options.selection].notna().any():
+            notes.append(f"{ds}: no finished run with a {agg.options.selection} value, so no figures")
             continue
         records.append(selection_chart(agg, ds, out_dir))
         rec = training_curves(agg, ds, curves, out_dir)

@@ -25,7 +25,7 @@ from harness.leaderboard import export, render
 from harness.leaderboard.aggregate import Aggregate, LeaderboardError, Options, _sha256, aggregate
 
 __all__ = ["ReleaseExists", "spec_to_dict", "spec_from_dict", "spec_hash", "versions", "publish_release",
-           "rebuild", "verify", "changes", "write_index", "MANIFEST_FORMAT"]
+           "rebuild", "verify", "check_results", "changes", "write_index", "MANIFEST_FORMAT"]
 
 MANIFEST_FORMAT = 1
 _VERSION = re.compile(r"^v(\d+)$")
@@ -211,17 +211,33 @@ def rebuild(version_dir: str | Path) -> str:
     return render.render(agg, release=m)
 
 
-def verify(version_dir: str | Path) -> tuple[bool, str]:
-    """``(identical, unified diff)`` of the rebuilt and the published leaderboard.md."""
+def check_results(version_dir: str | Path, results: str | Path) -> list[str]:
+    """Result files of the store ``results`` that differ from the release's manifest (empty: all match)."""
+    m = _manifest(Path(version_dir))
+    root, problems = Path(results), []
+    for r in m["results"]:
+        path = root / r["file"]
+        if not path.is_file():
+            problems.append(f"{path}: listed in manifest.json but not in the results store")
+        elif _sha256(path) != r["sha256"]:
+            problems.append(f"{path}: SHA-256 differs from manifest.json (the result changed after publication)")
+    return problems
+
+
+def verify(version_dir: str | Path, results: str | Path | None = None) -> tuple[bool, str]:
+    """``(identical, report)``: rebuild leaderboard.md and compare it byte for byte with the
+    published one (the report is a unified diff); with ``results``, also check that store's
+    result files against their SHA-256 in the manifest."""
     import difflib
 
     version_dir = Path(version_dir)
     new = rebuild(version_dir)
     old = (version_dir / "leaderboard.md").read_text()
-    if new == old:
-        return True, ""
-    diff = difflib.unified_diff(old.splitlines(True), new.splitlines(True), "published", "rebuilt")
-    return False, "".join(diff)
+    report = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), "published", "rebuilt"))
+    problems = check_results(version_dir, results) if results is not None else []
+    if problems:
+        report += "".join(p + "\n" for p in problems)
+    return new == old and not problems, report
 
 
 # -- changelog -----------------------------------------------------------------------------

@@ -75,3 +75,12 @@ def test_missing_models_are_noted_not_fatal(tmp_path):
     assert "model.pt of run" in md
     for f in m["figures"]:
         _check_png(v1 / f["path"])
+
+
+def test_dataset_without_results_gets_a_note_instead_of_empty_figures(tmp_path):
+    spec = _spec()
+    v1 = leaderboard.publish(spec, ResultsStore(tmp_path / "empty"), root=tmp_path / "lb")
+    m = json.loads((v1 / "manifest.json").read_text())
+    assert m["figures"] == []
+    assert m["figure_notes"] == ["dsprites_procedural: no finished run with a dci.disentanglement value, so no figures"]
+    assert leaderboard.verify(v1) == (True, "")

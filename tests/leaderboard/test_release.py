@@ -231,3 +231,17 @@ def test_changelog_across_selection_modes_does_not_compare_ranks(released):
     assert "Selection changed: dci.disentanglement (all settings: False) → dci.disentanglement (all settings: True)" in text
     assert "Rows added: ds_a / beta / beta=1.0; ds_b / beta / beta=4.0." in text
     assert "Ranks are not compared" in text and "Average ranks changed" not in text
+
+
+def test_verify_checks_the_result_files_against_the_manifest(released, capsys):
+    from harness.cli import main
+
+    spec, store, root, v1 = released
+    assert leaderboard.verify(v1, results=store.root) == (True, "")
+    assert main(["leaderboard", "--rebuild", str(v1), "--results", str(store.root)]) == 0
+    run = spec.runs()[0]
+    path = store.result_path(run.run_id)
+    path.write_text(path.read_text().replace('"status": "done"', '"status": "done" '))
+    same, report = leaderboard.verify(v1, results=store.root)
+    assert not same and f"{path}: SHA-256 differs from manifest.json" in report
+    assert main(["leaderboard", "--rebuild", str(v1), "--results", str(store.root)]) == 1
