@@ -56,36 +56,42 @@ def _seed_values(agg: Aggregate, ds: str, row, col: str) -> tuple[np.ndarray, np
 
 
 def selection_chart(agg: Aggregate, ds: str, out_dir: Path) -> dict[str, Any]:
-    """Per method: every seed's value (dots), mean ± std (bar), reference (diamond)."""
+    """Per method (best rank on top): every seed's value (dots), mean ± std (bar), reference (diamond).
+
+    Horizontal, so long method labels stay readable and many methods only make it taller.
+    """
     sel = agg.options.selection
     items = _board_entries(agg, ds)
-    fig = _figure(1.6 + 1.3 * max(len(items), 2), 3.6)
+    n = max(len(items), 1)
+    longest = max((len(e) for e, _ in items), default=8)
+    fig = _figure(5.0 + 0.07 * min(longest, 80), 1.2 + 0.42 * n)
     ax = fig.add_subplot(1, 1, 1)
     for i, (entry, row) in enumerate(items):
+        y = n - 1 - i
         _, vals = _seed_values(agg, ds, row, sel)
         if len(vals):
-            jitter = np.linspace(-0.12, 0.12, len(vals)) if len(vals) > 1 else np.zeros(1)
-            ax.scatter(i + jitter, vals, s=22, color="0.45", zorder=3, label="seed" if i == 0 else None)
+            jitter = np.linspace(-0.15, 0.15, len(vals)) if len(vals) > 1 else np.zeros(1)
+            ax.scatter(vals, y + jitter, s=20, color="0.45", zorder=3, label="seed")
             std = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
-            ax.errorbar([i], [vals.mean()], yerr=[std], fmt="s", color="C0", ms=8, capsize=6, lw=2, zorder=4,
-                        label="mean ± std" if i == 0 else None)
-        ref = row.get(f"{sel}.reference", math.nan) if hasattr(row, "get") else math.nan
+            ax.errorbar([vals.mean()], [y], xerr=[std], fmt="s", color="C0", ms=7, capsize=5, lw=2, zorder=4,
+                        label="mean ± std")
+        ref = row.get(f"{sel}.reference", math.nan)
         if isinstance(ref, float) and math.isfinite(ref):
-            ax.scatter([i + 0.3], [ref], marker="D", color="C3", zorder=4, label="reference")
-    ax.set_xticks(range(len(items)))
-    ax.set_xticklabels([e for e, _ in items], rotation=15, ha="right", fontsize=9)
-    ax.set_xlim(-0.6, len(items) - 0.4)
-    ax.set_ylabel(sel)
-    ax.set_title(f"{ds}: {sel} of the shown setting, per seed")
-    ax.grid(axis="y", alpha=0.3)
+            ax.scatter([ref], [y + 0.3], marker="D", color="C3", zorder=4, label="reference")
+    ax.set_yticks(range(n))
+    ax.set_yticklabels([e for e, _ in reversed(items)] or [""], fontsize=8)
+    ax.set_ylim(-0.6, n - 0.4)
+    ax.set_xlabel(f"{sel} ({'lower' if agg.options.direction(sel) < 0 else 'higher'} is better)")
+    ax.set_title(f"{ds}: {sel} of the shown setting, per seed", fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
     uniq = dict(zip(labels, handles))
     if uniq:
-        ax.legend(uniq.values(), uniq.keys(), fontsize=8, loc="best")
+        ax.legend(uniq.values(), uniq.keys(), fontsize=7, loc="best")
     path = out_dir / f"{slug(ds)}-selection.png"
     _save(fig, path)
     return {"path": f"figures/{path.name}", "kind": "selection", "dataset": ds,
-            "caption": f"{ds}: {sel} per method (dots: seeds; square and bar: mean ± std)"}
+            "caption": f"{ds}: {sel} per method, best rank on top (dots: seeds; square and bar: mean ± std)"}
 
 
 def training_curves(agg: Aggregate, ds: str, curves: dict[str, list[dict]], out_dir: Path) -> dict[str, Any] | None:
@@ -257,7 +263,14 @@ def make_figures(agg: Aggregate, store, out_dir: Path) -> tuple[list[dict[str, A
         else:
             notes.append(f"{ds}: no training curves in the results")
         dataset = None
+        shown_methods: set[str] = set()
         for entry, row in _board_entries(agg, ds):
+            if agg.options.all_settings:
+                # Every setting is a row; one model per method (its best-ranked setting) keeps
+                # a large grid's release small.
+                if row["method"] in shown_methods:
+                    continue
+                shown_methods.add(row["method"])
             pick = _representative(agg, ds, row)
             if pick is None:
                 notes.append(f"{ds}: {entry}: no finished run, so no traversals or reconstructions")
