@@ -82,7 +82,8 @@ def render(agg: Aggregate, release: dict[str, Any] | None = None) -> str:
         selection = "none: every hyperparameter setting is its own row (`--all-settings`)."
     else:
         selection = (f"per method and dataset, the hyperparameter setting with the {best} mean `{sel}` over "
-                     f"seeds (ties: the first setting in the spec); the other settings are in `data/aggregate.csv`.")
+                     f"seeds (ties: the first setting in the spec); every setting is in "
+                     f"`{'data' if release else 'latest'}/aggregate.csv`.")
     out += [
         "## How to read this",
         "",
