@@ -6,9 +6,9 @@ the importance-weighted mean over codes of 1 − entropy_K(R[d, :]), completenes
 mean over factors of 1 − entropy_D(R[:, k]), informativeness the mean train/test accuracy.
 
 Faster than dlib with the same classifiers (same hyper-parameters, sklearn's own tree code):
-the factors are fitted in parallel threads, largest number of classes first, and inside a
-multi-class fit the K regression trees of each boosting stage (independent given the stage's
-gradient) are fitted in parallel too; sklearn builds trees without the GIL. The trees'
+the factors are fitted in parallel worker processes, largest number of classes first, and
+inside a multi-class fit the K regression trees of each boosting stage (independent given the
+stage's gradient) are fitted in parallel threads; sklearn builds trees without the GIL. The trees'
 tie-breaking draws are made up front in dlib's order, from ``RandomState(tree_seed)`` instead
 of dlib's global NumPy RNG: the result is reproducible, and with ``np.random.seed(tree_seed)``
 before dlib's call the two agree bit for bit.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+import joblib
 import numpy as np
 import scipy.stats
 from sklearn.ensemble import GradientBoostingClassifier
@@ -43,7 +44,7 @@ def default_n_jobs() -> int:
 def compute_dci(ground_truth_data, representation_function, random_state, artifact_dir=None,
                 num_train: int = 10000, num_test: int = 5000, batch_size: int = 16,
                 n_jobs: int | None = None, tree_seed: int | None = None) -> dict[str, float]:
-    """dlib's ``compute_dci``; ``n_jobs`` threads (default: all cores) fit the classifiers.
+    """dlib's ``compute_dci``; ``n_jobs`` workers (default: all cores) fit the classifiers.
 
     ``tree_seed`` seeds the trees' tie-breaking draws. dlib takes them from the global NumPy
     RNG, so ``np.random.seed(s)`` before dlib's ``compute_dci`` gives bit for bit the numbers
@@ -87,6 +88,9 @@ def scores_from_importance(importance: np.ndarray, train_acc: float, test_acc: f
     }
 
 
+# Below this many training points a tree takes well under a millisecond and the thread
+# hand-offs cost more than they save.
+_MIN_POINTS_STAGE_PARALLEL = 1000
 _RAND_R_MAX = 2147483647  # sklearn.tree._utils.RAND_R_MAX: each tree fit draws randint(0, this) once
 
 
@@ -128,6 +132,12 @@ class _PresetGBC(GradientBoostingClassifier):
         multiclass = self._loss.is_multiclass
         neg_gradient = -self._loss.gradient(y_true=y, raw_prediction=raw_predictions, sample_weight=None)
         neg_g = neg_gradient.reshape((-1, 1)) if neg_gradient.ndim == 1 else neg_gradient
+        # One stand-in per class, reused stage after stage (seeding a RandomState per tree
+        # costs more than a small tree's fit).
+        if getattr(self, "_stand_ins", None) is None or len(self._stand_ins) != num_trees:
+            self._stand_ins = [_PresetDraw(0) for _ in range(num_trees)]
+        for k, stand_in in enumerate(self._stand_ins):
+            stand_in._value = int(self._draws[i * num_trees + k])
 
         def fit_tree(k: int) -> DecisionTreeRegressor:
             tree = DecisionTreeRegressor(
@@ -135,7 +145,7 @@ class _PresetGBC(GradientBoostingClassifier):
                 min_samples_split=self.min_samples_split, min_samples_leaf=self.min_samples_leaf,
                 min_weight_fraction_leaf=self.min_weight_fraction_leaf,
                 min_impurity_decrease=self.min_impurity_decrease, max_features=self.max_features,
-                max_leaf_nodes=self.max_leaf_nodes, random_state=_PresetDraw(self._draws[i * num_trees + k]),
+                max_leaf_nodes=self.max_leaf_nodes, random_state=self._stand_ins[k],
                 ccp_alpha=self.ccp_alpha)
             tree.fit(X, neg_g[:, k], sample_weight=sample_weight, check_input=False)
             y_k = np.array(y == k, dtype=np.float64) if multiclass else y
@@ -143,22 +153,28 @@ class _PresetGBC(GradientBoostingClassifier):
                                      sample_weight, sample_mask, learning_rate=self.learning_rate, k=k)
             return tree
 
-        trees = self._pool.map(fit_tree, range(num_trees)) if self._pool and num_trees > 1 else map(
-            fit_tree, range(num_trees))
+        parallel = self._pool is not None and num_trees > 1 and X.shape[0] >= _MIN_POINTS_STAGE_PARALLEL
+        trees = self._pool.map(fit_tree, range(num_trees)) if parallel else map(fit_tree, range(num_trees))
         for k, tree in enumerate(trees):
             self.estimators_[i, k] = tree
         return raw_predictions
 
 
-def _fit_factor(x_train, y_train, x_test, y_test, draws, pool) -> tuple[np.ndarray, float, float]:
+def _fit_factor(x_train, y_train, x_test, y_test, draws, stage_threads: int) -> tuple[np.ndarray, float, float]:
     classes = np.unique(y_train)
     if classes.size < 2:
         # dlib crashes here (a classifier needs two classes); the factor is constant in the
         # training sample, so no code explains it and the constant prediction is its accuracy.
         return np.zeros(x_train.shape[1]), 1.0, float(np.mean(y_test == classes[0]))
     model = _PresetGBC(random_state=0)
-    model._draws, model._pool = draws, pool
-    model.fit(x_train, y_train)
+    model._draws = draws
+    if stage_threads > 1:
+        with ThreadPoolExecutor(stage_threads) as pool:
+            model._pool = pool
+            model.fit(x_train, y_train)
+        model._pool = None
+    else:
+        model.fit(x_train, y_train)
     return (np.abs(model.feature_importances_), float(np.mean(model.predict(x_train) == y_train)),
             float(np.mean(model.predict(x_test) == y_test)))
 
@@ -173,7 +189,7 @@ def importance_gbt(codes_train, factors_train, codes_test, factors_test, *, tree
     """``(R (D, K), mean train accuracy, mean test accuracy)`` from one default GBC per factor.
 
     The trees draw their seeds, factor after factor, from ``RandomState(tree_seed)``, as dlib's
-    draw from the global RNG; the fits then run in ``n_jobs`` threads.
+    draw from the global RNG; the fits then run in ``n_jobs`` worker processes.
     """
     n_jobs = default_n_jobs() if n_jobs is None else max(1, int(n_jobs))
     num_factors = factors_train.shape[1]
@@ -183,14 +199,16 @@ def importance_gbt(codes_train, factors_train, codes_test, factors_test, *, tree
     order = sorted(range(num_factors), key=lambda j: -draws[j].size)
     x_train = np.ascontiguousarray(codes_train)
     x_test = np.ascontiguousarray(codes_test)
-    if n_jobs == 1:
-        results = {j: _fit_factor(x_train, factors_train[:, j], x_test, factors_test[:, j], draws[j], None)
-                   for j in order}
+    args = [(x_train, factors_train[:, j], x_test, factors_test[:, j], draws[j]) for j in order]
+    if n_jobs == 1 or x_train.shape[0] < _MIN_POINTS_STAGE_PARALLEL:
+        fitted = [_fit_factor(*a, stage_threads=1) for a in args]
     else:
-        with ThreadPoolExecutor(n_jobs) as stage_pool, ThreadPoolExecutor(n_jobs) as factor_pool:
-            futures = {j: factor_pool.submit(_fit_factor, x_train, factors_train[:, j], x_test,
-                                             factors_test[:, j], draws[j], stage_pool) for j in order}
-            results = {j: f.result() for j, f in futures.items()}
+        # Factors in worker processes (no GIL between them: threads alone stall on a busy
+        # machine when the thread holding the GIL is descheduled), each splitting its stages
+        # over threads so that the last, largest fits still use every core.
+        fitted = joblib.Parallel(n_jobs=min(n_jobs, len(args)), backend="loky", batch_size=1)(
+            joblib.delayed(_fit_factor)(*a, stage_threads=n_jobs) for a in args)
+    results = dict(zip(order, fitted))
     importance = np.stack([results[j][0] for j in range(num_factors)], axis=1)
     train_acc = np.mean([results[j][1] for j in range(num_factors)])
     test_acc = np.mean([results[j][2] for j in range(num_factors)])

@@ -172,3 +172,73 @@ def test_all_on_dsprites(ref):
     kw = dict(batch_size=8, num_train=40, num_eval=20, num_variance_estimate=200)
     _same(compute_factor_vae(data, dsprites_moments, rs(0), **kw),
           ref["factor_vae"].compute_factor_vae(data, dsprites_moments, rs(0), **kw), skip=("num_active_dims",))
+
+
+# -- study sizes (dlib's unsupervised_study_v1 defaults), one test per metric ---------------------
+
+def _study_data():
+    return SyntheticWithNuisance(noise_dims=3)
+
+
+@pytest.mark.slow
+def test_beta_vae_at_study_size(ref):
+    data, rep = _study_data(), _rep("noisy")
+    _same(compute_beta_vae_sklearn(data, rep, np.random.RandomState(0)),
+          ref["beta_vae"].compute_beta_vae_sklearn(data, rep, np.random.RandomState(0), batch_size=64,
+                                                   num_train=10000, num_eval=5000))
+
+
+@pytest.mark.slow
+def test_factor_vae_at_study_size(ref):
+    data, rep = _study_data(), _rep("duplicated_dim")
+    _same(compute_factor_vae(data, rep, np.random.RandomState(0)),
+          ref["factor_vae"].compute_factor_vae(data, rep, np.random.RandomState(0), batch_size=64, num_train=10000,
+                                               num_eval=5000, num_variance_estimate=10000), skip=("num_active_dims",))
+
+
+@pytest.mark.slow
+def test_modularity_explicitness_at_study_size(ref):
+    data, rep = _study_data(), _rep("rotated")
+    _same(compute_modularity_explicitness(data, rep, np.random.RandomState(0)),
+          ref["modularity_explicitness"].compute_modularity_explicitness(data, rep, np.random.RandomState(0),
+                                                                         num_train=10000, num_test=5000))
+
+
+@pytest.mark.slow
+def test_sap_at_study_size(ref):
+    data, rep = _study_data(), _rep("noisy")
+    _same(compute_sap(data, rep, np.random.RandomState(0)),
+          ref["sap_score"].compute_sap(data, rep, np.random.RandomState(0), num_train=10000, num_test=5000,
+                                       continuous_factors=False))
+
+
+@pytest.mark.slow
+def test_irs_at_study_size(ref):
+    data, rep = _study_data(), _rep("noisy")
+    _same(compute_irs(data, rep, np.random.RandomState(0)),
+          ref["irs"].compute_irs(data, rep, np.random.RandomState(0), num_train=10000, batch_size=16),
+          skip=("num_active_dims",))
+
+
+@pytest.mark.slow
+def test_unsupervised_at_study_size(ref):
+    data, rep = _study_data(), _rep("rotated")
+    _same(unsupervised_metrics(data, rep, np.random.RandomState(0)),
+          ref["unsupervised_metrics"].unsupervised_metrics(data, rep, np.random.RandomState(0), num_train=10000))
+
+
+def test_explicitness_with_a_class_missing_from_the_test_set(ref):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    from metrics.modularity_explicitness import explicitness_per_factor
+
+    rs = np.random.RandomState(0)
+    x, y = rs.randn(2, 200), rs.randint(3, size=200)
+    x_test, y_test = rs.randn(2, 50), rs.randint(2, size=50)  # class 2 never occurs
+    with pytest.raises(IndexError):
+        ref["modularity_explicitness"].explicitness_per_factor(x, y, x_test, y_test)
+    _, ours_test = explicitness_per_factor(x, y, x_test, y_test)
+    proba = LogisticRegression().fit(x.T, y).predict_proba(x_test.T)
+    expected = np.mean([roc_auc_score(y_test == c, proba[:, c]) for c in (0, 1)])
+    assert ours_test == pytest.approx(expected, abs=1e-12)

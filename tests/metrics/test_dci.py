@@ -43,12 +43,13 @@ def test_dci_matches_dlib_on_dsprites(dlib_dci):
 
 @pytest.mark.slow
 def test_dci_matches_dlib_at_study_size(dlib_dci):
-    """Study sizes (10000 train / 5000 test, batch 16) on a 4-factor set with ≤10 classes.
+    """Study sizes (10000 train / 5000 test, batch 16) on factors of 2, 3 and 4 values.
 
     dSprites-shaped factors (a 40-class factor) take ~9 min in dlib on 2 cores; the sampling,
-    sizes and classifiers tested here are the same, only the class counts are smaller.
+    sizes and classifiers tested here are the same, only the class counts (8 trees per
+    boosting stage instead of 113) are smaller.
     """
-    data = SyntheticWithNuisance(noise_dims=3, factor_sizes=(3, 5, 8, 4))
+    data = SyntheticWithNuisance(noise_dims=3, factor_sizes=(2, 3, 4, 5))
     rep = representations(3, 3)["noisy"]
     ours = compute_dci(data, rep, np.random.RandomState(0), tree_seed=0)
     ref = _dlib_dci(dlib_dci, data, rep, 0, 0, num_train=10000, num_test=5000)
@@ -67,11 +68,12 @@ def test_dci_scores_match_dlib_formulas_on_fixed_importance(dlib_dci):
 
 
 def test_dci_is_reproducible_and_parallel_equals_serial():
-    data = SyntheticData(factor_sizes=(3, 4))
-    rep = representations(2, 3)["noisy"]
-    a = compute_dci(data, rep, np.random.RandomState(5), num_train=300, num_test=100, n_jobs=1)
-    b = compute_dci(data, rep, np.random.RandomState(5), num_train=300, num_test=100, n_jobs=2)
-    c = compute_dci(data, rep, np.random.RandomState(5), num_train=300, num_test=100, n_jobs=2)
+    # 1000 training points: the size from which worker processes and stage threads are used.
+    data = SyntheticData(factor_sizes=(2, 3))
+    rep = representations(2, 3)["duplicated_dim"]
+    a = compute_dci(data, rep, np.random.RandomState(5), num_train=1000, num_test=100, n_jobs=1)
+    b = compute_dci(data, rep, np.random.RandomState(5), num_train=1000, num_test=100, n_jobs=2)
+    c = compute_dci(data, rep, np.random.RandomState(5), num_train=1000, num_test=100, n_jobs=2)
     assert a == b == c
 
 
