@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import math
 import numbers
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -369,15 +370,13 @@ def _ranks(agg: Aggregate) -> pd.DataFrame:
             continue
         point[have, d] = _rank_desc(np.array(means))
         boot[:, have, d] = _rank_desc(np.stack(draws, axis=1))
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            avg = np.nanmean(point, axis=1)
-            boot_avg = np.nanmean(boot, axis=2)
-            lo = np.nanpercentile(boot_avg, 2.5, axis=0) if n_e else np.zeros(0)
-            hi = np.nanpercentile(boot_avg, 97.5, axis=0) if n_e else np.zeros(0)
+    with warnings.catch_warnings():
+        # Entries without any value are all-NaN rows: their NaN result is the answer.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        avg = np.nanmean(point, axis=1)
+        boot_avg = np.nanmean(boot, axis=2)
+        lo = np.nanpercentile(boot_avg, 2.5, axis=0) if n_e else np.zeros(0)
+        hi = np.nanpercentile(boot_avg, 97.5, axis=0) if n_e else np.zeros(0)
     out = pd.DataFrame({"entry": entries, "avg_rank": avg, "rank_lo": lo, "rank_hi": hi,
                         "n_datasets": np.isfinite(point).sum(axis=1).astype(int)})
     for d, ds in enumerate(agg.datasets):

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from harness import leaderboard
-from harness.leaderboard.aggregate import LeaderboardError, Options
+from harness.leaderboard.aggregate import LeaderboardError
 from harness.results import ResultsStore
-from lb_helpers import DCI, fill, known_values, make_spec, toy_store
+from lb_helpers import DCI, fill, make_spec, toy_store
 
 G = "beta=1.0,gmg.weight=10.0"  # gamma's setting string
 
