@@ -144,6 +144,13 @@ def test_failed_run_is_reported_with_its_log_and_only_it_reruns_after_the_fix(sl
     # Without the fix, a relaunch leaves the failed run alone (no --retry-failed).
     again = cli("launch", spec_path, "--profile", prof, "--results", results)
     assert "nothing to submit" in again.stdout and "1 failed runs are not resubmitted" in again.stdout
+    # --retry-failed resubmits exactly that run (still broken, so it fails again)
+    retry = cli("launch", spec_path, "--profile", prof, "--results", results, "--retry-failed")
+    assert "submitting 1 runs as 1 arrays" in retry.stdout, retry.stdout
+    wait_settled(spec_path, results)
+    bad_id = failed["run_id"]
+    assert len(ResultsStore(results).jobs(bad_id)) == 2
+    assert status_json(spec_path, results)["counts"]["failed"] == 1
 
     # Fix the learning rate: a new run, the only one submitted.
     fixed = {**bad, "train": {"lr": 0.002}}
