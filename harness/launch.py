@@ -582,6 +582,8 @@ def _launch_locked(spec, store, profile, runs, *, dry_run, retry_failed, say) ->
     if not dry_run and not has_slurm:
         raise SlurmError("squeue not found: launch from a Slurm login node, or use --dry-run")
     statuses = classify(runs, store, use_slurm=has_slurm)
+    if not has_slurm:
+        say("(Slurm not reachable here: runs with a recorded job count as not submitted in this plan)")
     counts = {s: sum(x.status == s for x in statuses) for s in ("done", "running", "queued", "held", "failed", "missing")}
     todo = [x.run for x in statuses if x.status == "missing" or (retry_failed and x.status == "failed")]
     say(f"{spec.name}: {len(runs)} runs: {counts['done']} done, {counts['running']} running, "
