@@ -72,7 +72,7 @@ def render(agg: Aggregate, release: dict[str, Any] | None = None) -> str:
     out += [title, ""]
     if release is None:
         out += ["> **Not a release.** This file is rebuilt from the results store after runs finish and changes "
-                "as they do. A published, immutable version comes from "
+                "as they do. A published, immutable version, with figures and provenance, comes from "
                 f"`gmgbench leaderboard <spec> --publish` (`leaderboards/{agg.study}/vN/`).", ""]
     if agg.description.strip():
         out += [" ".join(agg.description.split()), ""]
