@@ -84,6 +84,7 @@ def train_run(run: RunSpec, workdir: Path, *, progress: bool | str = True,
     noise = torch.Generator(device=device).manual_seed(run.seed)
     sampler = np.random.RandomState(run.seed)
     step, curve, elapsed = 0, [], 0.0
+    sums: dict[str, float] = {}
 
     ckpt_path = workdir / "checkpoint.pt"
     if ckpt_path.is_file():
@@ -92,7 +93,7 @@ def train_run(run: RunSpec, workdir: Path, *, progress: bool | str = True,
         opt.load_state_dict(ckpt["optimizer"])
         noise.set_state(ckpt["noise"].cpu() if device.type == "cpu" else ckpt["noise"])
         sampler.set_state(ckpt["sampler"])
-        step, curve, elapsed = ckpt["step"], ckpt["curve"], ckpt["elapsed"]
+        step, curve, elapsed, sums = ckpt["step"], ckpt["curve"], ckpt["elapsed"], ckpt.get("window", {})
         torch.set_rng_state(ckpt["torch_rng"].cpu())
         if ckpt.get("cuda_rng") is not None:
             torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
@@ -102,6 +103,7 @@ def train_run(run: RunSpec, workdir: Path, *, progress: bool | str = True,
         _atomic_torch_save({
             "model": model.state_dict(), "optimizer": opt.state_dict(), "noise": noise.get_state(),
             "sampler": sampler.get_state(), "step": step, "curve": curve, "elapsed": elapsed,
+            "window": sums,  # the logging window in progress, so curve points survive a resume
             # Methods may draw from torch's global RNG (HFS's latent pairs, Hutchinson
             # probes): it is part of the run's state too.
             "torch_rng": torch.get_rng_state(),
@@ -117,7 +119,6 @@ def train_run(run: RunSpec, workdir: Path, *, progress: bool | str = True,
     model.train()
     ran = 0
     t0 = time.perf_counter()
-    sums: dict[str, float] = {}
     while step < cfg.steps:
         factors = dataset.sample_factors(cfg.batch_size, sampler)
         x = dataset.training_batch(factors, sampler, device)
@@ -247,7 +248,7 @@ def run_and_store(run: RunSpec, store: ResultsStore, *, force: bool = False, pro
         eval_seconds = time.perf_counter() - t_eval
     except Interrupted:
         raise
-    except BaseException as err:
+    except Exception as err:  # not BaseException: a requeue's SystemExit or Ctrl-C is no failure
         import traceback
 
         store.write_failure(run.run_id, {

@@ -10,7 +10,8 @@ from harness.train import Interrupted, run_and_store, train_run
 
 @pytest.fixture
 def one_run(write_spec, tiny_spec):
-    tiny_spec["train"].update(steps=6, checkpoint_every=3)
+    # checkpoint_every is not a multiple of log_every: the open logging window is checkpointed too.
+    tiny_spec["train"].update(steps=6, checkpoint_every=3, log_every=2)
     return load_spec(write_spec(tiny_spec)).runs()[0]
 
 
@@ -18,10 +19,11 @@ def _state(workdir):
     return torch.load(workdir / "model.pt", weights_only=False)["model"]
 
 
-def test_resumed_run_equals_uninterrupted_bit_for_bit(tmp_path, one_run):
+@pytest.mark.parametrize("stop_after", [3, 4])  # inside a logging window, and off the checkpoint grid
+def test_resumed_run_equals_uninterrupted_bit_for_bit(tmp_path, one_run, stop_after):
     straight = train_run(one_run, tmp_path / "a", progress=False)
     with pytest.raises(Interrupted):
-        train_run(one_run, tmp_path / "b", progress=False, stop_after=4)  # between checkpoints
+        train_run(one_run, tmp_path / "b", progress=False, stop_after=stop_after)
     assert not (tmp_path / "b" / "model.pt").exists()
     resumed = train_run(one_run, tmp_path / "b", progress=False)
     a, b = _state(tmp_path / "a"), _state(tmp_path / "b")
