@@ -77,6 +77,7 @@ _PROFILE_KEYS = {
     "max_array_size": "largest array to submit: an int, or 'auto' to read MaxArraySize from `scontrol show config`",
     "max_num_timeout": "how many times a run may hit the time limit and be requeued (submitit's max_num_timeout)",
     "python": "python command on the compute nodes (default: this interpreter)",
+    "step_seconds": "measured seconds per beta-VAE step (batch 64) on this cluster, for --dry-run's time estimate",
     "description": "free text",
 }
 # Set by the launcher itself, per array: not for profiles or specs.
@@ -114,6 +115,7 @@ class Profile:
     max_array_size: int | None = None  # None: ask the cluster
     max_num_timeout: int = 3
     python: str | None = None
+    step_seconds: float | None = None
     path: Path | None = None
 
 
@@ -141,9 +143,14 @@ def parse_profile(raw: Any, path: Path | None = None) -> Profile:
     python = raw.get("python")
     if python is not None and not isinstance(python, str):
         raise ProfileError(f"{where}: python: expected a command string, got {python!r}")
+    step_seconds = raw.get("step_seconds")
+    if step_seconds is not None and (not isinstance(step_seconds, (int, float)) or isinstance(step_seconds, bool)
+                                     or step_seconds <= 0):
+        raise ProfileError(f"{where}: step_seconds: expected a positive number of seconds, got {step_seconds!r}")
     return Profile(resources=resources, array_parallelism=positive_int("array_parallelism", 64),
                    max_array_size=None if mas == "auto" else mas,
-                   max_num_timeout=positive_int("max_num_timeout", 3), python=python, path=path)
+                   max_num_timeout=positive_int("max_num_timeout", 3), python=python,
+                   step_seconds=None if step_seconds is None else float(step_seconds), path=path)
 
 
 def load_profile(path: str | Path) -> Profile:
@@ -729,6 +736,12 @@ def main(args) -> int:
         profile = load_profile(args.profile)
         launch(spec, store, profile, dry_run=args.dry_run, retry_failed=args.retry_failed,
                say=lambda s: print(s, flush=True))
+        if args.dry_run:
+            from harness import estimate
+
+            todo = [r for r in spec.runs() if not store.has_result(r.run_id)]
+            unit = "GPU" if profile.resources.get("gpus_per_node") else "CPU-job"
+            print(estimate.describe(todo, store, profile.step_seconds, unit=unit), flush=True)
     except (ProfileError, SlurmError) as err:
         print(f"gmgbench launch: error: {err}", file=sys.stderr)
         return 1
