@@ -62,8 +62,9 @@ def cmd_run(args) -> int:
     outcomes = run_local(runs, store, workers=args.workers, force=args.force, plugins=spec.plugins,
                          on_outcome=lambda o: print(f"  {o.status:<7} {o.name}" + (f"  ({o.error})" if o.error else ""), flush=True))
     failed = [o for o in outcomes if o.status == "failed"]
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
-    print(f"{spec.name}: {counts['done']} done, {counts['skipped']} already done, {counts['failed']} failed")
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "busy", "failed")}
+    busy = f", {counts['busy']} being trained by another process" if counts["busy"] else ""
+    print(f"{spec.name}: {counts['done']} done, {counts['skipped']} already done{busy}, {counts['failed']} failed")
     for o in failed:
         print(f"  failed: {o.name}: {o.error} (details: {store.failure_path(o.run_id)})", file=sys.stderr)
     if not args.no_leaderboard:

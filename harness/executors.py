@@ -5,6 +5,8 @@ launcher submits the same function, so local and cluster runs share every step.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import multiprocessing as mp
 import os
@@ -25,7 +27,7 @@ log = logging.getLogger(__name__)
 class Outcome:
     run_id: str
     name: str
-    status: str  # done | skipped | failed
+    status: str  # done | skipped (result existed) | busy (another process has it) | failed
     error: str = ""
 
 
@@ -46,12 +48,33 @@ def execute(run: RunSpec, store_root: str, force: bool = False, progress: bool |
 
         torch.set_num_threads(num_threads)
     store = ResultsStore(store_root)
-    try:
-        result = run_and_store(run, store, force=force, progress=progress)
-    except Exception as err:  # noqa: BLE001 - reported per run, the others go on
-        log.debug("%s failed:\n%s", run.name, traceback.format_exc())
-        return Outcome(run.run_id, run.name, "failed", f"{type(err).__name__}: {err}")
+    with run_lock(store.workdir(run.run_id)) as held:
+        if not held:
+            return Outcome(run.run_id, run.name, "busy", "another process is training this run")
+        try:
+            result = run_and_store(run, store, force=force, progress=progress)
+        except Exception as err:  # noqa: BLE001 - reported per run, the others go on
+            log.debug("%s failed:\n%s", run.name, traceback.format_exc())
+            return Outcome(run.run_id, run.name, "failed", f"{type(err).__name__}: {err}")
     return Outcome(run.run_id, run.name, "skipped" if result is None else "done")
+
+
+@contextlib.contextmanager
+def run_lock(workdir: Path):
+    """Hold ``workdir/.lock`` while a run trains, so two ``gmgbench run`` on one store
+    never train the same run twice. The OS drops the lock when its process dies, so a
+    crashed or killed run leaves nothing to clean up."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    with open(workdir / ".lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def run_local(runs: list[RunSpec], store: ResultsStore, *, workers: int = 1, force: bool = False,

@@ -34,3 +34,28 @@ def test_one_failing_run_does_not_stop_the_others(write_spec, tiny_spec, tmp_pat
     for o in failed:
         assert not store.has_result(o.run_id)
         assert "FloatingPointError" in store.read_failure(o.run_id)["error"]
+
+
+def test_a_run_held_by_another_process_is_not_trained_twice(write_spec, tiny_spec, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from harness.executors import execute
+
+    run = load_spec(write_spec(tiny_spec)).runs()[0]
+    store = ResultsStore(tmp_path / "store")
+    workdir = store.workdir(run.run_id)
+    workdir.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, sys, time; f = open(sys.argv[1], 'w'); fcntl.flock(f, fcntl.LOCK_EX); "
+        "print('locked', flush=True); time.sleep(60)"), str(workdir / ".lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        out = execute(run, str(store.root), progress=False)
+        assert out.status == "busy" and not store.has_result(run.run_id)
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.1)
+    assert execute(run, str(store.root), progress=False).status == "done"
