@@ -1,11 +1,12 @@
-"""A native torch entropic GW solver: log-domain Sinkhorn inside a linearisation loop.
+"""A native torch entropic GW solver: log-stabilised Sinkhorn inside a linearisation loop.
 
 The algorithm is ott-jax's ``GromovWasserstein(Sinkhorn())`` (Peyré, Cuturi & Solomon 2016):
 from the product coupling, linearise the objective at the current coupling ``P``
 (``L⊗P = separable terms − 2·C_X P C_Yᵀ``) and solve the entropic linear problem with cost
 ``L⊗P`` and the same ε, until the GW cost stops changing. Differences that matter:
 
-- potentials are kept divided by ε (``f/ε``), so a half-step is one add and one logsumexp;
+- potentials are kept in the log domain divided by ε (``f/ε``), the steps themselves are
+  cheap scaling updates on the stabilised kernel (see :func:`_sinkhorn`);
 - potentials are warm-started across linearisations (the linear problems change little);
 - batched over a leading dimension; convergence is read back to the host once per block of
   ``inner_iterations`` Sinkhorn steps and once per linearisation, never inside a block, so on
@@ -14,6 +15,7 @@ from the product coupling, linearise the objective at the current coupling ``P``
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -159,8 +161,12 @@ def _scaling_block_py(kern: torch.Tensor, kt: torch.Tensor, u: torch.Tensor, v: 
 
 # TorchScript runs the block with about a third less per-step overhead than eager mode
 # (measured at n = 64 on CPU, docs/performance.md); eager is the fallback.
+# torch 2.13 marks torch.jit.script deprecated; torch.compile would need a C++ toolchain and
+# seconds of compilation per shape, so scripting stays until it is removed.
 try:
-    _scaling_block = torch.jit.script(_scaling_block_py)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        _scaling_block = torch.jit.script(_scaling_block_py)
 except Exception:  # pragma: no cover - depends on the torch build
     _scaling_block = _scaling_block_py
 
