@@ -196,3 +196,13 @@ def test_fixed_coupling_gradient_matches_finite_differences():
     p /= p.sum()
     f = lambda xx: ot.quadratic_cost(ot.pairwise_cost(xx, "cos"), ot.pairwise_cost(y, "cos"), p)  # noqa: E731
     assert torch.autograd.gradcheck(f, (x,))
+
+
+def test_small_epsilon_goes_through_absorption_and_still_agrees_with_ott():
+    # ε0 = 1e-3 makes the scalings outgrow e^±10 many times (absorbed into the potentials).
+    x, y = points(9, 64, 8), points(10, 64, 3)
+    cx, cy = ot.pairwise_cost(x, "l2sq"), ot.pairwise_cost(y, "l2sq")
+    eps = 1e-3 * cx.mean() * cy.mean()
+    t, o = ot.solve_gw(cx, cy, eps, backend="torch"), ot.solve_gw(cx, cy, eps, backend="ott")
+    assert bool(t.converged) and float(t.marginal_error) < 2e-3
+    assert float(t.cost) == pytest.approx(float(o.cost), rel=1e-2)
