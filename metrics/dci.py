@@ -21,17 +21,17 @@ from concurrent.futures import ThreadPoolExecutor
 import joblib
 import numpy as np
 import scipy.stats
+# sklearn's own loss and leaf update (private, hence the pinned scikit-learn), so every tree is
+# the one sklearn's GradientBoostingClassifier would fit.
+from sklearn._loss.loss import HalfBinomialLoss, HalfMultinomialLoss
 from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.ensemble._gb import _update_terminal_regions
+from sklearn.tree import DecisionTreeRegressor
 
 from metrics import sampling
 from metrics.validation import check_codes_factors, check_random_state
 
 __all__ = ["compute_dci", "dci_from_codes", "importance_gbt", "disentanglement", "completeness", "default_n_jobs"]
-
-# sklearn's own loss and leaf update, so every tree is the one sklearn would fit.
-from sklearn._loss.loss import HalfBinomialLoss, HalfMultinomialLoss
-from sklearn.ensemble._gb import _update_terminal_regions
-from sklearn.tree import DecisionTreeRegressor
 
 
 def default_n_jobs() -> int:

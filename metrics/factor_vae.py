@@ -27,7 +27,7 @@ def compute_factor_vae(ground_truth_data, representation_function, random_state,
     check_random_state(random_state)
     observations = ground_truth_data.sample_observations(num_variance_estimate, random_state)
     # dlib encodes these in batches of 64; any chunking gives the same rows.
-    representations = sampling.encode(representation_function, observations, sampling._ENCODE_BATCH.get())
+    representations = sampling.encode(representation_function, observations)
     global_variances = np.var(representations, axis=0, ddof=1)
     active_dims = (np.sqrt(global_variances) >= prune_threshold) & (global_variances > 0)
     if not active_dims.any():

@@ -40,8 +40,10 @@ def _check_codes(codes: np.ndarray, num: int) -> np.ndarray:
 
 
 def encode(representation_function: Callable, observations: np.ndarray,
-           batch_size: int = DEFAULT_ENCODE_BATCH) -> np.ndarray:
-    """Codes ``(N, D)`` of observations ``(N, H, W, C)``, encoded ``batch_size`` at a time."""
+           batch_size: int | None = None) -> np.ndarray:
+    """Codes ``(N, D)`` of observations ``(N, H, W, C)``, encoded ``batch_size`` at a time
+    (default: the current ``shared_codes`` block's size, else 1024)."""
+    batch_size = _ENCODE_BATCH.get() if batch_size is None else int(batch_size)
     chunks = []
     for start in range(0, observations.shape[0], batch_size):
         obs = observations[start:start + batch_size]
