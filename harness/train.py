@@ -119,6 +119,7 @@ def train_run(run: RunSpec, workdir: Path, *, progress: bool | str = True,
     model.train()
     ran = 0
     t0 = time.perf_counter()
+    rate_mark = (t0, step)  # (time, step) of the last progress line
     while step < cfg.steps:
         factors = dataset.sample_factors(cfg.batch_size, sampler)
         x = dataset.training_batch(factors, sampler, device)
@@ -146,7 +147,9 @@ def train_run(run: RunSpec, workdir: Path, *, progress: bool | str = True,
             if bar is not None:
                 bar.set_postfix(loss=f"{curve[-1]['loss']:.1f}", refresh=False)
             if lines and (step % max(cfg.steps // 10, cfg.log_every) < cfg.log_every or step == cfg.steps):
-                rate = ran / max(time.perf_counter() - t0 + 1e-9, 1e-9)
+                now = time.perf_counter()
+                rate = (step - rate_mark[1]) / max(now - rate_mark[0], 1e-9)
+                rate_mark = (now, step)
                 print(f"  {run.name}: step {step}/{cfg.steps}, loss {curve[-1]['loss']:.1f}, {rate:.1f} steps/s", flush=True)
         if bar is not None:
             bar.update(1)
