@@ -44,6 +44,7 @@ _OPTION_KEYS = {
     "bootstrap": "bootstrap resamples of the seeds for rank intervals",
     "bootstrap_seed": "seed of the bootstrap",
     "figures": "false: publish without figures",
+    "claims": "list of {claim: text, better: method label, than: method label} judged per dataset",
 }
 
 
@@ -59,6 +60,7 @@ class Options:
     bootstrap: int = 1000
     bootstrap_seed: int = 0
     figures: bool = True
+    claims: tuple = ()  # of harness.leaderboard.claims.Claim
 
     def __post_init__(self):
         if "." not in self.selection:
@@ -92,6 +94,10 @@ class Options:
                 kw[key] = raw[key]
         if all_settings:
             kw["all_settings"] = True
+        if "claims" in raw:
+            from harness.leaderboard.claims import parse_claims
+
+            kw["claims"] = parse_claims(raw["claims"], where, [m.label for m in spec.methods])
         try:
             opts = cls(**kw)
         except LeaderboardError as err:
@@ -114,6 +120,9 @@ class Options:
         d = dict(d)
         d["metrics"] = tuple(d["metrics"]) if d.get("metrics") is not None else None
         d["lower_is_better"] = tuple(d.get("lower_is_better", DEFAULT_LOWER))
+        from harness.leaderboard.claims import Claim
+
+        d["claims"] = tuple(Claim(**c) for c in d.get("claims", ()))
         return cls(**d)
 
     def direction(self, column: str) -> int:

@@ -98,6 +98,9 @@ def render(agg: Aggregate, release: dict[str, Any] | None = None) -> str:
         "",
     ]
 
+    if o.claims:
+        out += _claims_section(agg)
+
     # -- overall -----------------------------------------------------------------------
     entries = list(agg.ranks["entry"])
     ranked = _rank_order(agg, entries)
@@ -221,5 +224,31 @@ def _provenance(agg: Aggregate, release: dict[str, Any]) -> list[str]:
         "- Packages: " + ", ".join(f"{k} {v}" for k, v in sorted(pk.items())) + ".",
         f"- Rebuild and check this file: `gmgbench leaderboard --rebuild <this folder>` "
         f"(e.g. `leaderboards/{agg.study}/{release['version']}`).",
+        "",
+    ]
+
+
+def _claims_section(agg: Aggregate) -> list[str]:
+    from harness.leaderboard.claims import judge
+
+    o = agg.options
+    rows = []
+    for v in judge(agg):
+        if v.verdict == "no data":
+            diff = "—"
+        else:
+            diff = f"{_fmt(v.delta, o.digits)} [{_fmt(v.lo, o.digits)}, {_fmt(v.hi, o.digits)}]"
+        rows.append([_esc(v.claim.claim), v.dataset, f"{_esc(v.claim.better)} vs {_esc(v.claim.than)}", diff,
+                     f"{v.n_better} / {v.n_than}", f"**{v.verdict}**" if v.verdict in ("supported", "contradicted")
+                     else v.verdict])
+    headers = ["Claim", "Dataset", "Compared", f"Δ `{o.selection}` [95 % interval]", "Seeds", "Verdict"]
+    return [
+        "## Claims",
+        "",
+        f"Each claim compares the two methods' shown settings by mean `{o.selection}`; the interval resamples "
+        f"each method's seeds ({o.bootstrap} draws, seed {o.bootstrap_seed}). **supported** / **contradicted**: "
+        "the whole interval lies on one side of 0; otherwise inconclusive, and always inconclusive with a single seed.",
+        "",
+        _table(headers, rows, ["left", "left", "left", "right", "center", "center"]),
         "",
     ]
