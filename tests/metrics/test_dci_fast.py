@@ -44,3 +44,27 @@ def test_dci_fast_is_reproducible_and_handles_constant_factor():
     assert a == b
     # Factor 0 is readable from code 0; the constant factor is predicted by its only value.
     assert a["informativeness_test"] > 0.95
+
+
+@pytest.mark.parametrize("num_classes", [2, 5])
+def test_importance_replays_the_boosting_exactly(num_classes):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.tree import DecisionTreeRegressor
+
+    from metrics.dci_fast import _replay
+
+    rs = np.random.RandomState(0)
+    x = rs.randn(300, 3)
+    y = np.digitize(x[:, 0] + 0.3 * rs.randn(300), np.linspace(-1, 1, num_classes - 1))
+    model = HistGradientBoostingClassifier(max_iter=10, max_depth=3, max_leaf_nodes=None, min_samples_leaf=1,
+                                           early_stopping=False).fit(x, y)
+    importance, raw = _replay(model, x, y)
+    # The replayed raw predictions are the model's: the gradients the trees saw are right.
+    np.testing.assert_allclose(raw, model._raw_predict(x), rtol=1e-9, atol=1e-9)
+    assert importance.sum() == pytest.approx(1.0) and np.argmax(importance) == 0
+    # One split on one feature: its decrease is sklearn's regression-tree impurity decrease.
+    g = rs.randn(300)
+    stump = DecisionTreeRegressor(max_depth=1).fit(x[:, :1], g)
+    left = x[:, 0] <= stump.tree_.threshold[0]
+    decrease = g[left].sum() ** 2 / left.sum() + g[~left].sum() ** 2 / (~left).sum() - g.sum() ** 2 / 300
+    assert decrease / 300 == pytest.approx(stump.tree_.compute_feature_importances(normalize=False)[0], rel=1e-9)
