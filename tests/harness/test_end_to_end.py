@@ -41,3 +41,22 @@ def test_tiny_study_end_to_end(write_spec, tiny_spec, tmp_path, monkeypatch, cap
     # A second run finds everything done and trains nothing.
     assert main(["run", str(spec_path), "--results", str(store_dir), "--no-leaderboard"]) == 0
     assert "tiny: 0 done, 6 already done, 0 failed" in capsys.readouterr().out
+
+
+def test_evaluate_adds_metrics_to_a_stored_run(write_spec, tiny_spec, tmp_path, capsys):
+    tiny_spec["methods"][0]["params"]["beta"] = 1.0
+    tiny_spec["seeds"] = 1
+    spec_path = write_spec(tiny_spec)
+    store_dir = tmp_path / "store"
+    assert main(["run", str(spec_path), "--results", str(store_dir), "--no-leaderboard"]) == 0
+    (result,) = list(ResultsStore(store_dir).iter_results())
+    before = result["metrics"]["mig"]
+    settings = '{"sap": {"num_train": 64, "num_test": 32}, "dci_fast": {"num_train": 64, "num_test": 32}}'
+    assert main(["evaluate", result["run_id"], "--results", str(store_dir), "--metrics", settings]) == 0
+    after = ResultsStore(store_dir).read_result(result["run_id"])
+    assert after["metrics"]["mig"] == before
+    assert 0.0 <= after["metrics"]["sap"]["SAP_score"] <= 1.0
+    assert set(after["metrics"]["dci_fast"]) == {"informativeness_train", "informativeness_test", "disentanglement",
+                                                 "completeness"}
+    assert main(["evaluate", "0000000000000000", "--results", str(store_dir)]) == 1
+    assert "0000000000000000" in capsys.readouterr().err
