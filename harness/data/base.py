@@ -174,7 +174,7 @@ class ArrayData(GroundTruthData):
 
     def training_batch(self, factors: np.ndarray, random_state: np.random.RandomState,
                        device: torch.device | str = "cpu") -> torch.Tensor:
-        """float32 ``[B, C, H, W]``; on a GPU, gathered from a resident integer copy of the store."""
+        """float32 ``[B, C, H, W]`` in [0, 1]; on a GPU, gathered from a resident integer copy of the store."""
         device = torch.device(device)
         idx = torch.from_numpy(self._index(self._all_factors(factors, random_state)))
         store = self._device_store(device)
@@ -183,4 +183,6 @@ class ArrayData(GroundTruthData):
             shifts = torch.arange(7, -1, -1, device=device, dtype=torch.uint8)
             bits = (raw.unsqueeze(-1) >> shifts) & 1
             return bits.reshape(raw.shape[0], 1, raw.shape[1], raw.shape[2] * 8).float()
-        return raw.permute(0, 3, 1, 2).float().div_(self.divisor)
+        # Clipped to [0, 1]: a Bernoulli likelihood needs targets there, and SmallNORB's
+        # dlib-exact resize overshoots by a few levels near edges (observations() keeps them).
+        return raw.permute(0, 3, 1, 2).float().div_(self.divisor).clamp_(0.0, 1.0)
