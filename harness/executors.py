@@ -102,5 +102,19 @@ def run_local(runs: list[RunSpec], store: ResultsStore, *, workers: int = 1, for
     return outcomes
 
 
+def is_running_here(workdir: Path) -> bool:
+    """Whether a process on this machine holds the run's lock (``gmgbench run`` training it)."""
+    lock = workdir / ".lock"
+    if not lock.is_file():
+        return False
+    with open(lock, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return False
+
+
 def store_for(spec_name: str, results_root: str | Path | None = None) -> ResultsStore:
     return ResultsStore(Path(results_root) if results_root else Path("results") / spec_name)

@@ -42,6 +42,7 @@ from typing import Any, Callable, Iterable
 import submitit
 import yaml
 
+from harness.executors import is_running_here
 from harness.results import ResultsStore, atomic_write_json
 from harness.spec import RunSpec, StudySpec
 
@@ -544,6 +545,8 @@ def classify(runs: list[RunSpec], store: ResultsStore, use_slurm: bool = True) -
         if st is not None and st.active:
             status = "held" if st.held else "running" if st.state in _RUNNING else "queued"
             out.append(RunStatus(r, status, jid, st))
+        elif is_running_here(store.workdir(r.run_id)):
+            out.append(RunStatus(r, "running", None, None, "trained by a local `gmgbench run`"))
         elif failure is not None:
             out.append(RunStatus(r, "failed", jid, st, failure.get("error", "")))
         elif st is not None and st.state not in ("COMPLETED", "UNKNOWN"):
@@ -703,6 +706,8 @@ def format_status(report: dict[str, Any]) -> str:
         for r in rows:
             job = f"  job {r['job_id']}" if r.get("job_id") else ""
             extra = f"  {r['progress']}" if r.get("progress") else ""
+            if status == "running" and r.get("note"):
+                extra += f"  ({r['note']})"
             lines.append(f"  {r['name']}  ({r['run_id']}){job}{extra}")
             if status == "failed":
                 if r.get("note"):

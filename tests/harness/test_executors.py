@@ -59,3 +59,28 @@ def test_a_run_held_by_another_process_is_not_trained_twice(write_spec, tiny_spe
         holder.wait()
     time.sleep(0.1)
     assert execute(run, str(store.root), progress=False).status == "done"
+
+
+def test_status_shows_a_locally_running_run(write_spec, tiny_spec, tmp_path):
+    import subprocess
+    import sys
+
+    from harness.launch import collect_status, format_status
+
+    spec = load_spec(write_spec(tiny_spec))
+    run = spec.runs()[0]
+    store = ResultsStore(tmp_path / "store")
+    store.workdir(run.run_id).mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, sys, time; f = open(sys.argv[1], 'w'); fcntl.flock(f, fcntl.LOCK_EX); "
+        "print('locked', flush=True); time.sleep(60)"), str(store.workdir(run.run_id) / ".lock")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        report = collect_status(spec, store)
+        assert report["counts"]["running"] == 1 and report["counts"]["missing"] == len(spec.runs()) - 1
+        assert "trained by a local `gmgbench run`" in format_status(report)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert collect_status(spec, store)["counts"]["running"] == 0
