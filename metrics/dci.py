@@ -91,6 +91,7 @@ def scores_from_importance(importance: np.ndarray, train_acc: float, test_acc: f
 # Below this many training points a tree takes well under a millisecond and the thread
 # hand-offs cost more than they save.
 _MIN_POINTS_STAGE_PARALLEL = 1000
+_IDLE_WORKER_TIMEOUT_S = 5
 _RAND_R_MAX = 2147483647  # sklearn.tree._utils.RAND_R_MAX: each tree fit draws randint(0, this) once
 
 
@@ -206,8 +207,11 @@ def importance_gbt(codes_train, factors_train, codes_test, factors_test, *, tree
         # Factors in worker processes (no GIL between them: threads alone stall on a busy
         # machine when the thread holding the GIL is descheduled), each splitting its stages
         # over threads so that the last, largest fits still use every core.
-        fitted = joblib.Parallel(n_jobs=min(n_jobs, len(args)), backend="loky", batch_size=1)(
-            joblib.delayed(_fit_factor)(*a, stage_threads=n_jobs) for a in args)
+        # Idle workers leave after a few seconds instead of loky's 300: a process that
+        # evaluated a model (a `gmgbench run` worker) otherwise waits that long to exit.
+        with joblib.parallel_config(backend="loky", idle_worker_timeout=_IDLE_WORKER_TIMEOUT_S):
+            fitted = joblib.Parallel(n_jobs=min(n_jobs, len(args)), batch_size=1)(
+                joblib.delayed(_fit_factor)(*a, stage_threads=n_jobs) for a in args)
     results = dict(zip(order, fitted))
     importance = np.stack([results[j][0] for j in range(num_factors)], axis=1)
     train_acc = np.mean([results[j][1] for j in range(num_factors)])

@@ -84,3 +84,26 @@ def test_status_shows_a_locally_running_run(write_spec, tiny_spec, tmp_path):
         holder.kill()
         holder.wait()
     assert collect_status(spec, store)["counts"]["running"] == 0
+
+
+def test_worker_processes_exit_promptly_after_exact_dci(tmp_path):
+    """A run worker that evaluated exact DCI in parallel must not linger at exit (loky's idle
+    workers kept one alive for 300 s, stalling `gmgbench demo` for five minutes)."""
+    import multiprocessing as mp
+    import time
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+        pool.submit(_parallel_dci).result()
+        t0 = time.perf_counter()
+    assert time.perf_counter() - t0 < 60
+
+
+def _parallel_dci() -> float:
+    import numpy as np
+
+    from metrics.dci import dci_from_codes
+
+    rs = np.random.RandomState(0)
+    codes, factors = rs.randn(1500, 3), rs.randint(0, 3, size=(1500, 2))
+    return dci_from_codes(codes[:1000], factors[:1000], codes[1000:], factors[1000:], n_jobs=2)["disentanglement"]
