@@ -29,7 +29,7 @@ from sklearn.ensemble._gb import _update_terminal_regions
 from sklearn.tree import DecisionTreeRegressor
 
 from metrics import sampling
-from metrics.validation import check_codes_factors, check_random_state
+from metrics.validation import check_codes_factors
 
 __all__ = ["compute_dci", "dci_from_codes", "importance_gbt", "disentanglement", "completeness", "default_n_jobs"]
 
@@ -52,11 +52,8 @@ def compute_dci(ground_truth_data, representation_function, random_state, artifa
     which makes the result a function of the inputs (dlib's is not).
     """
     del artifact_dir
-    check_random_state(random_state)
-    codes_train, factors_train = sampling.generate_batch_factor_code(
-        ground_truth_data, representation_function, num_train, random_state, batch_size)
-    codes_test, factors_test = sampling.generate_batch_factor_code(
-        ground_truth_data, representation_function, num_test, random_state, batch_size)
+    codes_train, factors_train, codes_test, factors_test = sampling.train_test_codes(
+        ground_truth_data, representation_function, random_state, num_train, num_test, batch_size)
     if tree_seed is None:
         # Drawn after sampling, so the sampled points stay dlib's.
         tree_seed = int(random_state.randint(np.iinfo(np.int32).max))

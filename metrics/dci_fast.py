@@ -32,7 +32,7 @@ from threadpoolctl import threadpool_limits
 
 from metrics import sampling
 from metrics.dci import default_n_jobs, scores_from_importance
-from metrics.validation import check_codes_factors, check_random_state
+from metrics.validation import check_codes_factors
 
 __all__ = ["compute_dci_fast", "dci_fast_from_codes", "importance_hist_gbt"]
 
@@ -42,11 +42,8 @@ def compute_dci_fast(ground_truth_data, representation_function, random_state, a
                      n_jobs: int | None = None) -> dict[str, float]:
     """DCI's sampling (same points as ``compute_dci``), histogram-boosted classifiers."""
     del artifact_dir
-    check_random_state(random_state)
-    codes_train, factors_train = sampling.generate_batch_factor_code(
-        ground_truth_data, representation_function, num_train, random_state, batch_size)
-    codes_test, factors_test = sampling.generate_batch_factor_code(
-        ground_truth_data, representation_function, num_test, random_state, batch_size)
+    codes_train, factors_train, codes_test, factors_test = sampling.train_test_codes(
+        ground_truth_data, representation_function, random_state, num_train, num_test, batch_size)
     seed = int(random_state.randint(np.iinfo(np.int32).max))
     return dci_fast_from_codes(codes_train, factors_train, codes_test, factors_test, seed=seed, n_jobs=n_jobs)
 

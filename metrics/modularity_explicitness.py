@@ -12,7 +12,7 @@ from sklearn import linear_model, metrics as skmetrics, preprocessing
 
 from metrics import sampling
 from metrics.discretize import discrete_mutual_info, histogram_discretize
-from metrics.validation import check_codes_factors, check_random_state
+from metrics.validation import check_codes_factors
 
 __all__ = ["compute_modularity_explicitness", "modularity_explicitness_from_codes", "modularity",
            "explicitness_per_factor"]
@@ -23,11 +23,8 @@ def compute_modularity_explicitness(ground_truth_data, representation_function, 
                                     num_bins: int = 20) -> dict[str, float]:
     """dlib's ``compute_modularity_explicitness``; ``num_bins`` is ``discretizer.num_bins``."""
     del artifact_dir
-    check_random_state(random_state)
-    codes_train, factors_train = sampling.generate_batch_factor_code(
-        ground_truth_data, representation_function, num_train, random_state, batch_size)
-    codes_test, factors_test = sampling.generate_batch_factor_code(
-        ground_truth_data, representation_function, num_test, random_state, batch_size)
+    codes_train, factors_train, codes_test, factors_test = sampling.train_test_codes(
+        ground_truth_data, representation_function, random_state, num_train, num_test, batch_size)
     return modularity_explicitness_from_codes(codes_train, factors_train, codes_test, factors_test, num_bins=num_bins)
 
 

@@ -22,7 +22,9 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-__all__ = ["generate_batch_factor_code", "encode", "encode_groups", "shared_codes", "DEFAULT_ENCODE_BATCH"]
+from metrics.validation import check_random_state
+
+__all__ = ["generate_batch_factor_code", "train_test_codes", "encode", "encode_groups", "shared_codes", "DEFAULT_ENCODE_BATCH"]
 
 # Observations handed to the representation function at once: large enough to keep a GPU busy,
 # small enough that a chunk of 64×64×3 float32 images stays under ~50 MB.
@@ -198,3 +200,16 @@ def generate_batch_factor_code(ground_truth_data, representation_function, num_p
         cache.runs[key] = new
     # Copies: a metric that edits its arrays in place must not corrupt the cache.
     return new.codes.copy(), new.factors.copy()
+
+
+def train_test_codes(ground_truth_data, representation_function, random_state: np.random.RandomState,
+                     num_train: int, num_test: int, batch_size: int
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(codes_train, factors_train, codes_test, factors_test)``: the training points, then the
+    test points, from one RandomState in that order, as dlib's two-set metrics draw them."""
+    check_random_state(random_state)
+    codes_train, factors_train = generate_batch_factor_code(
+        ground_truth_data, representation_function, num_train, random_state, batch_size)
+    codes_test, factors_test = generate_batch_factor_code(
+        ground_truth_data, representation_function, num_test, random_state, batch_size)
+    return codes_train, factors_train, codes_test, factors_test

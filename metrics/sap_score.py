@@ -15,7 +15,7 @@ from sklearn import svm
 
 from metrics import sampling
 from metrics.dci import default_n_jobs
-from metrics.validation import check_codes_factors, check_random_state
+from metrics.validation import check_codes_factors
 
 __all__ = ["compute_sap", "sap_from_codes", "compute_score_matrix"]
 
@@ -25,11 +25,8 @@ def compute_sap(ground_truth_data, representation_function, random_state, artifa
                 continuous_factors: bool = False, n_jobs: int | None = None) -> dict[str, float]:
     """dlib's ``compute_sap``; the (dim, factor) classifiers fit in ``n_jobs`` threads."""
     del artifact_dir
-    check_random_state(random_state)
-    codes, factors = sampling.generate_batch_factor_code(
-        ground_truth_data, representation_function, num_train, random_state, batch_size)
-    codes_test, factors_test = sampling.generate_batch_factor_code(
-        ground_truth_data, representation_function, num_test, random_state, batch_size)
+    codes, factors, codes_test, factors_test = sampling.train_test_codes(
+        ground_truth_data, representation_function, random_state, num_train, num_test, batch_size)
     return sap_from_codes(codes, factors, codes_test, factors_test, continuous_factors=continuous_factors,
                           n_jobs=n_jobs)
 
