@@ -1,16 +1,5 @@
-"""Shared set-up of the dataset tests: helper module on sys.path, single-threaded torch."""
+"""Shared set-up of the dataset tests (helper modules import by name: see pytest's pythonpath)."""
 from __future__ import annotations
-
-import os
-import sys
-
-_HERE = os.path.dirname(os.path.abspath(__file__))
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
-
-import torch  # noqa: E402
-
-torch.set_num_threads(1)
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -17,9 +17,6 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:  # slurm_helpers, as the other test folders do
-    sys.path.insert(0, _HERE)
 SCRIPTS = REPO / "slurm" / "local"
 MAX_ARRAY_SIZE = 5
 CLUSTER_ENV = {"SLURM_CPUS": "4", "SLURM_MEM_MB": "8192", "SLURM_MAX_ARRAY_SIZE": str(MAX_ARRAY_SIZE)}
