@@ -11,6 +11,7 @@ import io
 import logging
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -111,7 +112,8 @@ def train_run(run: RunSpec, workdir: Path, *, progress: bool | str = True,
         }, ckpt_path)
 
     bar = None
-    lines = progress == "lines"  # worker processes share a terminal: print lines, not bars
+    # Worker processes share a terminal, and a log file is no terminal: print lines, not bars.
+    lines = progress == "lines" or (bool(progress) and not sys.stderr.isatty())
     if progress and not lines:
         from tqdm.auto import tqdm
 
