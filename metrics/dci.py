@@ -29,7 +29,7 @@ from sklearn.ensemble._gb import _update_terminal_regions
 from sklearn.tree import DecisionTreeRegressor
 
 from metrics import sampling
-from metrics.validation import check_codes_factors
+from metrics.validation import check_train_test
 
 __all__ = ["compute_dci", "dci_from_codes", "importance_gbt", "disentanglement", "completeness", "default_n_jobs"]
 
@@ -64,13 +64,8 @@ def compute_dci(ground_truth_data, representation_function, random_state, artifa
 def dci_from_codes(codes_train, factors_train, codes_test, factors_test, *, tree_seed: int = 0,
                    n_jobs: int | None = None) -> dict[str, float]:
     """DCI of points-first ``codes (N, D)`` and discrete ``factors (N, K)`` (train and test sets)."""
-    codes_train, factors_train = check_codes_factors(codes_train, factors_train, codes_name="codes_train",
-                                                     factors_name="factors_train")
-    codes_test, factors_test = check_codes_factors(codes_test, factors_test, codes_name="codes_test",
-                                                   factors_name="factors_test")
-    if codes_test.shape[1] != codes_train.shape[1] or factors_test.shape[1] != factors_train.shape[1]:
-        raise ValueError(f"train and test sets disagree in width: codes {codes_train.shape[1]} vs "
-                         f"{codes_test.shape[1]}, factors {factors_train.shape[1]} vs {factors_test.shape[1]}")
+    codes_train, factors_train, codes_test, factors_test = check_train_test(
+        codes_train, factors_train, codes_test, factors_test)
     importance, train_acc, test_acc = importance_gbt(codes_train, factors_train, codes_test, factors_test,
                                                      tree_seed=tree_seed, n_jobs=n_jobs)
     return scores_from_importance(importance, train_acc, test_acc)

@@ -32,7 +32,7 @@ from threadpoolctl import threadpool_limits
 
 from metrics import sampling
 from metrics.dci import default_n_jobs, scores_from_importance
-from metrics.validation import check_codes_factors
+from metrics.validation import check_train_test
 
 __all__ = ["compute_dci_fast", "dci_fast_from_codes", "importance_hist_gbt"]
 
@@ -50,10 +50,8 @@ def compute_dci_fast(ground_truth_data, representation_function, random_state, a
 
 def dci_fast_from_codes(codes_train, factors_train, codes_test, factors_test, *, seed: int = 0,
                         n_jobs: int | None = None) -> dict[str, float]:
-    codes_train, factors_train = check_codes_factors(codes_train, factors_train, codes_name="codes_train",
-                                                     factors_name="factors_train")
-    codes_test, factors_test = check_codes_factors(codes_test, factors_test, codes_name="codes_test",
-                                                   factors_name="factors_test")
+    codes_train, factors_train, codes_test, factors_test = check_train_test(
+        codes_train, factors_train, codes_test, factors_test)
     importance, train_acc, test_acc = importance_hist_gbt(codes_train, factors_train, codes_test, factors_test,
                                                           seed=seed, n_jobs=n_jobs)
     return scores_from_importance(importance, train_acc, test_acc)

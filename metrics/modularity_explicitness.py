@@ -12,7 +12,7 @@ from sklearn import linear_model, metrics as skmetrics, preprocessing
 
 from metrics import sampling
 from metrics.discretize import discrete_mutual_info, histogram_discretize
-from metrics.validation import check_codes_factors
+from metrics.validation import check_train_test
 
 __all__ = ["compute_modularity_explicitness", "modularity_explicitness_from_codes", "modularity",
            "explicitness_per_factor"]
@@ -36,10 +36,8 @@ def modularity_explicitness_from_codes(codes_train, factors_train, codes_test, f
     "Input X contains NaN"), and a factor with a single value in the training set is left out
     of explicitness (dlib crashes: a classifier needs two classes).
     """
-    codes_train, factors_train = check_codes_factors(codes_train, factors_train, codes_name="codes_train",
-                                                     factors_name="factors_train")
-    codes_test, factors_test = check_codes_factors(codes_test, factors_test, codes_name="codes_test",
-                                                   factors_name="factors_test")
+    codes_train, factors_train, codes_test, factors_test = check_train_test(
+        codes_train, factors_train, codes_test, factors_test)
     # dlib's layout, (dims, points) views, so every reduction runs in dlib's memory order.
     mus_train, ys_train, mus_test, ys_test = codes_train.T, factors_train.T, codes_test.T, factors_test.T
     mutual_information = discrete_mutual_info(histogram_discretize(codes_train, num_bins), factors_train)

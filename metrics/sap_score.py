@@ -15,7 +15,7 @@ from sklearn import svm
 
 from metrics import sampling
 from metrics.dci import default_n_jobs
-from metrics.validation import check_codes_factors
+from metrics.validation import check_train_test
 
 __all__ = ["compute_sap", "sap_from_codes", "compute_score_matrix"]
 
@@ -38,10 +38,8 @@ def sap_from_codes(codes_train, factors_train, codes_test, factors_test, continu
     Unlike dlib, one code dim is allowed (its runner-up scores 0) and a factor constant in the
     training set scores 0 instead of crashing the SVM.
     """
-    codes_train, factors_train = check_codes_factors(codes_train, factors_train, codes_name="codes_train",
-                                                     factors_name="factors_train")
-    codes_test, factors_test = check_codes_factors(codes_test, factors_test, codes_name="codes_test",
-                                                   factors_name="factors_test")
+    codes_train, factors_train, codes_test, factors_test = check_train_test(
+        codes_train, factors_train, codes_test, factors_test)
     matrix = compute_score_matrix(codes_train.T, factors_train.T, codes_test.T, factors_test.T,
                                   continuous_factors, n_jobs=n_jobs)
     sorted_matrix = np.sort(matrix, axis=0)

@@ -40,3 +40,15 @@ def check_random_state(random_state) -> np.random.RandomState:
         return random_state
     raise TypeError("random_state must be a numpy.random.RandomState (dlib's protocol), e.g. "
                     f"np.random.RandomState(0); got {type(random_state).__name__}")
+
+
+def check_train_test(codes_train, factors_train, codes_test, factors_test):
+    """:func:`check_codes_factors` on both sets of a two-set metric, which must agree in width."""
+    codes_train, factors_train = check_codes_factors(codes_train, factors_train, codes_name="codes_train",
+                                                     factors_name="factors_train")
+    codes_test, factors_test = check_codes_factors(codes_test, factors_test, codes_name="codes_test",
+                                                   factors_name="factors_test")
+    if codes_test.shape[1] != codes_train.shape[1] or factors_test.shape[1] != factors_train.shape[1]:
+        raise ValueError(f"train and test sets disagree in width: codes {codes_train.shape[1]} vs "
+                         f"{codes_test.shape[1]}, factors {factors_train.shape[1]} vs {factors_test.shape[1]}")
+    return codes_train, factors_train, codes_test, factors_test
