@@ -103,15 +103,21 @@ def cmd_evaluate(args) -> int:
     import json
 
     from harness import train
-    from harness.results import ResultsStore
+    from harness.results import ResultExists, ResultsStore
 
     store = ResultsStore(args.results)
-    model, run = train.load_model(store.workdir(args.run_id))
-    settings = json.loads(args.metrics) if args.metrics.strip().startswith("{") else {m: {} for m in args.metrics.split(",")}
-    scores = train.evaluate_model(model, run, settings)
     result = store.read_result(args.run_id)
-    result["metrics"] = {**result.get("metrics", {}), **scores}
-    store.write_result(args.run_id, {k: v for k, v in result.items() if k != "schema"}, overwrite=True)
+    settings = json.loads(args.metrics) if args.metrics.strip().startswith("{") else {m: {} for m in args.metrics.split(",")}
+    # Refuse before the (slow) evaluation: a stored metric is replaced only when asked.
+    stored = sorted(set(settings) & set(result.get("metrics", {})))
+    if stored and not (args.force or args.no_write):
+        raise ResultExists(f"run {args.run_id} in {args.results} already has {', '.join(stored)}; "
+                         "pass --force to replace, or --no-write to only print")
+    model, run = train.load_model(store.workdir(args.run_id))
+    scores = train.evaluate_model(model, run, settings)
+    if not args.no_write:
+        result["metrics"] = {**result.get("metrics", {}), **scores}
+        store.write_result(args.run_id, {k: v for k, v in result.items() if k != "schema"}, overwrite=True)
     print(json.dumps(scores, indent=1))
     return 0
 
@@ -199,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_id")
     p.add_argument("--results", type=Path, required=True, help="results store holding the run")
     p.add_argument("--metrics", default="mig,dci", help="comma-separated names, or a JSON {name: {kwargs}}")
+    p.add_argument("--force", action="store_true", help="replace metrics the result already has")
+    p.add_argument("--no-write", action="store_true", help="print the scores, leave the result as it is")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("leaderboard", help="build the study's markdown leaderboard from its results")

@@ -60,3 +60,13 @@ def test_evaluate_adds_metrics_to_a_stored_run(write_spec, tiny_spec, tmp_path, 
                                                  "completeness"}
     assert main(["evaluate", "0000000000000000", "--results", str(store_dir)]) == 1
     assert "0000000000000000" in capsys.readouterr().err
+
+    # A stored metric is not replaced unless asked; --no-write prints and leaves the result alone.
+    stored_file = next((store_dir / "runs").glob("*.json"))
+    before_bytes = stored_file.read_bytes()
+    assert main(["evaluate", result["run_id"], "--results", str(store_dir), "--metrics", settings]) == 1
+    assert "already has dci_fast, sap" in capsys.readouterr().err
+    assert main(["evaluate", result["run_id"], "--results", str(store_dir), "--metrics", settings, "--no-write"]) == 0
+    assert '"dci_fast"' in capsys.readouterr().out
+    assert stored_file.read_bytes() == before_bytes
+    assert main(["evaluate", result["run_id"], "--results", str(store_dir), "--metrics", settings, "--force"]) == 0
