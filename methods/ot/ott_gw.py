@@ -96,9 +96,10 @@ class OttGW:
         settings = {k: v for k, v in asdict(self).items() if k not in ("epsilon", "marginal_tolerance")}
         fn = _jitted(**settings, batched=prob.is_batched)
         matrix, costs, ok, n_iters = fn(_to_jax(cx), _to_jax(cy), _to_jax((eps / scale).contiguous()))
-        coupling = torch.from_dlpack(matrix).to(cx.device)
+        # Without jax_enable_x64, JAX computes float64 inputs in float32: hand back the caller's dtype.
+        coupling = torch.from_dlpack(matrix).to(device=cx.device, dtype=cx.dtype)
         n_outer = int(np.asarray(n_iters).max())
-        trace = torch.from_dlpack(costs)[..., :n_outer]
+        trace = torch.from_dlpack(costs)[..., :n_outer].to(cx.dtype)
         if prob.is_batched:
             trace = trace.transpose(0, 1)
         ok = torch.as_tensor(np.array(ok), device=cx.device)

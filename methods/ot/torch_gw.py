@@ -78,52 +78,70 @@ class TorchGW:
         eps = torch.as_tensor(self.epsilon, dtype=cx.dtype, device=cx.device).detach().reshape(-1) / scale
         if eps.numel() not in (1, bsz) or not bool((eps > 0).all()):
             raise ValueError(f"TorchGW: epsilon must be positive, scalar or one per problem, got {self.epsilon}")
-        inv_eps = (1.0 / eps).expand(bsz)[:, None, None]
-        eps_floor = eps.expand(bsz) * math.log(n * m)
-        log_a, log_b = -math.log(n), -math.log(m)
-        cyt = cy.transpose(-1, -2)
-        sx_sq, sy_sq = cx * cx, cy * cy
-
-        coupling = torch.full((bsz, n, m), 1.0 / (n * m), dtype=cx.dtype, device=cx.device)
-        f = torch.zeros(bsz, n, 1, dtype=cx.dtype, device=cx.device)  # f/ε + log a
-        g = torch.zeros(bsz, 1, m, dtype=cx.dtype, device=cx.device)  # g/ε + log b
-        f += log_a
-        g += log_b
-        a = torch.full((bsz, n, 1), 1.0 / n, dtype=cx.dtype, device=cx.device)
-        b = torch.full((bsz, m, 1), 1.0 / m, dtype=cx.dtype, device=cx.device)
-        trace = []
-        sink_ok = torch.ones(bsz, dtype=torch.bool, device=cx.device)
-        prev = None
-        n_outer = 0
-        outer_done = False
-        q = cx @ coupling @ cyt
-        for it in range(self.max_iterations):
-            # Log-kernel of the linearised cost: only the −2·C_X P C_Yᵀ part; the separable
-            # marginal terms shift the potentials, not the coupling.
-            logk = (2.0 * q) * inv_eps
-            f, g, coupling, err = _sinkhorn(logk, f, g, a, log_a, log_b, b, self.sinkhorn_threshold,
-                                            self.sinkhorn_max_iterations, self.inner_iterations, self.momentum, it == 0)
-            sink_ok &= err <= self.sinkhorn_threshold
-            n_outer = it + 1
-            p1, p2 = coupling.sum(-1, keepdim=True), coupling.sum(-2, keepdim=True)
-            q = cx @ coupling @ cyt
-            cur = 0.5 * ((sx_sq @ p1) * p1).sum((-1, -2)) + 0.5 * ((p2 @ sy_sq) * p2).sum((-1, -2)) \
-                - (q * coupling).sum((-1, -2))
-            trace.append(cur)
-            if prev is not None and n_outer >= max(self.min_iterations, 2):
-                # Relative to the cost plus the entropic term's scale ε·log(nm), as ott-jax's
-                # criterion (on the regularised linear cost) effectively is; without the floor an
-                # isometry, whose cost tends to 0, would never stop.
-                if bool(((cur - prev).abs() <= self.threshold * (cur.abs() + eps_floor)).all()):
-                    outer_done = True
-                    break
-            prev = cur
-        outer_ok = torch.full((bsz,), outer_done, dtype=torch.bool, device=cx.device)
-        trace = torch.stack(trace)
-        ok = outer_ok & sink_ok
+        coupling, trace, ok, n_outer = _gw_loop(
+            cx, cy, eps.expand(bsz).contiguous(), float(self.threshold), int(self.min_iterations),
+            int(self.max_iterations), float(self.sinkhorn_threshold), int(self.sinkhorn_max_iterations),
+            int(self.inner_iterations), float(self.momentum))
         if squeeze:
             coupling, trace, ok = coupling[0], trace[:, 0], ok[0]
         return coupling, trace, ok, n_outer
+
+
+# The whole solve is one TorchScript function (below): at n = 64 a Sinkhorn step is four
+# tiny kernels, and eager Python's per-op overhead, not arithmetic, set the solve's time
+# (docs/performance.md). Every function here is plain, typed torch so that eager mode runs
+# the same code when scripting is unavailable. The host reads (``.item()``) happen once per
+# block of ``inner`` Sinkhorn steps and once per linearisation, as before; on a GPU the
+# kernels of a block still queue without waiting.
+
+def _gw_loop(cx: torch.Tensor, cy: torch.Tensor, eps: torch.Tensor, threshold: float, min_iterations: int,
+             max_iterations: int, sinkhorn_threshold: float, sinkhorn_max_iterations: int, inner: int,
+             momentum: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Linearisation loop on normalised costs ``[B, n, n]``, ``[B, m, m]`` with ε ``[B]``.
+
+    Returns ``(coupling [B, n, m], trace [iterations, B], ok [B], iterations)``.
+    """
+    bsz, n, m = cx.shape[0], cx.shape[-1], cy.shape[-1]
+    inv_eps = (1.0 / eps)[:, None, None]
+    eps_floor = eps * math.log(n * m)
+    log_a, log_b = -math.log(n), -math.log(m)
+    cyt = cy.transpose(-1, -2)
+    sx_sq, sy_sq = cx * cx, cy * cy
+
+    coupling = torch.full((bsz, n, m), 1.0 / (n * m), dtype=cx.dtype, device=cx.device)
+    f = torch.full((bsz, n, 1), log_a, dtype=cx.dtype, device=cx.device)  # f/ε + log a
+    g = torch.full((bsz, 1, m), log_b, dtype=cx.dtype, device=cx.device)  # g/ε + log b
+    a = torch.full((bsz, n, 1), 1.0 / n, dtype=cx.dtype, device=cx.device)
+    b = torch.full((bsz, m, 1), 1.0 / m, dtype=cx.dtype, device=cx.device)
+    trace: list[torch.Tensor] = []
+    sink_ok = torch.ones(bsz, dtype=torch.bool, device=cx.device)
+    prev = torch.zeros(bsz, dtype=cx.dtype, device=cx.device)
+    n_outer = 0
+    outer_done = False
+    q = cx @ coupling @ cyt
+    for it in range(max_iterations):
+        # Log-kernel of the linearised cost: only the −2·C_X P C_Yᵀ part; the separable
+        # marginal terms shift the potentials, not the coupling.
+        logk = (2.0 * q) * inv_eps
+        f, g, coupling, err = _sinkhorn(logk, f, g, a, log_a, log_b, b, sinkhorn_threshold,
+                                        sinkhorn_max_iterations, inner, momentum, it == 0)
+        sink_ok = sink_ok & (err <= sinkhorn_threshold)
+        n_outer = it + 1
+        p1, p2 = coupling.sum(-1, keepdim=True), coupling.sum(-2, keepdim=True)
+        q = cx @ coupling @ cyt
+        cur = 0.5 * ((sx_sq @ p1) * p1).sum((-1, -2)) + 0.5 * ((p2 @ sy_sq) * p2).sum((-1, -2)) \
+            - (q * coupling).sum((-1, -2))
+        trace.append(cur)
+        if n_outer >= max(min_iterations, 2):
+            # Relative to the cost plus the entropic term's scale ε·log(nm), as ott-jax's
+            # criterion (on the regularised linear cost) effectively is; without the floor an
+            # isometry, whose cost tends to 0, would never stop.
+            if bool(((cur - prev).abs() <= threshold * (cur.abs() + eps_floor)).all()):
+                outer_done = True
+                break
+        prev = cur
+    ok = sink_ok & outer_done
+    return coupling, torch.stack(trace), ok, n_outer
 
 
 def _kernel(logits: torch.Tensor) -> torch.Tensor:
@@ -133,16 +151,22 @@ def _kernel(logits: torch.Tensor) -> torch.Tensor:
     return torch.exp(logits).masked_fill_(logits < floor, 0.0)
 
 
-# Scalings beyond e^±_ABSORB are folded into the log-potentials and the kernel is rebuilt,
-# which keeps the float32 kernel's entries between underflow and 1.
-_ABSORB = 10.0
+def _log_sweep(logk: torch.Tensor, f: torch.Tensor, g: torch.Tensor, log_a: float, log_b: float,
+               steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    for _ in range(steps):
+        f = log_a - torch.logsumexp(logk + g, dim=-1, keepdim=True)
+        g = log_b - torch.logsumexp(logk + f, dim=-2, keepdim=True)
+    return f, g
 
 
-def _scaling_block_py(kern: torch.Tensor, kt: torch.Tensor, u: torch.Tensor, v: torch.Tensor,
-                      a: torch.Tensor, b: torch.Tensor, inner: int, omega: float, threshold: float,
-                      absorb: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def _scaling_block(kern: torch.Tensor, kt: torch.Tensor, u: torch.Tensor, v: torch.Tensor,
+                   a: torch.Tensor, b: torch.Tensor, inner: int, omega: float, threshold: float
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """``inner`` scaling steps, then the error ``[B]`` and ``stats = [finite, stable, done,
     worst error]`` (one small tensor, read with a single host sync)."""
+    # Scalings beyond e^±absorb are folded into the log-potentials and the kernel rebuilt,
+    # which keeps the float32 kernel's entries between underflow and 1.
+    absorb = 10.0
     for _ in range(inner):
         if omega == 1.0:
             u = a / torch.bmm(kern, v)
@@ -159,19 +183,9 @@ def _scaling_block_py(kern: torch.Tensor, kt: torch.Tensor, u: torch.Tensor, v: 
     return u, v, err, stats
 
 
-# TorchScript runs the block with about a third less per-step overhead than eager mode
-# (measured at n = 64 on CPU, docs/performance.md); eager is the fallback.
-# torch 2.13 marks torch.jit.script deprecated; torch.compile would need a C++ toolchain and
-# seconds of compilation per shape, so scripting stays until it is removed.
-try:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        _scaling_block = torch.jit.script(_scaling_block_py)
-except Exception:  # pragma: no cover - depends on the torch build
-    _scaling_block = _scaling_block_py
-
-
-def _sinkhorn(logk, f, g, a, log_a, log_b, b, threshold, max_iterations, inner, omega, cold=True):
+def _sinkhorn(logk: torch.Tensor, f: torch.Tensor, g: torch.Tensor, a: torch.Tensor, log_a: float, log_b: float,
+              b: torch.Tensor, threshold: float, max_iterations: int, inner: int, omega: float, cold: bool
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Entropic OT with log-kernel ``logk`` ``[B, n, m]`` from warm potentials ``f [B, n, 1]``,
     ``g [B, 1, m]`` (divided by ε, marginals' logs included).
 
@@ -181,38 +195,33 @@ def _sinkhorn(logk, f, g, a, log_a, log_b, b, threshold, max_iterations, inner, 
     grow past e^±10 are absorbed into f, g. A block that under- or overflows is redone in
     the log domain. Returns ``(f, g, coupling, row-marginal L1 error [B])``.
     """
-    def log_sweep(f, g, steps):
-        for _ in range(steps):
-            f = log_a - torch.logsumexp(logk + g, dim=-1, keepdim=True)
-            g = log_b - torch.logsumexp(logk + f, dim=-2, keepdim=True)
-        return f, g
-
     if cold:
-        f, g = log_sweep(f, g, 1)
+        f, g = _log_sweep(logk, f, g, log_a, log_b, 1)
     # Warm potentials already make the new kernel a near-coupling; if they do not, the block
     # under/overflows and is redone in the log domain below.
     kern = _kernel(logk + f + g)
     kt = kern.transpose(-1, -2).contiguous()
     u = torch.ones_like(a)
     v = torch.ones_like(b)
-    err = None
-    prev_err = math.inf
+    err = torch.full(a.shape[:1], float("inf"), dtype=a.dtype, device=a.device)
+    prev_err = float("inf")
     for _ in range(0, max_iterations, inner):
         u0, v0 = u, v
-        u, v, err, stats = _scaling_block(kern, kt, u, v, a, b, inner, float(omega), float(threshold), _ABSORB)
+        u, v, err, stats = _scaling_block(kern, kt, u, v, a, b, inner, omega, threshold)
         # The one host sync per block: convergence, stability and progress together.
-        finite, stable, done, worst = stats.tolist()
+        host = stats.cpu()
+        finite, stable, done, worst = host[0].item() > 0, host[1].item() > 0, host[2].item() > 0, host[3].item()
         if not finite or worst > 2 * prev_err:
             # Over-relaxation diverging, or the float32 kernel under/overflowing: redo this
             # block from its start in the log domain, and go on without over-relaxation.
             omega = 1.0
             f, g = f + u0.log(), g + v0.log().transpose(-1, -2)
-            f, g = log_sweep(f, g, inner)
+            f, g = _log_sweep(logk, f, g, log_a, log_b, inner)
             kern = _kernel(logk + f + g)
             kt = kern.transpose(-1, -2).contiguous()
             u, v = torch.ones_like(a), torch.ones_like(b)
             err = (kern.sum(-1, keepdim=True) - a).abs().sum((-1, -2))
-            prev_err = float(err.max())
+            prev_err = err.max().item()
             if prev_err <= threshold:
                 break
             continue
@@ -227,6 +236,16 @@ def _sinkhorn(logk, f, g, a, log_a, log_b, b, threshold, max_iterations, inner, 
     f, g = f + u.log(), g + v.log().transpose(-1, -2)
     coupling = u * kern * v.transpose(-1, -2)
     return f, g, coupling, err
+
+
+# torch 2.13 marks torch.jit.script deprecated; torch.compile would need a C++ toolchain and
+# seconds of compilation per shape, so scripting stays until it is removed.
+try:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        _gw_loop = torch.jit.script(_gw_loop)  # noqa: F811
+except Exception:  # pragma: no cover - depends on the torch build
+    pass
 
 
 def _finish(prob: GWProblem, coupling, trace, ok, n_outer, epsilon, tol) -> GWOutput:

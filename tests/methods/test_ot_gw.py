@@ -123,6 +123,14 @@ class TestSolvers:
             assert torch.allclose(batched.cost[i], single.cost, rtol=1e-3)
         assert batched.coupling.shape == (3, 12, 12) and batched.converged.shape == (3,)
 
+    def test_float64_in_float64_out(self, backend):
+        # ott-jax computes in float32 unless jax_enable_x64; the caller still gets its dtype.
+        cx, cy = costs(4, 12, "l2sq", torch.float64)
+        out = ot.solve_gw(cx, cy, 0.05 * cx.mean() * cy.mean(), backend=backend)
+        assert out.coupling.dtype == out.cost.dtype == torch.float64 and bool(out.converged)
+        ref = ot.solve_gw(cx.float(), cy.float(), 0.05 * cx.float().mean() * cy.float().mean(), backend=backend)
+        assert float(out.cost) == pytest.approx(float(ref.cost), rel=1e-3)
+
 
 @pytest.mark.parametrize("cost,eps0,seed", [("l2sq", 0.05, 0), ("l2sq", 0.01, 1), ("cos", 0.05, 2), ("cos", 0.02, 3)])
 def test_backends_agree_with_each_other_and_with_pot(cost, eps0, seed):
