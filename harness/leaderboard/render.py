@@ -245,9 +245,9 @@ def _claims_section(agg: Aggregate) -> list[str]:
     return [
         "## Claims",
         "",
-        f"Each claim compares the two methods' shown settings by mean `{o.selection}`; the interval resamples "
-        f"each method's seeds ({o.bootstrap} draws, seed {o.bootstrap_seed}). **supported** / **contradicted**: "
-        "the whole interval lies on one side of 0; otherwise inconclusive, and always inconclusive with a single seed.",
+        f"Each claim compares the two methods' shown settings by mean `{o.selection}`; the interval is Welch's "
+        "95 % t-interval over the two methods' seeds. **supported** / **contradicted**: the whole interval lies on "
+        "one side of 0; otherwise inconclusive, and always inconclusive with a single seed.",
         "",
         _table(headers, rows, ["left", "left", "left", "right", "center", "center"]),
         "",

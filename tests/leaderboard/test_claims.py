@@ -11,6 +11,7 @@ from harness.leaderboard.claims import judge
 CLAIMS = [
     {"claim": "beta beats alpha", "better": "beta", "than": "alpha"},
     {"claim": "gamma beats beta", "better": "gamma", "than": "beta"},
+    {"claim": "alpha beats beta", "better": "alpha", "than": "beta"},
 ]
 
 
@@ -22,17 +23,34 @@ def _verdicts(tmp_path, **kw):
 
 def test_verdicts_follow_the_seeds(tmp_path):
     v, board = _verdicts(tmp_path)
-    # ds_a: beta's selected setting (beta=4) 0.5/0.6/0.7 against alpha's 0.1/0.2/0.3.
+    # ds_a: beta's selected setting (beta=4) 0.5/0.6/0.7 against alpha's 0.1/0.2/0.3:
+    # Δ 0.4, Welch's interval 0.4 ± t(0.975, 4)·sqrt(2·0.01/3) = 0.4 ± 0.2267.
     assert v[("beta", "ds_a")].verdict == "supported"
     assert v[("beta", "ds_a")].delta == pytest.approx(0.4)
-    # ds_b: beta's selected setting (beta=1) 0.2/0.4/0.6 against alpha's 0.9/0.8/0.7.
-    assert v[("beta", "ds_b")].verdict == "contradicted"
-    assert v[("beta", "ds_b")].hi < 0
+    assert (v[("beta", "ds_a")].lo, v[("beta", "ds_a")].hi) == pytest.approx((0.4 - 0.22667, 0.4 + 0.22667), abs=1e-4)
+    assert v[("alpha", "ds_a")].verdict == "contradicted" and v[("alpha", "ds_a")].hi < 0
+    # ds_b: beta's selected setting (beta=1) 0.2/0.4/0.6 against alpha's 0.9/0.8/0.7: Δ −0.4,
+    # but three seeds with this spread cannot place it below 0 at 95 % (a bootstrap would).
+    assert v[("beta", "ds_b")].verdict == "inconclusive"
+    assert v[("beta", "ds_b")].lo < -0.4 < 0 < v[("beta", "ds_b")].hi
     # Overlapping seeds: neither way.
     assert v[("gamma", "ds_a")].verdict == "inconclusive"
     assert v[("gamma", "ds_a")].lo < 0 < v[("gamma", "ds_a")].hi
     md = board.markdown
     assert "## Claims" in md and "| beta beats alpha | ds_a" in md and "**contradicted**" in md
+    assert "Welch" in md
+
+
+def test_welch_interval_matches_scipy():
+    import numpy as np
+    from scipy import stats
+
+    from harness.leaderboard.claims import welch_interval
+
+    a, b = np.array([0.3, 0.5, 0.45, 0.6]), np.array([0.1, 0.35, 0.2])
+    want = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert welch_interval(a, b) == pytest.approx((want.low, want.high), rel=1e-9)
+    assert welch_interval(np.array([0.5, 0.5]), np.array([0.2, 0.2, 0.2])) == pytest.approx((0.3, 0.3))
 
 
 def test_missing_side_is_no_data_and_one_seed_is_inconclusive(tmp_path):
