@@ -1,11 +1,39 @@
-"""What a GW solve returns: a frozen record, never a bare tuple."""
+"""What every GW solver shares: its common settings, and what a solve returns (a frozen
+record, never a bare tuple)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
 import torch
 
-__all__ = ["GWOutput"]
+from methods.ot.gw_problem import GWProblem
+
+__all__ = ["GWOutput", "GWSettings", "finish"]
+
+
+@dataclass(frozen=True)
+class GWSettings:
+    """Settings both backends take, with ott-jax's defaults; each solver adds its own.
+
+    Args:
+      epsilon: entropic regularisation on the scale of the raw costs (ott-jax's convention;
+        POT's ε is twice this). A float, or a tensor of the batch shape.
+      threshold: relative change of the GW cost between linearisations that stops the outer
+        loop (ott-jax's default 1e-3).
+      min_iterations, max_iterations: outer-loop bounds (ott-jax's defaults 5 and 50).
+      sinkhorn_threshold: L1 error of the marginals that stops a Sinkhorn solve.
+      sinkhorn_max_iterations: Sinkhorn steps per linearisation, at most.
+      marginal_tolerance: a coupling whose marginals are off by more than this (L1, both
+        sides) is reported as not converged.
+    """
+
+    epsilon: float | torch.Tensor = 1e-2
+    threshold: float = 1e-3
+    min_iterations: int = 5
+    max_iterations: int = 50
+    sinkhorn_threshold: float = 1e-3
+    sinkhorn_max_iterations: int = 2000
+    marginal_tolerance: float = 1e-2
 
 
 @dataclass(frozen=True)
@@ -36,3 +64,20 @@ class GWOutput:
 
     def set(self, **kw) -> "GWOutput":
         return replace(self, **kw)
+
+
+def finish(prob: GWProblem, coupling, trace, ok, n_outer, epsilon, tol) -> GWOutput:
+    """Shared by both backends: the marginal check and the envelope-theorem cost."""
+    coupling = coupling.detach()
+    merr = prob.marginal_error(coupling)
+    finite = torch.isfinite(coupling).flatten(-2).all(-1)
+    converged = ok & finite & (merr <= tol)
+    return GWOutput(
+        coupling=coupling,
+        cost=prob.cost(coupling),
+        converged=converged,
+        n_iters=int(n_outer),
+        marginal_error=merr,
+        costs=trace,
+        epsilon=torch.as_tensor(epsilon).detach(),
+    )

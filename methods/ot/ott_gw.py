@@ -19,9 +19,8 @@ from functools import lru_cache  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from methods.ot.gw_output import GWOutput  # noqa: E402
+from methods.ot.gw_output import GWOutput, GWSettings, finish  # noqa: E402
 from methods.ot.gw_problem import GWProblem  # noqa: E402
-from methods.ot.torch_gw import _finish  # noqa: E402
 
 __all__ = ["OttGW", "trace_count"]
 
@@ -66,21 +65,15 @@ def _to_jax(t: torch.Tensor):
 
 
 @dataclass(frozen=True)
-class OttGW:
-    """Entropic GW with ott-jax; the same arguments and defaults as :class:`~methods.ot.torch_gw.TorchGW`.
+class OttGW(GWSettings):
+    """Entropic GW with ott-jax; the shared settings are documented on
+    :class:`~methods.ot.gw_output.GWSettings`, with the same defaults as :class:`~methods.ot.torch_gw.TorchGW`.
 
     ``warm_start`` (default True) reuses the Sinkhorn potentials between linearisations, as the
     torch backend does; ott-jax's own default is False.
     """
 
-    epsilon: float | torch.Tensor = 1e-2
-    threshold: float = 1e-3
-    min_iterations: int = 5
-    max_iterations: int = 50
-    sinkhorn_threshold: float = 1e-3
-    sinkhorn_max_iterations: int = 2000
     warm_start: bool = True
-    marginal_tolerance: float = 1e-2
 
     def __call__(self, prob: GWProblem) -> GWOutput:
         cx, cy, scale = prob.normalised()
@@ -103,4 +96,4 @@ class OttGW:
         if prob.is_batched:
             trace = trace.transpose(0, 1)
         ok = torch.as_tensor(np.array(ok), device=cx.device)
-        return _finish(prob, coupling, trace, ok, n_outer, self.epsilon, self.marginal_tolerance)
+        return finish(prob, coupling, trace, ok, n_outer, self.epsilon, self.marginal_tolerance)

@@ -20,42 +20,27 @@ from dataclasses import dataclass
 
 import torch
 
-from methods.ot.gw_output import GWOutput
+from methods.ot.gw_output import GWOutput, GWSettings, finish
 from methods.ot.gw_problem import GWProblem
 
 __all__ = ["TorchGW"]
 
 
 @dataclass(frozen=True)
-class TorchGW:
-    """Entropic GW solver in torch.
+class TorchGW(GWSettings):
+    """Entropic GW solver in torch; the shared settings are documented on
+    :class:`~methods.ot.gw_output.GWSettings`.
 
     Args:
-      epsilon: entropic regularisation on the scale of the raw costs (ott-jax's convention;
-        POT's ε is twice this). A float, or a tensor of the batch shape.
-      threshold: relative change of the GW cost between linearisations that stops the outer
-        loop (ott-jax's default 1e-3).
-      min_iterations, max_iterations: outer-loop bounds (ott-jax's defaults 5 and 50).
-      sinkhorn_threshold: L1 error of the row marginals that stops a Sinkhorn solve.
-      sinkhorn_max_iterations: Sinkhorn steps per linearisation, at most.
       inner_iterations: Sinkhorn steps between two convergence checks (host syncs); 20
         measured faster than ott-jax's 10 here, the checks cost about as much as 10 steps.
-      marginal_tolerance: a coupling whose marginals are off by more than this (L1, both
-        sides) is reported as not converged.
       momentum: Sinkhorn over-relaxation ω in [1, 2); 1 (the default) is plain Sinkhorn.
         ω = 1.5 needs about a third of the steps from a cold start, but with warm-started
         linearisations it saved nothing here (docs/performance.md). A block whose error
         grows is redone with ω = 1; the fixed point, and so the coupling, is the same.
     """
 
-    epsilon: float | torch.Tensor = 1e-2
-    threshold: float = 1e-3
-    min_iterations: int = 5
-    max_iterations: int = 50
-    sinkhorn_threshold: float = 1e-3
-    sinkhorn_max_iterations: int = 2000
     inner_iterations: int = 20
-    marginal_tolerance: float = 1e-2
     momentum: float = 1.0
 
     def __post_init__(self):
@@ -67,7 +52,7 @@ class TorchGW:
     def __call__(self, prob: GWProblem) -> GWOutput:
         with torch.no_grad():
             coupling, trace, ok, n_outer = self._solve(prob)
-        return _finish(prob, coupling, trace, ok, n_outer, self.epsilon, self.marginal_tolerance)
+        return finish(prob, coupling, trace, ok, n_outer, self.epsilon, self.marginal_tolerance)
 
     def _solve(self, prob: GWProblem):
         cx, cy, scale = prob.normalised()
@@ -246,20 +231,3 @@ try:
         _gw_loop = torch.jit.script(_gw_loop)  # noqa: F811
 except Exception:  # pragma: no cover - depends on the torch build
     pass
-
-
-def _finish(prob: GWProblem, coupling, trace, ok, n_outer, epsilon, tol) -> GWOutput:
-    """Shared by both backends: the marginal check and the envelope-theorem cost."""
-    coupling = coupling.detach()
-    merr = prob.marginal_error(coupling)
-    finite = torch.isfinite(coupling).flatten(-2).all(-1)
-    converged = ok & finite & (merr <= tol)
-    return GWOutput(
-        coupling=coupling,
-        cost=prob.cost(coupling),
-        converged=converged,
-        n_iters=int(n_outer),
-        marginal_error=merr,
-        costs=trace,
-        epsilon=torch.as_tensor(epsilon).detach(),
-    )
