@@ -262,10 +262,15 @@ def run_and_store(run: RunSpec, store: ResultsStore, *, force: bool = False, pro
         })
         raise
     _check_finite(run, scores)
+    objective, regs = _build_terms(run)
     result = {
         "run_id": run.run_id,
         "name": run.name,
         "config": run.to_dict(),
+        # Every parameter in effect, defaults included: the run id hashes only what the spec
+        # sets, so this is what says how a result was computed if a default changes later.
+        "method_config": {"objective": objective.to_dict(),
+                          "regularisers": [{"name": r.name, "params": r.to_dict()} for r in regs]},
         "method_source": {n: registry.source_hash(n, k) for n, k in
                           [(run.objective, "objective"), *((r, "regulariser") for r, _ in run.regularisers)]},
         "metrics": scores,

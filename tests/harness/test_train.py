@@ -82,6 +82,11 @@ def test_stored_result_is_skipped_then_forced(tmp_path, one_run, monkeypatch):
     first = run_and_store(one_run, store, progress=False)
     assert first["metrics"] == {"mig": {"discrete_mig": 0.25}}
     assert first["config"]["run_id"] == one_run.run_id
+    # Every parameter in effect is recorded, defaults the spec did not set included.
+    from methods import registry
+
+    want = {**registry.get(one_run.objective, "objective").parameters(), **one_run.objective_params}
+    assert first["method_config"] == {"objective": want, "regularisers": []}
     assert first["provenance"]["seed"] == one_run.seed and first["provenance"]["packages"]["torch"].startswith("2.13")
     assert run_and_store(one_run, store, progress=False) is None
     again = run_and_store(one_run, store, progress=False, force=True)
