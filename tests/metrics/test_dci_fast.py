@@ -68,3 +68,19 @@ def test_importance_replays_the_boosting_exactly(num_classes):
     left = x[:, 0] <= stump.tree_.threshold[0]
     decrease = g[left].sum() ** 2 / left.sum() + g[~left].sum() ** 2 / (~left).sum() - g.sum() ** 2 / 300
     assert decrease / 300 == pytest.approx(stump.tree_.compute_feature_importances(normalize=False)[0], rel=1e-9)
+
+
+@pytest.mark.parametrize("num_classes", [2, 7])
+def test_train_accuracy_from_the_replay_is_the_models(num_classes):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from metrics.dci_fast import _fit_factor
+
+    rs = np.random.RandomState(1)
+    x = rs.randn(400, 4)
+    y = np.digitize(x[:, 1] + 0.8 * rs.randn(400), np.linspace(-1, 1, num_classes - 1))
+    _, train_acc, test_acc = _fit_factor(x, y, x[:100], y[:100], seed=3)
+    model = HistGradientBoostingClassifier(learning_rate=0.1, max_iter=100, max_depth=3, max_leaf_nodes=None,
+                                           min_samples_leaf=1, early_stopping=False, random_state=3).fit(x, y)
+    assert train_acc == np.mean(model.predict(x) == y)
+    assert test_acc == np.mean(model.predict(x[:100]) == y[:100])
