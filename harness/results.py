@@ -66,6 +66,12 @@ def _git_commit() -> str:
         return "unknown"
 
 
+# The commit of the code this process runs: read once, when the process loads it. Read at
+# write time instead, a long-lived worker recorded whatever HEAD was when its run finished,
+# although its code was loaded (and frozen) when it started.
+_CODE_COMMIT = _git_commit()
+
+
 def provenance() -> dict[str, Any]:
     versions = {}
     for pkg in _PACKAGES:
@@ -74,7 +80,7 @@ def provenance() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             pass
     return {
-        "git_commit": _git_commit(),
+        "git_commit": _CODE_COMMIT,
         "packages": versions,
         "python": platform.python_version(),
         "hostname": platform.node(),

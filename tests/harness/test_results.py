@@ -58,3 +58,11 @@ def test_job_records_accumulate(tmp_path):
     store.record_job("r", {"job_id": "1_0"})
     store.record_job("r", {"job_id": "2_3"})
     assert [j["job_id"] for j in store.jobs("r")] == ["1_0", "2_3"]
+
+
+def test_provenance_records_the_commit_the_process_loaded(monkeypatch):
+    # A worker that started at one commit and finishes after a new commit must not claim it.
+    from harness import results
+
+    monkeypatch.setattr(results, "_git_commit", lambda: "f" * 40)
+    assert results.provenance()["git_commit"] == results._CODE_COMMIT != "f" * 40
