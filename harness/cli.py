@@ -53,12 +53,26 @@ def _study(args):
     return spec, store_for(spec.name, args.results)
 
 
+def _warn_changed_defaults(runs, store) -> None:
+    """Finished runs are skipped by id; say so when their methods' defaults have changed since."""
+    from harness.train import changed_defaults
+
+    for run in runs:
+        if store.has_result(run.run_id):
+            changes = changed_defaults(run, store.read_result(run.run_id))
+            if changes:
+                print(f"warning: {run.name} is done but ran with other defaults: {'; '.join(changes)}; "
+                      "it is kept (--force reruns it)", file=sys.stderr)
+
+
 def cmd_run(args) -> int:
     from harness.executors import run_local
 
     spec, store = _study(args)
     runs = spec.runs()
     print(f"{spec.name}: {len(runs)} runs, results in {store.root}/", flush=True)
+    if not args.force:
+        _warn_changed_defaults(runs, store)
     outcomes = run_local(runs, store, workers=args.workers, force=args.force, plugins=spec.plugins,
                          on_outcome=lambda o: print(f"  {o.status:<7} {o.name}" + (f"  ({o.error})" if o.error else ""), flush=True))
     failed = [o for o in outcomes if o.status == "failed"]

@@ -64,6 +64,33 @@ def _build_terms(run: RunSpec):
     return objective, regs
 
 
+def method_config(run: RunSpec) -> dict[str, Any]:
+    """Every method parameter of ``run`` in effect now, defaults included (stored in results)."""
+    objective, regs = _build_terms(run)
+    return {"objective": objective.to_dict(),
+            "regularisers": [{"name": r.name, "params": r.to_dict()} for r in regs]}
+
+
+def changed_defaults(run: RunSpec, result: dict[str, Any]) -> list[str]:
+    """``"gmg.use_mean: True (stored) -> False (now)"`` for each parameter whose value differs
+    between a stored result and what ``run`` resolves to now. The run id hashes only what the
+    spec sets, so this is how a changed default shows; results without a record give ``[]``."""
+    stored = result.get("method_config")
+    if not stored:
+        return []
+    now = method_config(run)
+
+    def flat(cfg: dict[str, Any]) -> dict[str, Any]:
+        out = {f"{run.objective}.{k}": v for k, v in cfg["objective"].items()}
+        for reg in cfg["regularisers"]:
+            out.update({f"{reg['name']}.{k}": v for k, v in reg["params"].items()})
+        return out
+
+    before, after = flat(stored), flat(now)
+    return [f"{k}: {before.get(k, '(absent)')!r} (stored) -> {after.get(k, '(absent)')!r} (now)"
+            for k in sorted(set(before) | set(after)) if before.get(k, "(absent)") != after.get(k, "(absent)")]
+
+
 def train_run(run: RunSpec, workdir: Path, *, progress: bool | str = True,
               stop_after: int | None = None, on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Train ``run`` in ``workdir``, resuming from ``workdir/checkpoint.pt`` if present.
@@ -262,15 +289,13 @@ def run_and_store(run: RunSpec, store: ResultsStore, *, force: bool = False, pro
         })
         raise
     _check_finite(run, scores)
-    objective, regs = _build_terms(run)
     result = {
         "run_id": run.run_id,
         "name": run.name,
         "config": run.to_dict(),
         # Every parameter in effect, defaults included: the run id hashes only what the spec
         # sets, so this is what says how a result was computed if a default changes later.
-        "method_config": {"objective": objective.to_dict(),
-                          "regularisers": [{"name": r.name, "params": r.to_dict()} for r in regs]},
+        "method_config": method_config(run),
         "method_source": {n: registry.source_hash(n, k) for n, k in
                           [(run.objective, "objective"), *((r, "regulariser") for r, _ in run.regularisers)]},
         "metrics": scores,

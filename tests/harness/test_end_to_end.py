@@ -70,3 +70,30 @@ def test_evaluate_adds_metrics_to_a_stored_run(write_spec, tiny_spec, tmp_path, 
     assert '"dci_fast"' in capsys.readouterr().out
     assert stored_file.read_bytes() == before_bytes
     assert main(["evaluate", result["run_id"], "--results", str(store_dir), "--metrics", settings, "--force"]) == 0
+
+
+def test_a_done_run_whose_defaults_changed_is_kept_and_named(write_spec, tiny_spec, tmp_path, capsys):
+    # The run id hashes what the spec sets, not the defaults: a stored result whose method ran
+    # with another default is still "done", and `run` says which parameter differs.
+    import json
+
+    tiny_spec["methods"] = [{"label": "bvae+gmg", "objective": "beta_vae", "params": {"beta": 1.0},
+                             "regularisers": [{"name": "gmg", "params": {"weight": 1.0}}]}]
+    tiny_spec["seeds"] = 1
+    spec_path = write_spec(tiny_spec)
+    store_dir = tmp_path / "store"
+    assert main(["run", str(spec_path), "--results", str(store_dir), "--no-leaderboard"]) == 0
+    (path,) = (store_dir / "runs").glob("*.json")
+    result = json.loads(path.read_text())
+    assert result["method_config"]["regularisers"][0]["params"]["use_mean"] is True
+    capsys.readouterr()
+
+    assert main(["run", str(spec_path), "--results", str(store_dir), "--no-leaderboard"]) == 0
+    assert "other defaults" not in capsys.readouterr().err
+
+    result["method_config"]["regularisers"][0]["params"]["use_mean"] = False  # as if the default had changed
+    path.write_text(json.dumps(result))
+    assert main(["run", str(spec_path), "--results", str(store_dir), "--no-leaderboard"]) == 0
+    captured = capsys.readouterr()
+    assert "gmg.use_mean: False (stored) -> True (now)" in captured.err and "--force reruns it" in captured.err
+    assert "tiny: 0 done, 1 already done, 0 failed" in captured.out
