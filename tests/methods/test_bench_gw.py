@@ -4,7 +4,8 @@ Default run (--benchmark-disable): each body runs once at the small size, as a s
 GMGBENCH_BENCH_FULL=1 uses n = 64, 128, 256 for the GW solves (the step benchmarks are at
 batch 64 either way) and also times the steps of a model trained for
 GMGBENCH_BENCH_WARM_STEPS (default 300) β-VAE steps. Threads are pinned to 1: on shared 2-core machines two threads
-oversubscribe (docs/performance.md).
+oversubscribe (docs/performance.md). GMGBENCH_BENCH_DEVICE=cuda runs the two interleaved
+tests on the GPU (each timed call ends with a device synchronisation); the rest stay on CPU.
 """
 from __future__ import annotations
 
@@ -26,13 +27,14 @@ from methods.beta_vae import BetaVAE  # noqa: E402
 
 torch.set_num_threads(1)
 FULL = os.environ.get("GMGBENCH_BENCH_FULL") == "1"
+DEVICE = torch.device(os.environ.get("GMGBENCH_BENCH_DEVICE", "cpu"))
 SIZES = (64, 128, 256) if FULL else (16,)
 pytestmark = pytest.mark.benchmark_side_by_side
 
 
-def _codes_costs(n, cost):
+def _codes_costs(n, cost, device="cpu"):
     g = torch.Generator().manual_seed(n)
-    x, y = torch.rand(n, 10, generator=g), torch.randn(n, 10, generator=g)
+    x, y = torch.rand(n, 10, generator=g).to(device), torch.randn(n, 10, generator=g).to(device)
     return ot.pairwise_cost(x, cost), ot.pairwise_cost(y, cost)
 
 
@@ -88,14 +90,15 @@ def _model_state(state: str):
     return copy.deepcopy(model.state_dict()), ds.training_batch(ds.sample_factors(64, rs), rs)
 
 
-def _step_fn(reg_params, state: str = "init"):
+def _step_fn(reg_params, state: str = "init", device="cpu"):
     weights, x = _model_state(state)
     model = VAE(num_channels=1, latent_dim=10)
     model.load_state_dict(weights)
+    model, x = model.to(device), x.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     objective = BetaVAE(BetaVAE.Config(beta=1.0))
     reg = registry.build(*reg_params) if reg_params else None
-    gen = torch.Generator().manual_seed(1)
+    gen = torch.Generator(device).manual_seed(1)
 
     def step():
         out = model(x, generator=gen, dataset_size=1000)
@@ -133,14 +136,22 @@ def test_training_step(benchmark, label, reg):
 # jobs the load changes between them. These two tests alternate the implementations round by
 # round and print median ratios, which is what docs/performance.md reports.
 
+def _sync() -> None:
+    # A GPU call returns once its kernels are queued; time them to their end.
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+
+
 def _interleaved(fns: dict, rounds: int) -> dict:
     import time
 
     times = {k: [] for k in fns}
     for _ in range(rounds):
         for k, fn in fns.items():
+            _sync()
             t = time.perf_counter()
             fn()
+            _sync()
             times[k].append(time.perf_counter() - t)
     return {k: float(np.median(v)) for k, v in times.items()}
 
@@ -149,7 +160,7 @@ def test_gw_solve_ratios_interleaved(capsys):
     rows = []
     for n in SIZES:
         for cost in ("l2sq", "cos"):
-            cx, cy = _codes_costs(n, cost)
+            cx, cy = _codes_costs(n, cost, DEVICE)
             eps = 0.01 * cx.mean() * cy.mean()
             fns = {b: (lambda b=b: ot.solve_gw(cx, cy, eps, backend=b)) for b in ("torch", "ott")}
             for fn in fns.values():
@@ -158,12 +169,12 @@ def test_gw_solve_ratios_interleaved(capsys):
             rows.append(f"n={n:4d} {cost:5s} torch {med['torch'] * 1e3:8.2f} ms  ott {med['ott'] * 1e3:8.2f} ms  "
                         f"torch/ott {med['torch'] / med['ott']:.2f}")
     with capsys.disabled():
-        print("\nGW solve, eps0 = 0.01, 10-dim codes, medians of interleaved rounds:\n" + "\n".join(rows))
+        print(f"\nGW solve on {DEVICE}, eps0 = 0.01, 10-dim codes, medians of interleaved rounds:\n" + "\n".join(rows))
 
 
 def test_training_step_ratios_interleaved(capsys):
     for state in ("init", "trained") if WARM_STEPS else ("init",):
-        steps = {label: _step_fn(reg, state) for label, reg in STEP_CASES}
+        steps = {label: _step_fn(reg, state, DEVICE) for label, reg in STEP_CASES}
         for step in steps.values():
             step()
         med = _interleaved(steps, rounds=15 if FULL else 1)
@@ -171,4 +182,4 @@ def test_training_step_ratios_interleaved(capsys):
         rows = [f"{label:28s} {t * 1e3:8.1f} ms  ×{t / base:.2f}" for label, t in med.items()]
         where = "at initialisation" if state == "init" else f"after {WARM_STEPS} β-VAE steps on dsprites_procedural"
         with capsys.disabled():
-            print(f"\nTraining step, batch 64, standard VAE {where}, interleaved medians:\n" + "\n".join(rows))
+            print(f"\nTraining step on {DEVICE}, batch 64, standard VAE {where}, interleaved medians:\n" + "\n".join(rows))

@@ -170,6 +170,18 @@ def test_ott_does_not_recompile_when_epsilon_changes():
     assert ott_gw.trace_count() == before
 
 
+def test_torch_tensors_cross_to_jax_without_a_copy():
+    # The ott backend hands its cost matrices to JAX by DLPack; a copy here would cost a
+    # memcpy per solve on CPU and a device round trip on a GPU.
+    from methods.ot.ott_gw import _to_jax
+
+    t = torch.rand(64, 64)
+    arr = _to_jax(t)
+    assert arr.unsafe_buffer_pointer() == t.data_ptr()
+    back = torch.from_dlpack(arr)
+    assert back.data_ptr() == t.data_ptr() and torch.equal(back, t)
+
+
 def _entropic_value(cx, cy, eps):
     out = ot.solve_gw(cx, cy, eps, backend="torch", threshold=1e-10, sinkhorn_threshold=1e-10,
                       min_iterations=10, max_iterations=200, sinkhorn_max_iterations=20000)
