@@ -118,6 +118,8 @@ for _name in ("dst", "gmg"):
         for _cost in ot.COSTS:
             STEP_CASES.append((f"{_name}-{_side}-{_cost}", (_name, "regulariser", {"side": _side, "cost": _cost})))
 STEP_CASES.append(("gmg-decoder-cos-sample", ("gmg", "regulariser", {"side": "decoder", "cost": "cos", "use_mean": False})))
+STEP_CASES.append(("gmg-encoder-cos-ott", ("gmg", "regulariser", {"side": "encoder", "cost": "cos", "backend": "ott"})))
+STEP_CASES.append(("gmg-decoder-cos-sample-ott", ("gmg", "regulariser", {"side": "decoder", "cost": "cos", "use_mean": False, "backend": "ott"})))
 STEP_CASES.append(("gmg-decoder-cos-ott", ("gmg", "regulariser", {"side": "decoder", "cost": "cos", "backend": "ott"})))
 if not FULL:
     STEP_CASES = [c for c in STEP_CASES if c[0] in ("beta_vae", "dst-decoder-cos", "gmg-decoder-cos")]
