@@ -13,7 +13,7 @@ import os
 # Before the first jax import anywhere: JAX must not reserve most of the GPU's memory.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
-from dataclasses import asdict, dataclass  # noqa: E402
+from dataclasses import dataclass, fields  # noqa: E402
 from functools import lru_cache  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -86,7 +86,8 @@ class OttGW(GWSettings):
             eps = eps.reshape(())
         if not bool((eps > 0).all()):
             raise ValueError(f"OttGW: epsilon must be positive, got {self.epsilon}")
-        settings = {k: v for k, v in asdict(self).items() if k not in ("epsilon", "marginal_tolerance")}
+        # Not asdict(): it deep-copies ε, a tensor, on every solve.
+        settings = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("epsilon", "marginal_tolerance")}
         fn = _jitted(**settings, batched=prob.is_batched)
         matrix, costs, ok, n_iters = fn(_to_jax(cx), _to_jax(cy), _to_jax((eps / scale).contiguous()))
         # Without jax_enable_x64, JAX computes float64 inputs in float32: hand back the caller's dtype.
