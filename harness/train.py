@@ -87,8 +87,8 @@ def changed_defaults(run: RunSpec, result: dict[str, Any]) -> list[str]:
         return out
 
     before, after = flat(stored), flat(now)
-    return [f"{k}: {before.get(k, '(absent)')!r} (stored) -> {after.get(k, '(absent)')!r} (now)"
-            for k in sorted(set(before) | set(after)) if before.get(k, "(absent)") != after.get(k, "(absent)")]
+    pairs = {k: (before.get(k, "(absent)"), after.get(k, "(absent)")) for k in sorted(set(before) | set(after))}
+    return [f"{k}: {old!r} (stored) -> {new!r} (now)" for k, (old, new) in pairs.items() if old != new]
 
 
 def train_run(run: RunSpec, workdir: Path, *, progress: bool | str = True,

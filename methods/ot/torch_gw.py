@@ -165,6 +165,18 @@ def _scaling_block(kern: torch.Tensor, kt: torch.Tensor, u: torch.Tensor, v: tor
     return u, v, err, stats
 
 
+def _kernels(logk: torch.Tensor, f: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The stabilised kernel ``exp(logk + f + g)`` and its transpose, made contiguous once for
+    the many ``Kᵀ u`` products that follow."""
+    kern = _kernel(logk + f + g)
+    return kern, kern.transpose(-1, -2).contiguous()
+
+
+def _absorb(f: torch.Tensor, g: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fold the scalings ``u [B, n, 1]``, ``v [B, m, 1]`` into the log-potentials."""
+    return f + u.log(), g + v.log().transpose(-1, -2)
+
+
 def _sinkhorn(logk: torch.Tensor, f: torch.Tensor, g: torch.Tensor, a: torch.Tensor, log_a: float, log_b: float,
               b: torch.Tensor, threshold: float, max_iterations: int, inner: int, omega: float, cold: bool
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -181,8 +193,7 @@ def _sinkhorn(logk: torch.Tensor, f: torch.Tensor, g: torch.Tensor, a: torch.Ten
         f, g = _log_sweep(logk, f, g, log_a, log_b, 1)
     # Warm potentials already make the new kernel a near-coupling; if they do not, the block
     # under/overflows and is redone in the log domain below.
-    kern = _kernel(logk + f + g)
-    kt = kern.transpose(-1, -2).contiguous()
+    kern, kt = _kernels(logk, f, g)
     u = torch.ones_like(a)
     v = torch.ones_like(b)
     err = torch.full(a.shape[:1], float("inf"), dtype=a.dtype, device=a.device)
@@ -204,10 +215,8 @@ def _sinkhorn(logk: torch.Tensor, f: torch.Tensor, g: torch.Tensor, a: torch.Ten
             # Over-relaxation diverging, or the float32 kernel under/overflowing: redo this
             # block from its start in the log domain, and go on without over-relaxation.
             omega = 1.0
-            f, g = f + u0.log(), g + v0.log().transpose(-1, -2)
-            f, g = _log_sweep(logk, f, g, log_a, log_b, inner)
-            kern = _kernel(logk + f + g)
-            kt = kern.transpose(-1, -2).contiguous()
+            f, g = _log_sweep(logk, *_absorb(f, g, u0, v0), log_a, log_b, inner)
+            kern, kt = _kernels(logk, f, g)
             u, v = torch.ones_like(a), torch.ones_like(b)
             err = (kern.sum(-1, keepdim=True) - a).abs().sum((-1, -2))
             prev_err = err.max().item()
@@ -218,11 +227,10 @@ def _sinkhorn(logk: torch.Tensor, f: torch.Tensor, g: torch.Tensor, a: torch.Ten
         if done:
             break
         if not stable:
-            f, g = f + u.log(), g + v.log().transpose(-1, -2)
-            kern = _kernel(logk + f + g)
-            kt = kern.transpose(-1, -2).contiguous()
+            f, g = _absorb(f, g, u, v)
+            kern, kt = _kernels(logk, f, g)
             u, v = torch.ones_like(a), torch.ones_like(b)
-    f, g = f + u.log(), g + v.log().transpose(-1, -2)
+    f, g = _absorb(f, g, u, v)
     coupling = u * kern * v.transpose(-1, -2)
     return f, g, coupling, err
 
