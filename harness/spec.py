@@ -40,11 +40,16 @@ class TrainSettings:
     log_every: int = 100
     device: str = "auto"  # auto | cpu | cuda
     num_threads: int = 0  # torch threads per run; 0 keeps torch's default
+    # Regulariser health (harness/health.py): measure each term's gradient share every this
+    # many steps; 0 turns the measurement off. It never changes a run's numbers.
+    health_every: int = 50
 
     def __post_init__(self):
         for key in ("steps", "batch_size", "latent_dim", "checkpoint_every", "log_every"):
             if getattr(self, key) <= 0:
                 raise ValueError(f"{key} must be > 0, got {getattr(self, key)}")
+        if self.health_every < 0:
+            raise ValueError(f"health_every must be >= 0, got {self.health_every}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
 

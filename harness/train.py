@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from harness import data as datasets
+from harness.health import HealthMonitor
 from harness.results import ResultsStore, atomic_write_text, provenance
 from harness.spec import RunSpec
 from methods import registry
@@ -113,6 +114,8 @@ def train_run(run: RunSpec, workdir: Path, *, progress: bool | str = True,
     sampler = np.random.RandomState(run.seed)
     step, curve, elapsed = 0, [], 0.0
     sums: dict[str, float] = {}
+    health = HealthMonitor([r.name for r in regs], [r.cfg.weight for r in regs], cfg.health_every)
+    params = list(model.parameters())
 
     ckpt_path = workdir / "checkpoint.pt"
     if ckpt_path.is_file():
@@ -122,6 +125,7 @@ def train_run(run: RunSpec, workdir: Path, *, progress: bool | str = True,
         noise.set_state(ckpt["noise"].cpu() if device.type == "cpu" else ckpt["noise"])
         sampler.set_state(ckpt["sampler"])
         step, curve, elapsed, sums = ckpt["step"], ckpt["curve"], ckpt["elapsed"], ckpt.get("window", {})
+        health.load_state(ckpt.get("health"))
         torch.set_rng_state(ckpt["torch_rng"].cpu())
         if ckpt.get("cuda_rng") is not None:
             torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
@@ -132,6 +136,7 @@ def train_run(run: RunSpec, workdir: Path, *, progress: bool | str = True,
             "model": model.state_dict(), "optimizer": opt.state_dict(), "noise": noise.get_state(),
             "sampler": sampler.get_state(), "step": step, "curve": curve, "elapsed": elapsed,
             "window": sums,  # the logging window in progress, so curve points survive a resume
+            "health": health.state(),
             # Methods may draw from torch's global RNG (HFS's latent pairs, Hutchinson
             # probes): it is part of the run's state too.
             "torch_rng": torch.get_rng_state(),
@@ -154,19 +159,29 @@ def train_run(run: RunSpec, workdir: Path, *, progress: bool | str = True,
         x = dataset.training_batch(factors, sampler, device)
         out = model(x, generator=noise, dataset_size=dataset.dataset_size)
         loss, logs = call_checked(objective, out)
+        terms, values = [], []
         for reg in regs:
             term, rlogs = call_checked(reg, out)
             loss = loss + reg.cfg.weight * term
             logs.update({f"{reg.name}.{k}": v for k, v in rlogs.items()})
-            logs[reg.name] = float(term.detach())
+            terms.append(term)
+            values.append(float(term.detach()))
+            logs[reg.name] = values[-1]
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{run.name}: loss is {loss.item()} at step {step}; lower the learning rate or the weights")
+        # Health: each term's own gradient on a retained graph, before (and without touching)
+        # the ordinary backward, so the step is the one an unmeasured run takes.
+        measured = health.term_grads(terms, params) if health.due(step) else None
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if measured is not None:
+            health.record_grads(step, measured, params)
+            del measured
         opt.step()
         step += 1
         ran += 1
         logs["loss"] = float(loss.detach())
+        health.record_values(values, logs["loss"])
         for k, v in logs.items():
             sums[k] = sums.get(k, 0.0) + v
         if step % cfg.log_every == 0 or step == cfg.steps:
@@ -199,6 +214,7 @@ def train_run(run: RunSpec, workdir: Path, *, progress: bool | str = True,
     _atomic_torch_save({"model": model.state_dict(), "run": run.to_dict()}, workdir / "model.pt")
     _write_curve_csv(curve, workdir / "curve.csv")
     return {
+        "health": health.summary(curve, [r.name for r in regs]),
         "steps": step,
         "final": curve[-1] if curve else {},
         "curve": _downsample(curve, CURVE_POINTS),
@@ -299,6 +315,8 @@ def run_and_store(run: RunSpec, store: ResultsStore, *, force: bool = False, pro
         "method_source": {n: registry.source_hash(n, k) for n, k in
                           [(run.objective, "objective"), *((r, "regulariser") for r, _ in run.regularisers)]},
         "metrics": scores,
+        # Regulariser health (harness/health.py): does each term act on training?
+        "health": training.pop("health", None),
         "training": training,
         "provenance": {**provenance(), "seed": run.seed, "started": started, "finished": time.time(),
                        "wall_seconds": time.time() - started, "eval_seconds": eval_seconds,
