@@ -727,11 +727,11 @@ def format_status(report: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------------------
 # CLI entry points (called by harness.cli)
 # ---------------------------------------------------------------------------------------
-def _study_and_store(args) -> tuple[StudySpec, ResultsStore]:
+def _study_and_store(args, check_methods: bool = True) -> tuple[StudySpec, ResultsStore]:
     from harness.executors import store_for
     from harness.spec import load_spec
 
-    spec = load_spec(args.study)
+    spec = load_spec(args.study, check_methods=check_methods)
     return spec, store_for(spec.name, args.results)
 
 
@@ -754,7 +754,7 @@ def main(args) -> int:
 
 
 def status_main(args) -> int:
-    spec, store = _study_and_store(args)
+    spec, store = _study_and_store(args, check_methods=False)  # status never imports torch
     try:
         report = collect_status(spec, store, tail=getattr(args, "tail", 5))
     except SlurmError as err:

@@ -19,8 +19,6 @@ from typing import Any, Iterable
 
 import yaml
 
-from methods import registry
-
 __all__ = ["SpecError", "StudySpec", "MethodSpec", "RunSpec", "load_spec", "parse_spec", "expand", "TrainSettings"]
 
 
@@ -210,6 +208,8 @@ def _grid(params: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _validate_params(where: str, key: str, name: str, kind: str, params: dict[str, Any]) -> None:
+    from methods import registry  # late: methods import torch, which `gmgbench status` never needs
+
     try:
         cls = registry.get(name, kind)
     except KeyError as err:
@@ -221,7 +221,14 @@ def _validate_params(where: str, key: str, name: str, kind: str, params: dict[st
             raise _fail(where, f"{key}.params", err.args[0]) from None
 
 
-def parse_spec(raw: dict[str, Any], path: Path | None = None) -> StudySpec:
+def parse_spec(raw: dict[str, Any], path: Path | None = None, *, check_methods: bool = True) -> StudySpec:
+    """Validate ``raw`` into a :class:`StudySpec`.
+
+    ``check_methods=False`` skips loading plugins and checking method parameters and metric
+    settings against their classes (which imports torch and scikit-learn): run ids do not
+    depend on them, so ``gmgbench status`` answers without that cost. Everything that
+    trains or evaluates parses with the full checks.
+    """
     where = str(path) if path else "<study spec>"
     if not isinstance(raw, dict):
         raise SpecError(f"{where}: a study spec is a YAML mapping, got {type(raw).__name__}")
@@ -235,12 +242,15 @@ def parse_spec(raw: dict[str, Any], path: Path | None = None) -> StudySpec:
 
     base = path.parent if path else Path.cwd()
     plugins = tuple(str((base / p).resolve()) for p in raw.get("plugins", []) or [])
-    for p in plugins:
-        try:
-            registry.load_plugin_file(p)
-        except registry.PluginError as err:
-            raise _fail(where, "plugins", str(err)) from None
-    registry.load_entry_points()
+    if check_methods:
+        from methods import registry
+
+        for p in plugins:
+            try:
+                registry.load_plugin_file(p)
+            except registry.PluginError as err:
+                raise _fail(where, "plugins", str(err)) from None
+        registry.load_entry_points()
 
     from harness import data  # late: keeps spec parsing free of dataset imports
 
@@ -267,7 +277,8 @@ def parse_spec(raw: dict[str, Any], path: Path | None = None) -> StudySpec:
 
     evaluation = dict(raw.get("evaluation") or {})
     _check_keys(where, "evaluation.", evaluation, _EVAL_KEYS)
-    _validate_metrics(where, evaluation.get("metrics") or {})
+    if check_methods:
+        _validate_metrics(where, evaluation.get("metrics") or {})
 
     methods, labels = [], set()
     for i, m in enumerate(raw["methods"] or []):
@@ -277,14 +288,16 @@ def parse_spec(raw: dict[str, Any], path: Path | None = None) -> StudySpec:
         if not isinstance(m, dict) or "objective" not in m:
             raise _fail(where, key, "a method is {objective: NAME, params: {...}, regularisers: [...]}")
         _check_keys(where, f"{key}.", m, _METHOD_KEYS)
-        _validate_params(where, f"{key}.objective", m["objective"], "objective", m.get("params") or {})
+        if check_methods:
+            _validate_params(where, f"{key}.objective", m["objective"], "objective", m.get("params") or {})
         regs = []
         for j, r in enumerate(m.get("regularisers") or []):
             rkey = f"{key}.regularisers[{j}]"
             if isinstance(r, str):
                 r = {"name": r}
             _check_keys(where, f"{rkey}.", r, _REG_KEYS)
-            _validate_params(where, rkey, r.get("name"), "regulariser", r.get("params") or {})
+            if check_methods:
+                _validate_params(where, rkey, r.get("name"), "regulariser", r.get("params") or {})
             regs.append(RegulariserSpec(r["name"], dict(r.get("params") or {})))
         label = m.get("label") or "+".join([m["objective"], *(r.name for r in regs)])
         if label in labels:
@@ -316,7 +329,7 @@ def _validate_metrics(where: str, metrics_cfg: dict[str, Any]) -> None:
         _check_keys(where, f"evaluation.metrics.{mname}.", kwargs or {}, metrics.settings_of(mname))
 
 
-def load_spec(path: str | Path) -> StudySpec:
+def load_spec(path: str | Path, *, check_methods: bool = True) -> StudySpec:
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"{path}: study spec not found")
@@ -324,7 +337,7 @@ def load_spec(path: str | Path) -> StudySpec:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise SpecError(f"{path}: not valid YAML: {err}") from None
-    return parse_spec(raw, path)
+    return parse_spec(raw, path, check_methods=check_methods)
 
 
 def expand(spec: StudySpec) -> list[RunSpec]:

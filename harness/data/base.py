@@ -13,10 +13,12 @@ whole), and procedural datasets render ``images(all_factors)`` on the fly.
 """
 from __future__ import annotations
 
-from typing import ClassVar, Sequence
+from typing import TYPE_CHECKING, ClassVar, Sequence
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch loads with the first batch: `gmgbench --help` must not wait for it
+    import torch
 
 __all__ = ["GroundTruthData", "ArrayData", "DatasetError"]
 
@@ -112,6 +114,8 @@ class GroundTruthData:
     def training_batch(self, factors: np.ndarray, random_state: np.random.RandomState,
                        device: torch.device | str = "cpu") -> torch.Tensor:
         """float32 ``[B, C, H, W]`` on ``device``: the observations of ``factors``, uint8 until on device."""
+        import torch
+
         imgs = torch.from_numpy(self.images(self._all_factors(factors, random_state)))
         return imgs.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
 
@@ -163,6 +167,8 @@ class ArrayData(GroundTruthData):
 
     # -- training path: gather on the device that holds the store ------------------------
     def _device_store(self, device: torch.device) -> torch.Tensor:
+        import torch
+
         if device.type == "cpu":
             return torch.from_numpy(self._store)
         if not hasattr(self, "_device_stores"):
@@ -175,6 +181,8 @@ class ArrayData(GroundTruthData):
     def training_batch(self, factors: np.ndarray, random_state: np.random.RandomState,
                        device: torch.device | str = "cpu") -> torch.Tensor:
         """float32 ``[B, C, H, W]`` in [0, 1]; on a GPU, gathered from a resident integer copy of the store."""
+        import torch
+
         device = torch.device(device)
         idx = torch.from_numpy(self._index(self._all_factors(factors, random_state)))
         store = self._device_store(device)
