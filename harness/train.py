@@ -250,7 +250,8 @@ def load_model(workdir: Path, device: str | torch.device = "cpu") -> tuple[VAE, 
 
 
 def representation_function(model: VAE, device: torch.device | str = "cpu", batch_size: int = 256):
-    """NHWC float batch → posterior means ``(B, D)``, encoded in large batches."""
+    """NHWC float batch → posterior means ``(B, D)``, encoded in large batches; its ``decode``
+    attribute maps codes back to images."""
 
     @torch.no_grad()
     def encode(x: np.ndarray) -> np.ndarray:
@@ -260,6 +261,17 @@ def representation_function(model: VAE, device: torch.device | str = "cpu", batc
             codes.append(model.encode(xb)[0].cpu().numpy())
         return np.concatenate(codes) if codes else np.zeros((0, model.latent_dim), np.float32)
 
+    @torch.no_grad()
+    def decode(z: np.ndarray) -> np.ndarray:
+        """Codes ``(B, D)`` → decoded images ``(B, H, W, C)`` (Bernoulli means), for metrics
+        that judge the decoder (metrics/geometry.py)."""
+        images = []
+        for i in range(0, len(z), batch_size):
+            zb = torch.from_numpy(np.ascontiguousarray(z[i:i + batch_size], dtype=np.float32)).to(device)
+            images.append(torch.sigmoid(model.decode(zb)).permute(0, 2, 3, 1).cpu().numpy())
+        return np.concatenate(images)
+
+    encode.decode = decode  # type: ignore[attr-defined]
     return encode
 
 

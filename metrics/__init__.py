@@ -37,6 +37,9 @@ _METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
                                 ("modularity_score", "explicitness_score_train", "explicitness_score_test")),
     "sap": ("metrics.sap_score:compute_sap", ("SAP_score",)),
     "irs": ("metrics.irs:compute_irs", ("IRS", "num_active_dims")),
+    "geometry": ("metrics.geometry:compute_geometry",
+                 tuple(f"{side}_{cost}_{q}" for side in ("enc", "dec") for cost in ("l2sq", "scl2sq", "cos")
+                       for q in ("dst", "gmg"))),
     "unsupervised": ("metrics.unsupervised:unsupervised_metrics",
                      ("gaussian_total_correlation", "gaussian_wasserstein_correlation",
                       "gaussian_wasserstein_correlation_norm", "mutual_info_score")),

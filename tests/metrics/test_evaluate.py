@@ -16,6 +16,7 @@ SMALL = {
     "sap": {"num_train": 160, "num_test": 80},
     "irs": {"num_train": 160},
     "unsupervised": {"num_train": 160},
+    "geometry": {"num_batches": 1, "batch_size": 16},  # no decoder here: its dec_* keys are NaN
 }
 
 
@@ -42,7 +43,7 @@ def test_evaluate_equals_each_metric_run_alone_and_has_dlib_keys():
     assert list(out) == list(SMALL)
     for name, kwargs in SMALL.items():
         alone = metrics.get(name)(data, rep, np.random.RandomState(2), **kwargs)
-        assert out[name] == {k: float(v) for k, v in alone.items()}, name
+        np.testing.assert_equal(out[name], {k: float(v) for k, v in alone.items()}, err_msg=name)  # NaN == NaN
         assert tuple(out[name]) == metrics.result_keys(name)
         assert all(isinstance(v, float) for v in out[name].values())
 
@@ -141,6 +142,8 @@ def test_constant_codes_never_crash_any_metric():
 
     out = metrics.evaluate(data, constant, {n: SMALL[n] for n in SMALL}, 0)
     for name, scores in out.items():
-        assert all(np.isfinite(v) for v in scores.values()), (name, scores)
+        # geometry's decoder keys are NaN by design when the representation has no decoder
+        checked = {k: v for k, v in scores.items() if not (name == "geometry" and k.startswith("dec_"))}
+        assert all(np.isfinite(v) for v in checked.values()), (name, scores)
     assert out["mig"]["discrete_mig"] == 0.0
     assert out["factor_vae"]["num_active_dims"] == 0.0
