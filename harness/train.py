@@ -25,7 +25,7 @@ from harness.results import ResultsStore, atomic_write_text, provenance
 from harness.spec import RunSpec
 from methods import registry
 from methods.architectures import VAE
-from methods.base import call_checked
+from methods.base import call_checked, update_checked
 
 __all__ = ["train_run", "run_and_store", "load_model", "representation_function", "Interrupted"]
 
@@ -109,6 +109,9 @@ def train_run(run: RunSpec, workdir: Path, *, progress: bool | str = True,
     torch.manual_seed(run.seed)
     model = build_model(run, dataset).to(device)
     objective, regs = _build_terms(run)
+    components = [objective, *regs]
+    for c in components:  # methods with modules of their own (FactorVAE's discriminator) build them
+        c.setup(cfg.latent_dim, device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     noise = torch.Generator(device=device).manual_seed(run.seed)
     sampler = np.random.RandomState(run.seed)
@@ -124,6 +127,7 @@ def train_run(run: RunSpec, workdir: Path, *, progress: bool | str = True,
         opt.load_state_dict(ckpt["optimizer"])
         noise.set_state(ckpt["noise"].cpu() if device.type == "cpu" else ckpt["noise"])
         sampler.set_state(ckpt["sampler"])
+        _load_method_states(run, components, ckpt.get("methods"))
         step, curve, elapsed, sums = ckpt["step"], ckpt["curve"], ckpt["elapsed"], ckpt.get("window", {})
         health.load_state(ckpt.get("health"))
         torch.set_rng_state(ckpt["torch_rng"].cpu())
@@ -137,6 +141,7 @@ def train_run(run: RunSpec, workdir: Path, *, progress: bool | str = True,
             "sampler": sampler.get_state(), "step": step, "curve": curve, "elapsed": elapsed,
             "window": sums,  # the logging window in progress, so curve points survive a resume
             "health": health.state(),
+            "methods": [c.state_dict() for c in components],  # what methods train themselves
             # Methods may draw from torch's global RNG (HFS's latent pairs, Hutchinson
             # probes): it is part of the run's state too.
             "torch_rng": torch.get_rng_state(),
@@ -158,6 +163,7 @@ def train_run(run: RunSpec, workdir: Path, *, progress: bool | str = True,
         factors = dataset.sample_factors(cfg.batch_size, sampler)
         x = dataset.training_batch(factors, sampler, device)
         out = model(x, generator=noise, dataset_size=dataset.dataset_size)
+        out.step = step
         loss, logs = call_checked(objective, out)
         terms, values = [], []
         for reg in regs:
@@ -178,6 +184,8 @@ def train_run(run: RunSpec, workdir: Path, *, progress: bool | str = True,
             health.record_grads(step, measured, params)
             del measured
         opt.step()
+        for c in components:
+            logs.update(update_checked(c, out))
         step += 1
         ran += 1
         logs["loss"] = float(loss.detach())
@@ -222,6 +230,15 @@ def train_run(run: RunSpec, workdir: Path, *, progress: bool | str = True,
         "seconds_per_step": elapsed / max(step, 1),
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
     }
+
+
+def _load_method_states(run: RunSpec, terms: list, states: list | None) -> None:
+    """Give each method back its own state; a checkpoint without it is from a method that kept none."""
+    states = states if states is not None else [{} for _ in terms]
+    if len(states) != len(terms):
+        raise ValueError(f"{run.name}: the checkpoint holds the state of {len(states)} methods, the run has {len(terms)}")
+    for term, state in zip(terms, states):
+        term.load_state_dict(state)
 
 
 def _downsample(curve: list[dict], n: int) -> list[dict]:

@@ -6,6 +6,14 @@ through ``Config(**params)`` (a typo fails before anything trains) and ``asdict(
 what the results store records. The training loop calls every term through
 :func:`call_checked`, which turns a wrong return value into an error naming the method and
 the file that defines it.
+
+A method may also own trainable state of its own (FactorVAE's discriminator and its
+optimiser). Four hooks with do-nothing defaults cover that, so a method without such state
+is written exactly as before: :meth:`_Configured.setup` builds the modules once the latent
+size and device are known, :meth:`_Configured.update` trains them after the VAE's step,
+and :meth:`_Configured.state_dict` / :meth:`_Configured.load_state_dict` put them into
+the run's checkpoint (tensors and plain containers only: checkpoints load with
+``torch.load(weights_only=True)``).
 """
 from __future__ import annotations
 
@@ -17,7 +25,8 @@ from typing import Any, Callable, ClassVar
 
 import torch
 
-__all__ = ["ForwardPass", "Objective", "Regulariser", "LossAndLogs", "MethodOutputError", "call_checked"]
+__all__ = ["ForwardPass", "Objective", "Regulariser", "LossAndLogs", "MethodOutputError", "call_checked",
+           "update_checked"]
 
 LossAndLogs = tuple[torch.Tensor, dict[str, float]]
 
@@ -39,6 +48,8 @@ class ForwardPass:
         (HFS's latent pairs, the Jacobian penalty's projections) draw from it, so that a
         resumed run draws what an uninterrupted one would; ``None`` falls back to torch's
         global generator.
+      step: how many training steps completed before this forward pass (dlib's global
+        step), for schedules such as AnnealedVAE's capacity; 0 outside training.
     """
 
     x: torch.Tensor
@@ -49,6 +60,7 @@ class ForwardPass:
     model: torch.nn.Module
     dataset_size: int
     generator: torch.Generator | None = None
+    step: int = 0
 
     @property
     def batch_size(self) -> int:
@@ -93,6 +105,27 @@ class _Configured:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self.cfg)
+
+    # -- optional hooks for a method that owns modules and optimisers --------------------
+    def setup(self, latent_dim: int, device: torch.device) -> None:
+        """Build what the method trains itself (called once, before the first step and
+        before a checkpoint is loaded, after the run's seed is set). Default: nothing."""
+
+    def update(self, out: ForwardPass) -> dict[str, float]:
+        """Train the method's own modules on this step's forward pass, after the VAE's
+        optimiser stepped (``out``'s tensors still hold the values the VAE's loss saw).
+        Returns logs for the training curve. Default: nothing to train."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The method's own trainable state (module and optimiser state dicts), saved in
+        every checkpoint; tensors and plain containers only. Default: none."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (after :meth:`setup`)."""
+        if state:
+            raise ValueError(f"{self.kind} {self.name!r} keeps no state of its own, but the checkpoint has {sorted(state)}")
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in sorted(self.to_dict().items()))
@@ -181,6 +214,15 @@ def call_checked(term: Callable[[ForwardPass], Any], out: ForwardPass) -> LossAn
             f"{_describe(term)} returned a loss of shape {tuple(loss.shape)} and dtype {loss.dtype}; "
             "expected a floating-point scalar (reduce over the batch, e.g. .mean() or .sum())"
         )
+    return loss.reshape(()), _checked_logs(term, logs)
+
+
+def update_checked(term: "_Configured", out: ForwardPass) -> dict[str, float]:
+    """Call a method's :meth:`~_Configured.update` hook and check the logs it returned."""
+    return _checked_logs(term, term.update(out))
+
+
+def _checked_logs(term: Any, logs: Any) -> dict[str, float]:
     if not isinstance(logs, dict):
         raise MethodOutputError(f"{_describe(term)} returned logs of type {type(logs).__name__}; expected a dict[str, float]")
     clean: dict[str, float] = {}
@@ -193,5 +235,5 @@ def call_checked(term: Callable[[ForwardPass], Any], out: ForwardPass) -> LossAn
                 f"{_describe(term)} returned log {key!r} of type {type(value).__name__}{hint}; log values must be floats"
             )
         clean[key] = float(value)
-    return loss.reshape(()), clean
+    return clean
 

@@ -8,17 +8,26 @@ For a batch of M posterior samples ``z_i ~ q(z|n_i)`` from a dataset of N observ
     DWKL = mean_i [Σ_d log q(z_id) − log p(z_i)]
 
 The three add up to the Monte-Carlo KL ``mean_i [log q(z_i|n_i) − log p(z_i)]`` for any
-estimator of the aggregate posterior q(z) = (1/N) Σ_n q(z|n). Two estimators of
-``log q(z_i)`` (and of each marginal ``log q(z_id)``) from the batch:
+estimator of the aggregate posterior q(z) = (1/N) Σ_n q(z|n). Three estimators of
+``log q(z_i)`` (and of each marginal ``log q(z_id)``) from the batch, each a matrix of
+weights w_ij on q(z_i|n_j) (``logsumexp_j (log w_ij + log q(z_i|n_j))``):
 
 - ``"mss"`` (default), minibatch-stratified sampling: the sample's own posterior gets
   weight 1/N and each of the other M−1 batch members (N−1)/(N(M−1)). For a batch drawn
   without replacement this is an unbiased estimate of q(z_i) (the self term is exact, the
-  others are a uniform sample of the remaining N−1). It is Chen et al.'s stratification with
-  all non-self strata merged; their code's importance matrix has one extra stratum and an
-  off-by-one row (``W[M-1, 0]``), which we do not copy. The log of an unbiased estimate is
-  biased low (Jensen), more so in D dimensions than in one, so at small batches a TC near 0
-  can come out slightly negative; that is estimator noise, and it shrinks with the batch.
+  others are a uniform sample of the remaining N−1); every row sums to 1. The log of an
+  unbiased estimate is biased low (Jensen), more so in D dimensions than in one, so at
+  small batches a TC near 0 can come out slightly negative; that is estimator noise, and it
+  shrinks with the batch.
+- ``"hfs"``, the matrix of the HFS code (facebookresearch/disentangling-correlated-factors,
+  ``is_mss=True``, taken from Chen et al.'s code), reproduced exactly for comparability with
+  papers that used it. With K = M − 1 and s = (N − K)/(NK) it is 1/K everywhere except
+  column 0 (1/N), column 1 (s) and entry [K−1, 0] (s): the strata are set by column (by
+  position in the batch), not on the diagonal, so rows 0 and 1 weight their own posterior
+  by 1/N and s and every other row by 1/K, like its neighbours. Row sums are 1, except row
+  K−1's (1 + 1/K − 2/N). Weighting the self term by about 1/M instead of 1/N raises log q(z_i)
+  far more than the marginals' logs, so its TC is higher than ``mss``'s on the same batch
+  (docs/methods.md gives the measured offset).
 - ``"mws"``, minibatch-weighted sampling exactly as in Chen et al. (Sec. 4.1) and their code:
   ``log q(z_i) ≈ logsumexp_j log q(z_i|n_j) − log(N·M)``. Its gradients equal those of a
   plain batch average, but its values are offset: when the posteriors overlap, each log
@@ -38,7 +47,7 @@ from methods.registry import register
 
 __all__ = ["BetaTCVAE", "kl_decomposition", "log_density_gaussian"]
 
-ESTIMATORS = ("mss", "mws")
+ESTIMATORS = ("mss", "mws", "hfs")
 _LOG_2PI = math.log(2 * math.pi)
 
 
@@ -52,12 +61,32 @@ def _log_weights(batch_size: int, dataset_size: int, estimator: str, like: torch
     m, n = batch_size, dataset_size
     if estimator == "mws":
         return like.new_full((m, m), -math.log(n * m))
+    if estimator == "hfs":
+        return _hfs_log_weights(m, n).to(like.device, like.dtype)
     if m == 1:
         return like.new_zeros((1, 1))  # only the self term: q(z) ≈ q(z|n)
     other = math.log(n - 1) - math.log(n * (m - 1)) if n > 1 else -math.inf
     w = like.new_full((m, m), other)
     w.fill_diagonal_(-math.log(n))
     return w
+
+
+def _hfs_log_weights(batch_size: int, dataset_size: int) -> torch.Tensor:
+    """The HFS code's ``is_mss`` importance matrix (Chen et al.'s code), float32 as it builds it.
+
+    With K = B − 1 and s = (N − K)/(N·K): every entry 1/K, then column 0 set to 1/N, column 1
+    to s, and entry [K − 1, 0] to s. So only rows 0 and 1 weight their own posterior by 1/N
+    and s; every other row weights its own posterior 1/K like the others.
+    """
+    if batch_size < 2:
+        raise ValueError(f"the 'hfs' estimator needs a batch of at least 2, got {batch_size}")
+    n, k = dataset_size, batch_size - 1
+    strat = (n - k) / (n * k)
+    w = torch.full((batch_size, batch_size), 1 / k, dtype=torch.float32)
+    w[:, 0] = 1 / n
+    w[:, 1] = strat
+    w[k - 1, 0] = strat
+    return w.log()
 
 
 def kl_decomposition(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, dataset_size: int,
@@ -68,7 +97,7 @@ def kl_decomposition(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, da
       z: posterior samples ``[M, D]``, ``z[i] ~ q(z|n_i)``.
       mu, logvar: the posteriors' parameters ``[M, D]``.
       dataset_size: N, the number of observations the batch was drawn from.
-      estimator: ``"mss"`` or ``"mws"`` (see the module docstring).
+      estimator: ``"mss"``, ``"hfs"`` or ``"mws"`` (see the module docstring).
     Returns:
       ``{"mi", "tc", "dim_kl"}``; their sum is the Monte-Carlo KL(q(z|x) ‖ N(0, I)).
     """

@@ -109,7 +109,7 @@ def test_isolated_forgets_what_the_block_registered():
 
 # -- lookups and configs ------------------------------------------------------------------
 def test_get_lists_valid_names_and_hints_at_the_other_kind():
-    with pytest.raises(KeyError, match="unknown objective 'beta_vea'; valid objectives: beta_tcvae, beta_vae"):
+    with pytest.raises(KeyError, match="unknown objective 'beta_vea'; valid objectives: annealed_vae, beta_tcvae, beta_vae, dip_vae_i, dip_vae_ii, factor_vae"):
         registry.get("beta_vea", "objective")
     with pytest.raises(KeyError, match="'hfs' is a regulariser, not a objective"):
         registry.get("hfs", "objective")
