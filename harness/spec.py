@@ -174,7 +174,8 @@ class StudySpec:
 
     @property
     def selection_metric(self) -> str:
-        return self.leaderboard.get("selection", "dci.disentanglement")
+        sel = self.leaderboard.get("selection", "dci.disentanglement")
+        return sel["metric"] if isinstance(sel, dict) else sel
 
     def runs(self) -> list[RunSpec]:
         return expand(self)
@@ -310,11 +311,27 @@ def parse_spec(raw: dict[str, Any], path: Path | None = None, *, check_methods: 
     if not methods:
         raise _fail(where, "methods", "needs at least one method")
 
-    return StudySpec(
+    spec = StudySpec(
         name=name, path=path, datasets=tuple(datasets), methods=tuple(methods), seeds=seeds, train=train,
         evaluation=evaluation, plugins=plugins, leaderboard=dict(raw.get("leaderboard") or {}),
         resources=dict(raw.get("resources") or {}), description=str(raw.get("description", "")), raw=copy.deepcopy(raw),
     )
+    _validate_leaderboard(spec)
+    return spec
+
+
+def _validate_leaderboard(spec: StudySpec) -> None:
+    """The leaderboard block (selection protocol, claims, references) is checked now, not
+    after training; its keys belong to harness/leaderboard/options.py. A spec without the
+    block keeps the default selection, checked when a board is built."""
+    from harness.leaderboard.options import LeaderboardError, Options
+
+    if not spec.leaderboard:
+        return
+    try:
+        Options.from_spec(spec)
+    except LeaderboardError as err:
+        raise SpecError(str(err)) from None
 
 
 def _validate_metrics(where: str, metrics_cfg: dict[str, Any]) -> None:

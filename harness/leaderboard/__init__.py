@@ -10,15 +10,29 @@ The leaderboards root is ``root=`` if given, else ``$GMGBENCH_LEADERBOARDS``, el
 """
 from __future__ import annotations
 
+import importlib
 import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from harness.leaderboard.aggregate import Aggregate, LeaderboardError, Options, aggregate, collect
-from harness.leaderboard.export import export_dlib
-from harness.leaderboard.release import ReleaseExists, check_results, rebuild, spec_from_dict, spec_hash, spec_to_dict, verify
-from harness.leaderboard.render import render
+from harness.leaderboard.options import LeaderboardError, Options
+
+if TYPE_CHECKING:
+    from harness.leaderboard.aggregate import Aggregate
+
+# Imported on first use: the spec loader checks leaderboard options (options.py) without
+# paying for pandas, tabulate and matplotlib.
+_LAZY = {"export_dlib": "export", "ReleaseExists": "release", "check_results": "release", "rebuild": "release",
+         "spec_from_dict": "release", "spec_hash": "release", "spec_to_dict": "release", "verify": "release"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"harness.leaderboard.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["Board", "build", "write_latest", "publish", "rebuild", "verify", "leaderboards_root",
            "check_results", "LeaderboardError", "ReleaseExists", "Options", "export_dlib", "spec_to_dict", "spec_from_dict",
@@ -46,6 +60,8 @@ class Board:
 
     @property
     def markdown(self) -> str:
+        from harness.leaderboard.render import render
+
         return render(self.agg, release=None)
 
     @property
@@ -55,6 +71,8 @@ class Board:
 
 def build(spec, store, *, all_settings: bool = False, root: str | Path | None = None) -> Board:
     """Aggregate the study's results (see :func:`harness.leaderboard.aggregate.aggregate`)."""
+    from harness.leaderboard.aggregate import aggregate, collect
+
     options = Options.from_spec(spec, all_settings=all_settings)
     agg = aggregate(spec, collect(spec, store), options)
     return Board(spec=spec, store=store, agg=agg, root=leaderboards_root(root))

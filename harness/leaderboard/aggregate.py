@@ -9,18 +9,18 @@ import hashlib
 import math
 import numbers
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+# LeaderboardError and Options live in their own module (no pandas, no import circle); they
+# are re-exported here for the callers that import them from this one.
+from harness.leaderboard.options import LeaderboardError, Options, references
+
 __all__ = ["LeaderboardError", "Options", "Aggregate", "collect", "aggregate", "RUN_COLUMNS", "metric_columns",
            "normalise_runs"]
-
-
-class LeaderboardError(ValueError):
-    """Bad leaderboard input (spec key, release folder, file); the message names it."""
 
 
 # Per-run columns that are not metrics; every other column is a ``<metric>.<key>`` value.
@@ -28,108 +28,6 @@ RUN_COLUMNS = ("run_id", "dataset", "method", "setting", "seed", "status", "erro
                "train_seconds", "eval_seconds", "git_commit", "result_file", "result_sha256")
 _STR_COLUMNS = ("run_id", "dataset", "method", "setting", "status", "error", "git_commit", "result_file",
                 "result_sha256")
-
-# dlib's unsupervised scores measure dependence between codes: lower is more disentangled.
-DEFAULT_LOWER = ("unsupervised.gaussian_total_correlation", "unsupervised.gaussian_wasserstein_correlation",
-                 "unsupervised.gaussian_wasserstein_correlation_norm", "unsupervised.mutual_info_score")
-# Counts, not scores: never bolded or ranked.
-DEFAULT_NEUTRAL = ("factor_vae.num_active_dims", "irs.num_active_dims")
-
-_OPTION_KEYS = {
-    "selection": "metric (<metric>.<key>) whose best mean over seeds selects each method's setting",
-    "all_settings": "true: one row per hyperparameter setting, no selection",
-    "metrics": "list of <metric>.<key> columns to show (default: every one in the results)",
-    "lower_is_better": "list of <metric>.<key> columns where lower is better",
-    "digits": "decimals shown in cells",
-    "bootstrap": "bootstrap resamples of the seeds for rank intervals",
-    "bootstrap_seed": "seed of the bootstrap",
-    "figures": "false: publish without figures",
-    "claims": "list of {claim: text, better: method label, than: method label} judged per dataset",
-}
-
-
-@dataclass(frozen=True)
-class Options:
-    """Leaderboard settings: the study spec's ``leaderboard:`` block plus command-line flags."""
-
-    selection: str = "dci.disentanglement"
-    all_settings: bool = False
-    metrics: tuple[str, ...] | None = None
-    lower_is_better: tuple[str, ...] = DEFAULT_LOWER
-    digits: int = 3
-    bootstrap: int = 1000
-    bootstrap_seed: int = 0
-    figures: bool = True
-    claims: tuple = ()  # of harness.leaderboard.claims.Claim
-
-    def __post_init__(self):
-        if "." not in self.selection:
-            raise LeaderboardError(f"leaderboard.selection: expected '<metric>.<key>' "
-                                   f"(e.g. dci.disentanglement), got {self.selection!r}")
-        if not 0 <= self.digits <= 10:
-            raise LeaderboardError(f"leaderboard.digits: expected 0..10, got {self.digits}")
-        if self.bootstrap < 1:
-            raise LeaderboardError(f"leaderboard.bootstrap: expected ≥ 1 resamples, got {self.bootstrap}")
-
-    @classmethod
-    def from_spec(cls, spec, all_settings: bool | None = None) -> "Options":
-        where = f"{spec.path or '<study spec>'}: leaderboard"
-        raw = dict(spec.leaderboard or {})
-        unknown = sorted(set(raw) - set(_OPTION_KEYS))
-        if unknown:
-            valid = ", ".join(f"{k} ({v})" for k, v in _OPTION_KEYS.items())
-            raise LeaderboardError(f"{where}.{unknown[0]}: unknown key; valid keys: {valid}")
-        kw: dict[str, Any] = {}
-        for key in ("metrics", "lower_is_better"):
-            if key in raw:
-                val = raw[key]
-                if isinstance(val, str) or not all(isinstance(v, str) for v in (val or [])):
-                    raise LeaderboardError(f"{where}.{key}: expected a list of '<metric>.<key>' names, got {val!r}")
-                kw[key] = tuple(val)
-        for key, typ in (("selection", str), ("all_settings", bool), ("digits", int), ("bootstrap", int),
-                         ("bootstrap_seed", int), ("figures", bool)):
-            if key in raw:
-                if not isinstance(raw[key], typ) or (typ is int and isinstance(raw[key], bool)):
-                    raise LeaderboardError(f"{where}.{key}: expected {typ.__name__}, got {raw[key]!r}")
-                kw[key] = raw[key]
-        if all_settings:
-            kw["all_settings"] = True
-        if "claims" in raw:
-            from harness.leaderboard.claims import parse_claims
-
-            kw["claims"] = parse_claims(raw["claims"], where, [m.label for m in spec.methods])
-        try:
-            opts = cls(**kw)
-        except LeaderboardError as err:
-            raise LeaderboardError(f"{spec.path or '<study spec>'}: {err}") from None
-        configured = (spec.evaluation or {}).get("metrics") or {}
-        metric = opts.selection.split(".", 1)[0]
-        if configured and metric not in configured:
-            raise LeaderboardError(f"{where}.selection: {opts.selection!r} is not computed by this study; "
-                                   f"evaluation.metrics has {', '.join(configured)}")
-        return opts
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["metrics"] = list(self.metrics) if self.metrics is not None else None
-        d["lower_is_better"] = list(self.lower_is_better)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Options":
-        d = dict(d)
-        d["metrics"] = tuple(d["metrics"]) if d.get("metrics") is not None else None
-        d["lower_is_better"] = tuple(d.get("lower_is_better", DEFAULT_LOWER))
-        from harness.leaderboard.claims import Claim
-
-        d["claims"] = tuple(Claim(**c) for c in d.get("claims", ()))
-        return cls(**d)
-
-    def direction(self, column: str) -> int:
-        """+1 higher is better, −1 lower is better, 0 not a score."""
-        if column in DEFAULT_NEUTRAL:
-            return 0
-        return -1 if column in self.lower_is_better else 1
 
 
 @dataclass
@@ -143,6 +41,10 @@ class Aggregate:
         ``<col>.reference``/``<col>.delta`` where the spec gives a reference.
       ranks: one row per board entry: ``avg_rank``, ``rank_lo``/``rank_hi`` (bootstrap
         interval), ``n_datasets`` and ``rank.<dataset>``.
+    judged_seeds: the seeds behind every shown value, rank and claim; selection_seeds: the
+      seeds whose mean chose each setting (the same seeds unless ``options.held_out``).
+    With held-out selection, ``table`` also has ``selection_score``/``selection_n``: the
+    selection metric's mean and count over the selection seeds.
     """
 
     study: str
@@ -154,6 +56,13 @@ class Aggregate:
     table: pd.DataFrame
     ranks: pd.DataFrame
     references: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    judged_seeds: tuple[int, ...] = ()
+    selection_seeds: tuple[int, ...] = ()
+
+    @property
+    def judged(self) -> pd.DataFrame:
+        """The per-run rows of the judged seeds (every status)."""
+        return self.runs[self.runs["seed"].isin(self.judged_seeds)]
 
     @property
     def board(self) -> pd.DataFrame:
@@ -249,31 +158,6 @@ def _stats(values: np.ndarray) -> tuple[float, float, int]:
     return float(np.mean(values)), float(np.std(values, ddof=1)) if n > 1 else math.nan, n
 
 
-def references(spec, datasets: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
-    """``{(dataset, method): {"values": {col: float}, "source": str}}`` from ``methods[].reference``.
-
-    The spec's shape: ``reference: {<dataset>: {<metric>.<key>: value, source: "paper Table 1"}}``.
-    """
-    out = {}
-    where = spec.path or "<study spec>"
-    for m in spec.methods:
-        for ds, entry in (m.reference or {}).items():
-            key = f"{where}: methods[{m.label}].reference.{ds}"
-            if ds not in datasets:
-                raise LeaderboardError(f"{key}: not a dataset of this study ({', '.join(datasets)})")
-            if not isinstance(entry, dict):
-                raise LeaderboardError(f"{key}: expected {{<metric>.<key>: value, source: text}}, got {entry!r}")
-            values, source = {}, str(entry.get("source", ""))
-            for col, v in entry.items():
-                if col == "source":
-                    continue
-                if "." not in col or not isinstance(v, numbers.Real) or isinstance(v, bool):
-                    raise LeaderboardError(f"{key}.{col}: expected '<metric>.<key>: number', got {col!r}: {v!r}")
-                values[col] = float(v)
-            out[(ds, m.label)] = {"values": values, "source": source}
-    return out
-
-
 def aggregate(spec, runs: pd.DataFrame, options: Options) -> Aggregate:
     """Aggregate per-run rows into the board: statistics, selection, references, ranks."""
     runs = normalise_runs(runs)
@@ -293,21 +177,29 @@ def aggregate(spec, runs: pd.DataFrame, options: Options) -> Aggregate:
         if c not in runs.columns:
             runs[c] = math.nan
 
-    refs = references(spec, datasets)
+    refs = references(spec)
+    judged, selecting = options.judged_seeds(spec.seeds), options.selecting_seeds(spec.seeds)
     rows = []
     for (ds, method, setting), g in runs.groupby(["dataset", "method", "setting"], sort=False):
         done = g[g["status"] == "done"]
+        # Run counts cover every seed of the setting; the values only the judged seeds.
         row: dict[str, Any] = {"dataset": ds, "method": method, "setting": setting, "expected": len(g),
                                "done": len(done), "failed": int((g["status"] == "failed").sum()),
                                "missing": int((g["status"] == "missing").sum())}
+        shown = done[done["seed"].isin(judged)]
         for c in cols:
-            row[f"{c}.mean"], row[f"{c}.std"], row[f"{c}.n"] = _stats(done[c].dropna().to_numpy(float))
+            row[f"{c}.mean"], row[f"{c}.std"], row[f"{c}.n"] = _stats(shown[c].dropna().to_numpy(float))
+        if options.held_out:
+            chose = done.loc[done["seed"].isin(selecting), sel].dropna().to_numpy(float)
+            row["selection_score"], _, row["selection_n"] = _stats(chose)
         rows.append(row)
     table = pd.DataFrame(rows)
     if table.empty:
         raise LeaderboardError(f"{spec.path or '<study spec>'}: the spec expects no runs")
 
-    # Selection: the setting with the best mean; ties and all-missing go to the spec's first.
+    # Selection: the setting with the best mean over the selection seeds; ties and all-missing
+    # go to the spec's first.
+    score = "selection_score" if options.held_out else f"{sel}.mean"
     direction = options.direction(sel) or 1
     selected = np.zeros(len(table), bool)
     n_settings = np.zeros(len(table), int)
@@ -317,7 +209,7 @@ def aggregate(spec, runs: pd.DataFrame, options: Options) -> Aggregate:
         if options.all_settings:
             selected[idx] = True
             continue
-        scores = direction * table.loc[idx, f"{sel}.mean"].to_numpy(float)
+        scores = direction * table.loc[idx, score].to_numpy(float)
         best = int(np.nanargmax(scores)) if np.isfinite(scores).any() else 0
         selected[idx[best]] = True
     table["selected"] = selected
@@ -334,7 +226,8 @@ def aggregate(spec, runs: pd.DataFrame, options: Options) -> Aggregate:
                 table.loc[mask, f"{c}.delta"] = table.loc[mask, f"{c}.mean"] - v
 
     agg = Aggregate(study=spec.name, description=spec.description, datasets=datasets, metrics=cols,
-                    options=options, runs=runs, table=table, ranks=pd.DataFrame(), references=refs)
+                    options=options, runs=runs, table=table, ranks=pd.DataFrame(), references=refs,
+                    judged_seeds=judged, selection_seeds=selecting)
     agg.ranks = _ranks(agg)
     return agg
 
@@ -363,7 +256,7 @@ def _ranks(agg: Aggregate) -> pd.DataFrame:
     point = np.full((n_e, n_d), np.nan)
     boot = np.full((B, n_e, n_d), np.nan)
     rng = np.random.default_rng(opts.bootstrap_seed)
-    done = agg.runs[agg.runs["status"] == "done"]
+    done = agg.judged[agg.judged["status"] == "done"]
     for d, ds in enumerate(agg.datasets):
         rows = board[board["dataset"] == ds]
         have, means, draws = [], [], []

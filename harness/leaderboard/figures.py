@@ -48,7 +48,7 @@ def _board_entries(agg: Aggregate, ds: str) -> list[tuple[str, Any]]:
 
 
 def _seed_values(agg: Aggregate, ds: str, row, col: str) -> tuple[np.ndarray, np.ndarray]:
-    runs = agg.runs
+    runs = agg.judged  # the seeds behind the shown mean ± std
     m = (runs["dataset"] == ds) & (runs["method"] == row["method"]) & (runs["setting"] == row["setting"]) \
         & (runs["status"] == "done")
     sub = runs.loc[m, ["seed", col]].dropna()
@@ -155,7 +155,7 @@ def training_curves(agg: Aggregate, ds: str, curves: dict[str, list[dict]], out_
 def _representative(agg: Aggregate, ds: str, row) -> tuple[str, int] | None:
     """The run of the shown setting whose selection value is nearest the median (ties: lower seed)."""
     sel = agg.options.selection
-    runs = agg.runs
+    runs = agg.judged
     sub = runs[(runs["dataset"] == ds) & (runs["method"] == row["method"]) & (runs["setting"] == row["setting"])
                & (runs["status"] == "done")].sort_values("seed")
     if sub.empty:

@@ -22,7 +22,8 @@ from typing import Any
 import pandas as pd
 
 from harness.leaderboard import export, render
-from harness.leaderboard.aggregate import Aggregate, LeaderboardError, Options, _sha256, aggregate
+from harness.leaderboard.aggregate import Aggregate, _sha256, aggregate
+from harness.leaderboard.options import LeaderboardError, Options
 
 __all__ = ["ReleaseExists", "spec_to_dict", "spec_from_dict", "spec_hash", "versions", "publish_release",
            "rebuild", "verify", "check_results", "changes", "write_index", "MANIFEST_FORMAT"]
@@ -270,9 +271,13 @@ def changes(agg: Aggregate, prev_dir: Path | None, manifest: dict[str, Any]) -> 
     if prev_m["spec_sha256"] != manifest["spec_sha256"]:
         lines.append("- The study spec changed (sha256 "
                      f"`{prev_m['spec_sha256'][:12]}` → `{manifest['spec_sha256'][:12]}`).")
-    if prev_opts.all_settings != agg.options.all_settings or prev_opts.selection != agg.options.selection:
-        lines.append(f"- Selection changed: {prev_opts.selection} (all settings: {prev_opts.all_settings}) → "
-                     f"{agg.options.selection} (all settings: {agg.options.all_settings}); rows are compared by key.")
+    o = agg.options
+    if (prev_opts.all_settings, prev_opts.selection, prev_opts.held_out and prev_opts.selection_seeds) != \
+            (o.all_settings, o.selection, o.held_out and o.selection_seeds):
+        lines.append(f"- Selection changed: `{prev_opts.selection}`, {render.selection_protocol(prev_opts)} → "
+                     f"`{o.selection}`, {render.selection_protocol(o)}; rows are compared by key.")
+    if o.claims and (prev_opts.claims_test, prev_opts.claims_correction) != (o.claims_test, o.claims_correction):
+        lines.append(f"- Claims method changed: {render.claims_method(prev_opts)} → {render.claims_method(o)}.")
     allset = agg.options.all_settings
     old = {_key(r, allset): r for _, r in prev_board.iterrows()}
     new = {_key(r, allset): r for _, r in board.iterrows()}
@@ -333,6 +338,13 @@ def _write_changelog(study_dir: Path) -> None:
     _atomic_text(study_dir / "CHANGELOG.md", "\n".join(parts))
 
 
+def _index_selection(options: dict[str, Any]) -> str:
+    seeds = options.get("selection_seeds")
+    held_out = seeds is not None and not options.get("all_settings")
+    return f"`{options['selection']}`" + (f" on seeds {', '.join(map(str, seeds))}, judged on the others"
+                                          if held_out else "")
+
+
 def write_index(root: Path) -> Path:
     """``root/README.md``: one row per study with a published version."""
     from tabulate import tabulate
@@ -352,7 +364,7 @@ def write_index(root: Path) -> Path:
         ranks = ranks[ranks["avg_rank"].notna()].sort_values("avg_rank", kind="stable")
         leader = f"{ranks['entry'].iloc[0]} ({ranks['avg_rank'].iloc[0]:.2f})" if len(ranks) else "—"
         rows.append([f"[{study_dir.name}]({study_dir.name}/{v}/leaderboard.md)", v, m["created_utc"][:10],
-                     f"`{m['options']['selection']}`", f"{int((runs['status'] == 'done').sum())}/{len(runs)}",
+                     _index_selection(m["options"]), f"{int((runs['status'] == 'done').sum())}/{len(runs)}",
                      leader.replace("|", "\\|"), f"[changes]({study_dir.name}/CHANGELOG.md)",
                      ", ".join(f"[v{n}]({study_dir.name}/v{n}/leaderboard.md)" for n in versions(study_dir))])
     text = ["# Published leaderboards", "",

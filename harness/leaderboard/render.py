@@ -13,6 +13,7 @@ import numpy as np
 from tabulate import tabulate
 
 from harness.leaderboard.aggregate import Aggregate
+from harness.leaderboard.options import MIN_PAIRS
 
 __all__ = ["render", "cell", "status_note"]
 
@@ -65,8 +66,6 @@ def render(agg: Aggregate, release: dict[str, Any] | None = None) -> str:
     o, d = agg.options, agg.options.digits
     sel = o.selection
     board = agg.board
-    runs = agg.runs
-    counts = {s: int((runs["status"] == s).sum()) for s in ("done", "failed", "missing")}
     out: list[str] = []
     title = f"# Leaderboard: {agg.study}" + (f" ({release['version']})" if release else "")
     out += [title, ""]
@@ -77,26 +76,7 @@ def render(agg: Aggregate, release: dict[str, Any] | None = None) -> str:
     if agg.description.strip():
         out += [" ".join(agg.description.split()), ""]
 
-    best = "lowest" if o.direction(sel) < 0 else "highest"
-    if o.all_settings:
-        selection = "none: every hyperparameter setting is its own row (`--all-settings`)."
-    else:
-        selection = (f"per method and dataset, the hyperparameter setting with the {best} mean `{sel}` over "
-                     f"seeds (ties: the first setting in the spec); every setting is in "
-                     f"`{'data' if release else 'latest'}/aggregate.csv`.")
-    out += [
-        "## How to read this",
-        "",
-        f"- **Model selection**: {selection}",
-        "- **Cells**: mean ± sample standard deviation (number of seeds with a value) of the shown setting; "
-        "**bold** is the best mean of its column (↑ higher is better, ↓ lower is better).",
-        f"- **Rank**: per dataset by mean `{sel}` (1 = best, ties share the average rank), averaged over the "
-        f"datasets where the entry has a value; the interval is the 2.5–97.5 % range of the average rank over "
-        f"{o.bootstrap} bootstrap resamples of the seeds (seed {o.bootstrap_seed}, selection held fixed).",
-        f"- **Runs**: the spec expects {len(runs)} runs: {counts['done']} done, {counts['failed']} failed, "
-        f"{counts['missing']} missing. A cell's note counts the failed and missing runs behind it.",
-        "",
-    ]
+    out += _how_to_read(agg, "data" if release else "latest") if o.text_version >= 2 else _how_to_read_v1(agg, release)
 
     if o.claims:
         out += _claims_section(agg)
@@ -138,6 +118,96 @@ def render(agg: Aggregate, release: dict[str, Any] | None = None) -> str:
     if release is not None:
         out += _provenance(agg, release)
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _seeds(seeds) -> str:
+    return ", ".join(str(int(s)) for s in seeds)
+
+
+def selection_protocol(agg: Aggregate) -> str:
+    """The selection protocol in a few words (the header, the changelog, the index)."""
+    o = agg.options if isinstance(agg, Aggregate) else agg
+    if o.all_settings:
+        return "no selection (every setting shown)"
+    if o.held_out:
+        return f"selected on held-out seeds ({_seeds(o.selection_seeds)}), judged on the others"
+    return "selected and judged on the same seeds"
+
+
+def claims_method(o) -> str:
+    """The claims test and correction in a few words."""
+    test = ("paired t-interval on per-seed differences" if o.claims_test == "paired"
+            else "Welch's t-interval (unpaired)")
+    return test + (", Holm-corrected across the board's comparisons" if o.claims_correction == "holm"
+                   else ", not corrected for multiple comparisons")
+
+
+def _how_to_read(agg: Aggregate, data: str) -> list[str]:
+    o, sel, runs = agg.options, agg.options.selection, agg.runs
+    counts = {s: int((runs["status"] == s).sum()) for s in ("done", "failed", "missing")}
+    best = "lowest" if o.direction(sel) < 0 else "highest"
+    if o.all_settings:
+        selection = ("none: every hyperparameter setting is its own row (`--all-settings`), on every seed "
+                     f"({_seeds(agg.judged_seeds)}).")
+    elif o.held_out:
+        selection = (f"per method and dataset, the hyperparameter setting with the {best} mean `{sel}` over seeds "
+                     f"{_seeds(agg.selection_seeds)} (ties: the first setting in the spec). **Protocol: selected on "
+                     f"held-out seeds**: every value, rank and claim below comes from the other seeds "
+                     f"({_seeds(agg.judged_seeds)}), which took no part in the selection. The selection means of "
+                     f"every setting are the `selection_score` column of `{data}/aggregate.csv`.")
+    else:
+        selection = (f"per method and dataset, the hyperparameter setting with the {best} mean `{sel}` over seeds "
+                     f"(ties: the first setting in the spec); every setting is in `{data}/aggregate.csv`. "
+                     f"**Protocol: selected and judged on the same seeds** ({_seeds(agg.judged_seeds)}): the shown "
+                     "values, ranks and claims come from the seeds that chose the setting, which favours methods "
+                     "with more settings to choose from.")
+        if int(agg.table["settings"].max()) <= 1:
+            selection += " Here every method has a single setting, so nothing is chosen."
+    out = [
+        "## How to read this",
+        "",
+        f"- **Model selection**: {selection}",
+        "- **Cells**: mean ± sample standard deviation (number of seeds with a value) of the shown setting over "
+        "the judged seeds; **bold** is the best mean of its column (↑ higher is better, ↓ lower is better).",
+        f"- **Rank**: per dataset by mean `{sel}` (1 = best, ties share the average rank), averaged over the "
+        f"datasets where the entry has a value; the interval is the 2.5–97.5 % range of the average rank over "
+        f"{o.bootstrap} bootstrap resamples of the judged seeds (seed {o.bootstrap_seed}, selection held fixed).",
+        f"- **Runs**: the spec expects {len(runs)} runs: {counts['done']} done, {counts['failed']} failed, "
+        f"{counts['missing']} missing. A cell's note counts the failed and missing runs of the shown setting, "
+        "on any seed.",
+    ]
+    if o.claims:
+        out.append(f"- **Claims**: {claims_method(o)} (see Claims).")
+    return out + [""]
+
+
+def _how_to_read_v1(agg: Aggregate, release) -> list[str]:
+    """The wording of releases published before boards stated their protocol (rebuilt as published)."""
+    o, sel, runs = agg.options, agg.options.selection, agg.runs
+    counts = {s: int((runs["status"] == s).sum()) for s in ("done", "failed", "missing")}
+    out: list[str] = []
+    best = "lowest" if o.direction(sel) < 0 else "highest"
+    if o.all_settings:
+        selection = "none: every hyperparameter setting is its own row (`--all-settings`)."
+    else:
+        selection = (f"per method and dataset, the hyperparameter setting with the {best} mean `{sel}` over "
+                     f"seeds (ties: the first setting in the spec); every setting is in "
+                     f"`{'data' if release else 'latest'}/aggregate.csv`.")
+    out += [
+        "## How to read this",
+        "",
+        f"- **Model selection**: {selection}",
+        "- **Cells**: mean ± sample standard deviation (number of seeds with a value) of the shown setting; "
+        "**bold** is the best mean of its column (↑ higher is better, ↓ lower is better).",
+        f"- **Rank**: per dataset by mean `{sel}` (1 = best, ties share the average rank), averaged over the "
+        f"datasets where the entry has a value; the interval is the 2.5–97.5 % range of the average rank over "
+        f"{o.bootstrap} bootstrap resamples of the seeds (seed {o.bootstrap_seed}, selection held fixed).",
+        f"- **Runs**: the spec expects {len(runs)} runs: {counts['done']} done, {counts['failed']} failed, "
+        f"{counts['missing']} missing. A cell's note counts the failed and missing runs behind it.",
+        "",
+    ]
+
+    return out
 
 
 def _dataset_section(agg: Aggregate, ds: str, ranked: list[str], rows_by_entry: dict, figures: list[dict],
@@ -229,11 +299,65 @@ def _provenance(agg: Aggregate, release: dict[str, Any]) -> list[str]:
 
 
 def _claims_section(agg: Aggregate) -> list[str]:
-    from harness.leaderboard.claims import judge
+    from harness.leaderboard.claims import ALPHA, judge
 
     o = agg.options
+    verdicts = judge(agg)
+    if o.text_version < 2:
+        return _claims_section_v1(agg, verdicts)
+    paired = o.claims_test == "paired"
     rows = []
-    for v in judge(agg):
+    for v in verdicts:
+        if math.isfinite(v.lo):
+            diff = f"{_fmt(v.delta, o.digits)} [{_fmt(v.lo, o.digits)}, {_fmt(v.hi, o.digits)}]"
+        else:
+            diff = _fmt(v.delta, o.digits)
+        if paired:
+            n = f"{v.n_pairs}" + (f" ({v.dropped} unpaired dropped)" if v.dropped else "")
+        else:
+            n = f"{v.n_better} / {v.n_than}"
+        p = "—" if not math.isfinite(v.p_adj) else "< 0.001" if v.p_adj < 0.001 else f"{v.p_adj:.3f}"
+        rows.append([_esc(v.claim.claim), v.dataset, f"{_esc(v.claim.better)} vs {_esc(v.claim.than)}", diff, n, p,
+                     f"**{v.verdict}**" if v.verdict in ("supported", "contradicted") else v.verdict])
+    m = sum(math.isfinite(v.p) for v in verdicts)
+    holm = o.claims_correction == "holm"
+    level = int(round(100 * ALPHA))
+    if paired:
+        test = ("Runs of one seed share initialisation and data order, so the test is **paired**: Δ is the mean "
+                "of the per-seed differences, with the paired 95 % t-interval (n − 1 degrees of freedom) over the "
+                "seeds both methods have; a seed that one side lacks is dropped from the pairing (column Pairs).")
+    else:
+        test = ("The test is **Welch's** (unpaired): Δ is the difference of the two means, with Welch's 95 % "
+                "t-interval over each method's seeds.")
+    few = "insufficient pairs" if paired else "insufficient seeds"
+    unit = "pairs" if paired else "seeds on each side"
+    correction = (f"**Holm-corrected** across the {m} comparison{'s' if m != 1 else ''} of this board with a "
+                  f"p-value (the interval is not corrected)" if holm
+                  else f"not corrected for the {m} comparison{'s' if m != 1 else ''} of this board")
+    headers = ["Claim", "Dataset", "Compared", f"Δ `{o.selection}` [95 % interval]", "Pairs" if paired else "Seeds",
+               "p (Holm)" if holm else "p", "Verdict"]
+    return [
+        "## Claims",
+        "",
+        f"Each claim compares the two methods' shown settings by `{o.selection}` on the judged seeds "
+        f"({_seeds(agg.judged_seeds)}). {test} p is the two-sided p-value of Δ = 0, {correction}. "
+        f"**supported** / **contradicted**: p < {ALPHA:g} with Δ above / below 0 (the whole interval then lies on "
+        f"that side); otherwise inconclusive, as is a set of identical differences (a zero-width interval is no "
+        f"evidence by itself); fewer than {MIN_PAIRS} {unit}: {few}. "
+        + (f"The correction keeps the chance that any verdict of the board is a false supported or contradicted "
+           f"at {level} % or less." if holm else
+           f"Each verdict on its own has up to a {level} % chance of being a false supported or contradicted; "
+           "among many claims some are expected."),
+        "",
+        _table(headers, rows, ["left", "left", "left", "right", "center", "right", "center"]),
+        "",
+    ]
+
+
+def _claims_section_v1(agg: Aggregate, verdicts) -> list[str]:
+    o = agg.options
+    rows = []
+    for v in verdicts:
         if v.verdict == "no data":
             diff = "—"
         else:

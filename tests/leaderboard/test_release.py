@@ -228,7 +228,8 @@ def test_changelog_across_selection_modes_does_not_compare_ranks(released):
     spec, store, root, _ = released
     v2 = leaderboard.publish(spec, store, root=root, all_settings=True, figures=False)
     text = (v2 / "changes.md").read_text()
-    assert "Selection changed: dci.disentanglement (all settings: False) → dci.disentanglement (all settings: True)" in text
+    assert ("Selection changed: `dci.disentanglement`, selected and judged on the same seeds → "
+            "`dci.disentanglement`, no selection (every setting shown)") in text
     assert "Rows added: ds_a / beta / beta=1.0; ds_b / beta / beta=4.0." in text
     assert "Ranks are not compared" in text and "Average ranks changed" not in text
 
