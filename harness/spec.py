@@ -180,6 +180,10 @@ class StudySpec:
     def runs(self) -> list[RunSpec]:
         return expand(self)
 
+    def method_train(self, method: "MethodSpec") -> TrainSettings:
+        """The training settings ``method``'s runs use: the study's, overridden by its own."""
+        return TrainSettings(**{**self.train, **method.train})
+
 
 # ---------------------------------------------------------------------------------------
 def _fail(where: str, key: str, msg: str) -> SpecError:
@@ -363,7 +367,7 @@ def expand(spec: StudySpec) -> list[RunSpec]:
     evaluation = {"metrics": spec.evaluation.get("metrics") or {}, "seed": spec.evaluation.get("seed", 0)}
     for dname, root in spec.datasets:
         for m in spec.methods:
-            train = TrainSettings(**{**spec.train, **m.train})
+            train = spec.method_train(m)
             obj_grid = _grid(m.params)
             reg_grids = [_grid(r.params) for r in m.regularisers]
             for obj_params in obj_grid:

@@ -263,13 +263,11 @@ _PAIRING_KEYS = ("batch_size", "latent_dim")
 
 def _check_pairing(spec, claims: tuple[Claim, ...], where: str) -> None:
     """Paired claims need both methods' runs of a seed to share initialisation and data order."""
-    from harness.spec import TrainSettings  # late: the spec module imports this one
-
     by_label = {m.label: m for m in spec.methods}
     for i, c in enumerate(claims):
-        a, b = by_label[c.better], by_label[c.than]
+        a, b = (spec.method_train(by_label[label]) for label in (c.better, c.than))
         for key in _PAIRING_KEYS:
-            va, vb = ({**(spec.train or {}), **(m.train or {})}.get(key, getattr(TrainSettings, key)) for m in (a, b))
+            va, vb = getattr(a, key), getattr(b, key)
             if va != vb:
                 raise LeaderboardError(
                     f"{where}.claims[{i}]: {c.better} and {c.than} train with different {key} ({va} vs {vb}), so "
