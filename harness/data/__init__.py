@@ -22,7 +22,13 @@ _DATASETS = {
     "cars3d": "harness.data.cars3d:Cars3D",
     "mpi3d_toy": "harness.data.mpi3d:MPI3DToy",
     "mpi3d_real": "harness.data.mpi3d:MPI3DReal",
+    "color_dsprites": "harness.data.dsprites_variants:ColorDSprites",
+    "noisy_dsprites": "harness.data.dsprites_variants:NoisyDSprites",
+    "scream_dsprites": "harness.data.dsprites_variants:ScreamDSprites",
     "dsprites_procedural": "harness.data.dsprites_procedural:DSpritesProcedural",
+    "color_dsprites_procedural": "harness.data.dsprites_variants:ColorDSpritesProcedural",
+    "noisy_dsprites_procedural": "harness.data.dsprites_variants:NoisyDSpritesProcedural",
+    "scream_dsprites_procedural": "harness.data.dsprites_variants:ScreamDSpritesProcedural",
     "shapes3d_procedural": "harness.data.shapes3d_procedural:Shapes3DProcedural",
 }
 

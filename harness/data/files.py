@@ -65,17 +65,28 @@ _TRAIN, _TEST = "5x46789x9x18x6x2x96x96-training", "5x01235x9x18x6x2x96x96-testi
 # NORB sizes follow from the header format: 8 bytes + 3 dims × 4 bytes + data.
 _DAT, _CAT, _INFO = 20 + 4 + 24300 * 2 * 96 * 96, 20 + 24300 * 4, 20 + 24300 * 4 * 4
 
+OFFICIAL_DSPRITES = OfficialFile(
+    path="dsprites/dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz",
+    md5="7da33b31b13a06f4b04a70402ce90c2e",
+    urls=(
+        "https://github.com/google-deepmind/dsprites-dataset/raw/master/"
+        "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz",
+        "https://raw.githubusercontent.com/deepmind/dsprites-dataset/master/"
+        "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz",
+    ),
+)
+
 OFFICIAL_FILES: dict[str, tuple[OfficialFile, ...]] = {
-    "dsprites_full": (
+    "dsprites_full": (OFFICIAL_DSPRITES,),
+    # dlib's dSprites variants recolour the same file's images
+    "color_dsprites": (OFFICIAL_DSPRITES,),
+    "noisy_dsprites": (OFFICIAL_DSPRITES,),
+    "scream_dsprites": (
+        OFFICIAL_DSPRITES,
         OfficialFile(
-            path="dsprites/dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz",
-            md5="7da33b31b13a06f4b04a70402ce90c2e",
-            urls=(
-                "https://github.com/google-deepmind/dsprites-dataset/raw/master/"
-                "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz",
-                "https://raw.githubusercontent.com/deepmind/dsprites-dataset/master/"
-                "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz",
-            ),
+            path="scream/scream.jpg",
+            urls=("https://upload.wikimedia.org/wikipedia/commons/f/f4/The_Scream.jpg",),
+            note="the image disentanglement_lib's download script fetches; no published checksum",
         ),
     ),
     "shapes3d": (

@@ -32,6 +32,8 @@ def real_tiny(tmp_path_factory):
 
 def test_registry_lists_every_dataset_of_the_issue():
     assert set(datasets.names()) == {"dsprites_full", "shapes3d", "smallnorb", "cars3d", "mpi3d_toy", "mpi3d_real",
+                                     "color_dsprites", "noisy_dsprites", "scream_dsprites", "color_dsprites_procedural",
+                                     "noisy_dsprites_procedural", "scream_dsprites_procedural",
                                      "dsprites_procedural", "shapes3d_procedural"}
 
 
