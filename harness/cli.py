@@ -45,11 +45,11 @@ def cmd_methods(args) -> int:
     return 0
 
 
-def _study(args):
+def _study(args, check_methods: bool = True):
     from harness.executors import store_for
     from harness.spec import load_spec
 
-    spec = load_spec(args.study)
+    spec = load_spec(args.study, check_methods=check_methods)
     return spec, store_for(spec.name, args.results)
 
 
@@ -182,15 +182,31 @@ def cmd_leaderboard(args) -> int:
 
 
 def cmd_launch(args) -> int:
-    from harness import launch
+    from harness.slurm.launch import launch
+    from harness.slurm.profile import load_profile
 
-    return launch.main(args)
+    spec, store = _study(args)
+    profile = load_profile(args.profile)
+    launch(spec, store, profile, dry_run=args.dry_run, retry_failed=args.retry_failed,
+           say=lambda s: print(s, flush=True))
+    if args.dry_run:
+        from harness import estimate
+
+        todo = [r for r in spec.runs() if not store.has_result(r.run_id)]
+        unit = "GPU" if profile.resources.get("gpus_per_node") else "CPU-job"
+        print(estimate.describe(todo, store, profile.step_seconds, unit=unit), flush=True)
+    return 0
 
 
 def cmd_status(args) -> int:
-    from harness import launch
+    import json
 
-    return launch.status_main(args)
+    from harness.status import collect_status, format_status
+
+    spec, store = _study(args, check_methods=False)  # status never imports torch
+    report = collect_status(spec, store, tail=args.tail)
+    print(json.dumps(report, indent=1, default=str) if args.json else format_status(report))
+    return 0
 
 
 # -- parser ------------------------------------------------------------------------------
@@ -262,10 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _user_errors() -> tuple[type[BaseException], ...]:
     from harness.data import DatasetError
     from harness.results import ResultExists
+    from harness.slurm.cluster import SlurmError
+    from harness.slurm.profile import ProfileError
     from harness.spec import SpecError
     from methods.registry import PluginError
 
-    return (SpecError, PluginError, DatasetError, ResultExists, KeyError, FileNotFoundError)
+    return (SpecError, PluginError, DatasetError, ResultExists, ProfileError, SlurmError, KeyError, FileNotFoundError)
 
 
 def main(argv: list[str] | None = None) -> int:

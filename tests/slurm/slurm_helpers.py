@@ -8,7 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-from harness import launch
+from harness import status
+from harness.slurm import cluster, job, journal
+from harness.slurm.launch import PAUSE_ENV
 from harness.results import ResultsStore
 from harness.spec import load_spec
 
@@ -32,12 +34,12 @@ def wait_settled(spec_path: Path, results: Path, timeout: float = 300) -> dict:
     spec, store = load_spec(spec_path), ResultsStore(results)
     end = time.monotonic() + timeout
     while True:
-        report = launch.collect_status(spec, store, tail=20)
+        report = status.collect_status(spec, store, tail=20)
         c = report["counts"]
         if c["running"] + c["queued"] + c["held"] == 0:
             return report
         if time.monotonic() > end:
-            raise AssertionError(f"study {spec.name} not settled after {timeout:.0f} s:\n{launch.format_status(report)}")
+            raise AssertionError(f"study {spec.name} not settled after {timeout:.0f} s:\n{status.format_status(report)}")
         time.sleep(2)
 
 
@@ -45,7 +47,7 @@ def max_concurrency(store: ResultsStore, run_ids: list[str]) -> int:
     """Most runs that were inside a job at the same moment, from their attempt logs."""
     events = []
     for rid in run_ids:
-        for a in launch.attempts(store, rid):
+        for a in job.attempts(store, rid):
             events.append((a["time"], +1 if a["event"] == "start" else -1))
     level = peak = 0
     for _, d in sorted(events, key=lambda e: (e[0], e[1])):  # an end before a start at the same instant

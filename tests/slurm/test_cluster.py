@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 import submitit
 
-from harness import launch
+from harness import status
+from harness.slurm import cluster, job, journal
+from harness.slurm.launch import PAUSE_ENV
 from harness.executors import execute
 from harness.results import ResultsStore
 from harness.spec import load_spec
@@ -31,7 +33,7 @@ MIG = {"metrics": {"mig": {"num_train": 200}}}
 
 
 def _journal_arrays(results) -> list[dict]:
-    return [a for j in launch.Journal.all(ResultsStore(results)) for a in j.arrays]
+    return [a for j in journal.Journal.all(ResultsStore(results)) for a in j.arrays]
 
 
 def test_study_runs_as_capped_arrays_and_builds_leaderboard(slurm_cluster, study, profile):
@@ -47,7 +49,7 @@ def test_study_runs_as_capped_arrays_and_builds_leaderboard(slurm_cluster, study
     assert sum(int(a["array"].split("%")[1]) for a in arrays) == 2
 
     report = wait_settled(spec_path, results)
-    assert report["counts"]["done"] == 8, launch.format_status(report)
+    assert report["counts"]["done"] == 8, status.format_status(report)
 
     spec, store = load_spec(spec_path), ResultsStore(results)
     runs = spec.runs()
@@ -58,7 +60,7 @@ def test_study_runs_as_capped_arrays_and_builds_leaderboard(slurm_cluster, study
         assert math.isfinite(result["metrics"]["mig"]["discrete_mig"])
         assert result["provenance"]["slurm_job_id"]  # it ran inside a Slurm job
         assert len(store.jobs(run.run_id)) == 1
-        assert [a["event"] for a in launch.attempts(store, run.run_id)] == ["start", "end"]
+        assert [a["event"] for a in job.attempts(store, run.run_id)] == ["start", "end"]
     # the cap held: never more than 2 runs at once, although the node has 4 CPUs
     assert max_concurrency(store, [r.run_id for r in runs]) <= 2
 
@@ -93,15 +95,15 @@ def test_preempted_run_resumes_from_checkpoint_to_the_same_result(slurm_cluster,
     (run,) = load_spec(spec_path).runs()
     job_id = store.jobs(run.run_id)[-1]["job_id"]
     ckpt = store.workdir(run.run_id) / "checkpoint.pt"
-    step = _wait_for(lambda: launch._checkpoint_step(ckpt), 180, "the first checkpoint")
+    step = _wait_for(lambda: status.checkpoint_step(ckpt), 180, "the first checkpoint")
     assert step < train["steps"], "the run finished before it could be preempted; make it longer"
 
     # What a preemption does: SIGTERM, then submitit's USR2 -> checkpoint() -> scontrol requeue.
     submitit.SlurmJob(folder=results / "slurm", job_id=job_id)._interrupt()
     report = wait_settled(spec_path, results)
-    assert report["counts"]["done"] == 1, launch.format_status(report)
+    assert report["counts"]["done"] == 1, status.format_status(report)
 
-    events = launch.attempts(store, run.run_id)
+    events = job.attempts(store, run.run_id)
     assert [e["event"] for e in events] == ["start", "requeued", "start", "end"], events
     assert events[2]["restarts"] >= 1 and events[2]["step"] >= step and events[2]["step"] % 10 == 0
     assert events[2]["job"] == job_id  # requeued, not resubmitted
@@ -169,7 +171,7 @@ def test_killed_launcher_then_relaunch_neither_loses_nor_duplicates(slurm_cluste
     prof = profile(max_array_size=2, array_parallelism=2)
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "launch", str(spec_path), "--profile", str(prof),
                              "--results", str(results)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env={**os.environ, launch.PAUSE_ENV: "120"})
+                            text=True, env={**os.environ, PAUSE_ENV: "120"})
     seen = []
     guard = threading.Timer(180, proc.kill)  # never hang the suite on a launcher that stalls
     guard.start()
@@ -188,7 +190,7 @@ def test_killed_launcher_then_relaunch_neither_loses_nor_duplicates(slurm_cluste
     assert not any(store.jobs(r.run_id) for r in runs)  # nothing recorded yet
     (entry,) = _journal_arrays(results)
     assert entry["state"] == "submitting"
-    held = [q for q in launch.queue() if q["name"] == entry["name"]]
+    held = [q for q in cluster.queue() if q["name"] == entry["name"]]
     assert held and all(q["reason"] == "JobHeldUser" for q in held)  # it cannot run meanwhile
 
     res = cli("launch", spec_path, "--profile", prof, "--results", results)
@@ -196,15 +198,15 @@ def test_killed_launcher_then_relaunch_neither_loses_nor_duplicates(slurm_cluste
     assert f"adopting array {entry['name']}" in res.stdout
     assert "submitting 4 runs as 2 arrays" in res.stdout, res.stdout
     report = wait_settled(spec_path, results)
-    assert report["counts"]["done"] == 6, launch.format_status(report)
+    assert report["counts"]["done"] == 6, status.format_status(report)
     for r in runs:
         assert len(store.jobs(r.run_id)) == 1
-        assert [a["event"] for a in launch.attempts(store, r.run_id)] == ["start", "end"]
+        assert [a["event"] for a in job.attempts(store, r.run_id)] == ["start", "end"]
     assert "nothing to submit" in cli("launch", spec_path, "--profile", prof, "--results", results).stdout
 
 
 def test_arrays_are_chunked_to_the_clusters_max_array_size(slurm_cluster, study, profile):
-    assert launch.cluster_max_array_size() == slurm_cluster["max_array_size"] == 5
+    assert cluster.cluster_max_array_size() == slurm_cluster["max_array_size"] == 5
     # the limit is real: Slurm refuses a larger array
     refused = subprocess.run(["sbatch", "--hold", "--array=0-5", "--wrap=true"], capture_output=True, text=True)
     assert refused.returncode != 0, refused.stdout

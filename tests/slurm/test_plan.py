@@ -8,8 +8,11 @@ from pathlib import Path
 import pytest
 import submitit
 
-from harness import launch
-from harness.launch import JobState, Profile, ProfileError
+from harness import status
+from harness.slurm import cluster, job, journal, plan
+from harness.slurm.cluster import JobState, SlurmError
+from harness.slurm.launch import launch
+from harness.slurm.profile import Profile, ProfileError, load_profile
 from harness.results import ResultsStore
 from harness.spec import parse_spec
 
@@ -30,7 +33,7 @@ def _spec(methods=None, seeds=2, resources=None):
 # -- profiles ---------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["local.yaml", "template.yaml"])
 def test_shipped_profiles_parse(name):
-    p = launch.load_profile(REPO / "slurm" / "profiles" / name)
+    p = load_profile(REPO / "slurm" / "profiles" / name)
     assert p.max_array_size is None and p.array_parallelism >= 1 and p.resources["timeout_min"] >= 15
 
 
@@ -47,13 +50,13 @@ def test_bad_profiles_name_file_and_key(raw, message, tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text(json.dumps(raw))
     with pytest.raises(ProfileError, match=message) as err:
-        launch.load_profile(path)
+        load_profile(path)
     assert str(path) in str(err.value)
 
 
 def test_missing_profile_points_to_the_template(tmp_path):
     with pytest.raises(ProfileError, match="template.yaml"):
-        launch.load_profile(tmp_path / "nope.yaml")
+        load_profile(tmp_path / "nope.yaml")
 
 
 # -- grouping, chunking, parallelism ------------------------------------------------------
@@ -63,7 +66,7 @@ def test_method_resources_override_profile_and_split_groups():
                 "resources": {"timeout_min": 99, "mem_gb": 8}}]
     runs = _spec(methods, seeds=3, resources={"mem_gb": 2}).runs()
     profile = Profile(resources={"timeout_min": 30, "mem_gb": 1, "slurm_partition": "p"})
-    groups = launch.group_runs(runs, profile)
+    groups = plan.group_runs(runs, profile)
     assert [len(g) for _, g in groups] == [3, 3]
     assert groups[0][0] == {"timeout_min": 30, "mem_gb": 2, "slurm_partition": "p"}  # study beats profile
     assert groups[1][0] == {"timeout_min": 99, "mem_gb": 8, "slurm_partition": "p"}  # method beats study
@@ -72,25 +75,25 @@ def test_method_resources_override_profile_and_split_groups():
 
 @pytest.mark.parametrize("n, size, expected", [(7, 3, [3, 3, 1]), (6, 3, [3, 3]), (2, 5, [2]), (0, 4, [])])
 def test_chunk_sizes(n, size, expected):
-    parts = launch.chunk(list(range(n)), size)
+    parts = plan.chunk(list(range(n)), size)
     assert [len(p) for p in parts] == expected and sum(parts, []) == list(range(n))
 
 
 def test_chunk_rejects_nonpositive_size():
     with pytest.raises(ValueError, match="chunk size"):
-        launch.chunk([1], 0)
+        plan.chunk([1], 0)
 
 
 @pytest.mark.parametrize("sizes, cap", [([5, 3], 2), ([5, 1], 4), ([10, 10, 3], 7), ([2, 2], 100), ([4, 4, 4], 2)])
 def test_parallelism_split_keeps_the_cap(sizes, cap):
-    alloc = launch.split_parallelism(sizes, cap)
+    alloc = plan.split_parallelism(sizes, cap)
     assert all(1 <= a <= s for a, s in zip(alloc, sizes))
     assert sum(alloc) == max(len(sizes), min(cap, sum(sizes)))
 
 
 def test_plan_arrays_chunks_each_group_and_names_them_uniquely():
     runs = _spec(seeds=3).runs()  # 9 runs, one resource set
-    plans = launch.plan_arrays(runs, Profile(array_parallelism=4), max_array_size=4, prefix="gmg-x-tok")
+    plans = plan.plan_arrays(runs, Profile(array_parallelism=4), max_array_size=4, prefix="gmg-x-tok")
     assert [len(p.runs) for p in plans] == [4, 4, 1]
     assert [p.name for p in plans] == ["gmg-x-tok-r0-c0", "gmg-x-tok-r0-c1", "gmg-x-tok-r0-c2"]
     assert [r for p in plans for r in p.runs] == runs  # order kept, nothing lost or doubled
@@ -100,11 +103,11 @@ def test_plan_arrays_chunks_each_group_and_names_them_uniquely():
 
 # -- dry run --------------------------------------------------------------------------------
 def test_dry_run_prints_arrays_and_runs_and_submits_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(launch.shutil, "which", lambda _: None)  # as on a machine without Slurm
+    monkeypatch.setattr(cluster.shutil, "which", lambda _: None)  # as on a machine without Slurm
     spec = _spec(seeds=2)
     store = ResultsStore(tmp_path / "store")
     lines = []
-    plans = launch.launch(spec, store, Profile(max_array_size=4, array_parallelism=2), dry_run=True, say=lines.append)
+    plans = launch(spec, store, Profile(max_array_size=4, array_parallelism=2), dry_run=True, say=lines.append)
     text = "\n".join(lines)
     assert "would submit 6 runs as 2 arrays (at most 4 tasks each, from the profile" in text
     assert "--array=0-3%1" in text and "--array=0-1%1" in text
@@ -114,15 +117,15 @@ def test_dry_run_prints_arrays_and_runs_and_submits_nothing(tmp_path, monkeypatc
 
 
 def test_launch_without_slurm_says_so(tmp_path, monkeypatch):
-    monkeypatch.setattr(launch.shutil, "which", lambda _: None)
-    with pytest.raises(launch.SlurmError, match="squeue not found"):
-        launch.launch(_spec(), ResultsStore(tmp_path), Profile())
+    monkeypatch.setattr(cluster.shutil, "which", lambda _: None)
+    with pytest.raises(SlurmError, match="squeue not found"):
+        launch(_spec(), ResultsStore(tmp_path), Profile())
 
 
 def test_bad_resources_in_the_spec_are_caught_before_submitting(tmp_path):
     spec = _spec(resources={"gpus": 1})
     with pytest.raises(ProfileError, match="gpus: unknown submitit parameter"):
-        launch.launch(spec, ResultsStore(tmp_path), Profile(), dry_run=True, say=lambda s: None)
+        launch(spec, ResultsStore(tmp_path), Profile(), dry_run=True, say=lambda s: None)
 
 
 # -- run states -------------------------------------------------------------------------------
@@ -136,10 +139,10 @@ def test_classify_combines_store_and_slurm(tmp_path, monkeypatch):
     for i in range(1, 7):
         store.record_job(runs[i].run_id, {"job_id": f"1_{i}"})
     store.write_failure(runs[4].run_id, {"error": "FloatingPointError: loss is nan"})
-    monkeypatch.setattr(launch, "job_states", lambda ids: {j: slurm[j] for j in ids})
-    got = [s.status for s in launch.classify(runs, store)]
+    monkeypatch.setattr(cluster, "job_states", lambda ids: {j: slurm[j] for j in ids})
+    got = [s.status for s in status.classify(runs, store)]
     assert got == ["done", "running", "queued", "held", "failed", "failed", "missing", "missing"]
-    notes = [s.note for s in launch.classify(runs, store)]
+    notes = [s.note for s in status.classify(runs, store)]
     assert "loss is nan" in notes[4] and "TIMEOUT" in notes[5] and "no result" in notes[6]
 
 
@@ -148,20 +151,20 @@ def test_a_queued_run_with_an_old_failure_record_counts_as_queued(tmp_path, monk
     store = ResultsStore(tmp_path)
     store.write_failure(run.run_id, {"error": "old"})
     store.record_job(run.run_id, {"job_id": "9"})
-    monkeypatch.setattr(launch, "job_states", lambda ids: {"9": JobState("PENDING", "Priority", active=True)})
-    assert launch.classify([run], store)[0].status == "queued"  # --retry-failed resubmitted it
+    monkeypatch.setattr(cluster, "job_states", lambda ids: {"9": JobState("PENDING", "Priority", active=True)})
+    assert status.classify([run], store)[0].status == "queued"  # --retry-failed resubmitted it
 
 
 # -- recovery after a dead launcher ---------------------------------------------------------
 @pytest.fixture
 def fake_slurm(monkeypatch):
     calls = []
-    monkeypatch.setattr(launch, "_slurm", lambda cmd, timeout=60: calls.append(cmd) or "")
+    monkeypatch.setattr(cluster, "command", lambda cmd, timeout=60: calls.append(cmd) or "")
     return calls
 
 
 def _journal(store, state, names=("gmg-a-r0-c0",), runs=("r1", "r2")):
-    j = launch.Journal.new(store, "a", "tok")
+    j = journal.Journal.new(store, "a", "tok")
     for name in names:
         j.arrays.append({"name": name, "runs": list(runs), "state": state})
     j.save()
@@ -171,37 +174,37 @@ def _journal(store, state, names=("gmg-a-r0-c0",), runs=("r1", "r2")):
 def test_recover_frees_runs_of_an_array_that_never_reached_slurm(tmp_path, monkeypatch, fake_slurm):
     store = ResultsStore(tmp_path)
     _journal(store, "submitting")
-    monkeypatch.setattr(launch, "queue", lambda: [])
-    launch.recover(store, say=lambda s: None)
-    assert launch.Journal.all(store)[0].arrays[0]["state"] == "abandoned" and fake_slurm == []
+    monkeypatch.setattr(cluster, "queue", lambda: [])
+    journal.recover(store, say=lambda s: None)
+    assert journal.Journal.all(store)[0].arrays[0]["state"] == "abandoned" and fake_slurm == []
     assert store.jobs("r1") == []
 
 
 def test_recover_adopts_a_held_array_whose_pickles_are_in_place(tmp_path, monkeypatch, fake_slurm):
     store = ResultsStore(tmp_path)
     _journal(store, "submitting")
-    monkeypatch.setattr(launch, "queue", lambda: [{"job_id": "7_0", "array_job_id": "7", "name": "gmg-a-r0-c0",
+    monkeypatch.setattr(cluster, "queue", lambda: [{"job_id": "7_0", "array_job_id": "7", "name": "gmg-a-r0-c0",
                                                    "state": "PENDING", "reason": "JobHeldUser"}])
     for jid in ("7_0", "7_1"):
-        p = submitit.core.utils.JobPaths(launch._log_folder(store), job_id=jid).submitted_pickle
+        p = submitit.core.utils.JobPaths(journal.log_folder(store), job_id=jid).submitted_pickle
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"x")
-    launch.recover(store, say=lambda s: None)
+    journal.recover(store, say=lambda s: None)
     assert fake_slurm == [["scontrol", "release", "7"]]
     assert [store.jobs(r)[-1]["job_id"] for r in ("r1", "r2")] == ["7_0", "7_1"]
-    assert launch.Journal.all(store)[0].arrays[0]["state"] == "released"
-    launch.recover(store, say=lambda s: None)  # idempotent: nothing left to do
+    assert journal.Journal.all(store)[0].arrays[0]["state"] == "released"
+    journal.recover(store, say=lambda s: None)  # idempotent: nothing left to do
     assert len(fake_slurm) == 1 and len(store.jobs("r1")) == 1
 
 
 def test_recover_cancels_a_submitted_array_without_pickles(tmp_path, monkeypatch, fake_slurm):
     store = ResultsStore(tmp_path)
     _journal(store, "submitting")
-    monkeypatch.setattr(launch, "queue", lambda: [{"job_id": "8_0", "array_job_id": "8", "name": "gmg-a-r0-c0",
+    monkeypatch.setattr(cluster, "queue", lambda: [{"job_id": "8_0", "array_job_id": "8", "name": "gmg-a-r0-c0",
                                                    "state": "PENDING", "reason": "JobHeldUser"}])
-    launch.recover(store, say=lambda s: None)
+    journal.recover(store, say=lambda s: None)
     assert fake_slurm == [["scancel", "8"]]
-    assert launch.Journal.all(store)[0].arrays[0]["state"] == "abandoned" and store.jobs("r1") == []
+    assert journal.Journal.all(store)[0].arrays[0]["state"] == "abandoned" and store.jobs("r1") == []
 
 
 def test_recover_releases_a_held_array_with_known_ids(tmp_path, fake_slurm):
@@ -210,18 +213,18 @@ def test_recover_releases_a_held_array_with_known_ids(tmp_path, fake_slurm):
     j.arrays[0].update(job_id="5", job_ids=["5_0", "5_1"])
     j.save()
     store.record_job("r1", {"job_id": "5_0"})  # the launcher died halfway through recording
-    launch.recover(store, say=lambda s: None)
+    journal.recover(store, say=lambda s: None)
     assert fake_slurm == [["scontrol", "release", "5"]]
     assert [len(store.jobs(r)) for r in ("r1", "r2")] == [1, 1] and store.jobs("r2")[0]["job_id"] == "5_1"
 
 
 def test_one_launcher_per_store(tmp_path):
     store = ResultsStore(tmp_path)
-    with launch._launch_lock(store):
-        with pytest.raises(launch.SlurmError, match="another `gmgbench launch` is running"):
-            with launch._launch_lock(store):
+    with journal.launch_lock(store):
+        with pytest.raises(SlurmError, match="another `gmgbench launch` is running"):
+            with journal.launch_lock(store):
                 pass
-    with launch._launch_lock(store):  # released when the first one ends
+    with journal.launch_lock(store):  # released when the first one ends
         pass
 
 
@@ -229,14 +232,14 @@ def test_one_launcher_per_store(tmp_path):
 def test_train_job_raises_on_failure_so_slurm_records_failed(tmp_path):
     methods = [{"objective": "beta_vae", "params": {"beta": 1.0}, "train": {"lr": 1.0e10}}]
     (run,) = _spec(methods, seeds=1).runs()
-    job = launch.TrainJob(run, str(tmp_path))
-    with pytest.raises(launch.RunFailed, match="FloatingPointError"):
-        job()
+    task = job.TrainJob(run, str(tmp_path))
+    with pytest.raises(job.RunFailed, match="FloatingPointError"):
+        task()
     store = ResultsStore(tmp_path)
     assert not store.has_result(run.run_id) and store.read_failure(run.run_id) is not None
-    assert [a["event"] for a in launch.attempts(store, run.run_id)] == ["start", "end"]
-    requeued = job.checkpoint()
-    assert isinstance(requeued, submitit.helpers.DelayedSubmission) and requeued.function is job
+    assert [a["event"] for a in job.attempts(store, run.run_id)] == ["start", "end"]
+    requeued = task.checkpoint()
+    assert isinstance(requeued, submitit.helpers.DelayedSubmission) and requeued.function is task
 
 
 def test_format_status_shows_log_and_stderr_of_failed_runs():
@@ -245,18 +248,18 @@ def test_format_status_shows_log_and_stderr_of_failed_runs():
               "runs": [{"run_id": "a", "name": "m@d", "status": "done"},
                        {"run_id": "b", "name": "m2@d", "status": "failed", "job_id": "3_1", "note": "boom",
                         "log": "/r/slurm/3_1_0_log.err", "stderr_tail": ["Traceback", "RunFailed: boom"]}]}
-    text = launch.format_status(report)
+    text = status.format_status(report)
     assert "1/2 done (50%)" in text and "/r/slurm/3_1_0_log.err" in text and "| RunFailed: boom" in text
 
 
 def test_release_tolerates_an_array_a_user_already_released_or_cancelled(monkeypatch):
     def refuse(cmd, timeout=60):
-        raise launch.SlurmError("scontrol release: Invalid job id specified")
+        raise SlurmError("scontrol release: Invalid job id specified")
 
-    monkeypatch.setattr(launch, "_slurm", refuse)
-    monkeypatch.setattr(launch, "queue", lambda: [])
-    launch._release("12")  # gone: nothing to do
-    monkeypatch.setattr(launch, "queue", lambda: [{"job_id": "12_0", "array_job_id": "12", "name": "n",
+    monkeypatch.setattr(cluster, "command", refuse)
+    monkeypatch.setattr(cluster, "queue", lambda: [])
+    cluster.release("12")  # gone: nothing to do
+    monkeypatch.setattr(cluster, "queue", lambda: [{"job_id": "12_0", "array_job_id": "12", "name": "n",
                                                    "state": "PENDING", "reason": "JobHeldUser"}])
-    with pytest.raises(launch.SlurmError):
-        launch._release("12")  # still held: a real problem
+    with pytest.raises(SlurmError):
+        cluster.release("12")  # still held: a real problem

@@ -1,0 +1,81 @@
+"""The array task: one run as a submitit callable, requeued (and resumed) on preemption or
+time limit, with one line per start/requeue/end in ``work/<run_id>/attempts.jsonl``."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import submitit
+
+from harness.results import ResultsStore
+from harness.spec import RunSpec
+from harness.status import checkpoint_step
+
+__all__ = ["TrainJob", "RunFailed", "attempts"]
+
+
+class RunFailed(RuntimeError):
+    """Raised in the job so that Slurm records FAILED: a failure is never reported as success."""
+
+
+class TrainJob(submitit.helpers.Checkpointable):
+    """One run as a submitit callable; requeued (and resumed) on preemption or time limit."""
+
+    def __init__(self, run: RunSpec, store_root: str, plugins: tuple[str, ...] = ()):
+        self.run = run
+        self.store_root = str(store_root)
+        self.plugins = tuple(plugins)
+
+    def __call__(self) -> dict[str, str]:
+        from harness.executors import execute
+
+        for backend in ("PYTORCH", "JAX", "TENSORFLOW", "CUPY"):
+            os.environ.setdefault(f"POT_BACKEND_DISABLE_{backend}", "1")
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        store = ResultsStore(self.store_root)
+        run = self.run
+        step = checkpoint_step(store.workdir(run.run_id) / "checkpoint.pt")
+        job = os.environ.get("SLURM_ARRAY_JOB_ID")
+        job = f"{job}_{os.environ.get('SLURM_ARRAY_TASK_ID')}" if job else os.environ.get("SLURM_JOB_ID", "?")
+        restarts = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
+        print(f"gmgbench: {run.name} (run {run.run_id}) in job {job}, start {restarts + 1}, "
+              + (f"resuming from the checkpoint at step {step}" if step is not None else "from step 0"), flush=True)
+        _note_attempt(store, run.run_id, "start", job=job, restarts=restarts, step=step)
+        # A run with no thread setting uses the CPUs Slurm gave it, not every core of the node.
+        threads = int(os.environ.get("SLURM_CPUS_PER_TASK", "0") or 0) if not run.train.num_threads else 0
+        try:
+            outcome = execute(run, self.store_root, progress=False, plugins=self.plugins, num_threads=threads)
+        except SystemExit:
+            # submitit requeued this job on preemption/timeout and exits from inside training:
+            # the run is interrupted, not failed, and resumes from its checkpoint.
+            store.clear_failure(run.run_id)
+            _note_attempt(store, run.run_id, "requeued", job=job, restarts=restarts)
+            raise
+        _note_attempt(store, run.run_id, "end", job=job, restarts=restarts, status=outcome.status)
+        if outcome.status == "failed":
+            raise RunFailed(f"{run.name}: {outcome.error} (failure record: {store.failure_path(run.run_id)})")
+        print(f"gmgbench: {run.name}: {outcome.status}", flush=True)
+        return {"run_id": run.run_id, "status": outcome.status}
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
+        # Training checkpoints itself every train.checkpoint_every steps; the requeued job
+        # is this same callable, which resumes from that file.
+        return submitit.helpers.DelayedSubmission(self)
+
+
+def _note_attempt(store: ResultsStore, run_id: str, event: str, **info: Any) -> None:
+    """Append to ``work/<run_id>/attempts.jsonl``: one line per start/requeue/end of a job."""
+    path = store.workdir(run_id) / "attempts.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"event": event, "time": time.time(), "host": os.uname().nodename, **info}, default=str)
+    with open(path, "a") as f:  # one short O_APPEND write: lines of concurrent writers never interleave
+        f.write(line + "\n")
+
+
+def attempts(store: ResultsStore, run_id: str) -> list[dict[str, Any]]:
+    path = store.workdir(run_id) / "attempts.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -1,0 +1,122 @@
+"""The submit sequence of ``gmgbench launch``: recover, plan, journal, submit held,
+record job ids, release (the order that makes a dying launcher safe; see
+:mod:`harness.slurm`)."""
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from typing import Callable
+
+import submitit
+
+from harness.results import ResultsStore
+from harness.slurm import cluster
+from harness.slurm.cluster import SlurmError
+from harness.slurm.job import TrainJob
+from harness.slurm.journal import Journal, launch_lock, log_folder, record_jobs, recover
+from harness.slurm.plan import ArrayPlan, plan_arrays
+from harness.slurm.profile import Profile, check_resources
+from harness.spec import StudySpec
+from harness.status import STATES, classify
+
+__all__ = ["launch", "PAUSE_ENV"]
+
+# Test seam: seconds to sleep after an array is submitted and before its job ids are
+# recorded (the launcher's most fragile moment); the Slurm tests kill the launcher there.
+PAUSE_ENV = "GMGBENCH_LAUNCH_PAUSE_AFTER_SUBMIT"
+DEFAULT_MAX_ARRAY_SIZE = 1001  # Slurm's own default, used only when the cluster cannot be asked
+
+
+def _executor(store: ResultsStore, profile: Profile, plan: ArrayPlan) -> submitit.AutoExecutor:
+    kwargs = {"slurm_max_num_timeout": profile.max_num_timeout}
+    if profile.python:
+        kwargs["slurm_python"] = profile.python
+    ex = submitit.AutoExecutor(folder=log_folder(store), cluster="slurm", **kwargs)
+    res = dict(plan.resources)
+    extra = {**(res.pop("slurm_additional_parameters", None) or {}), "hold": True}
+    ex.update_parameters(name=plan.name, slurm_array_parallelism=plan.parallelism,
+                         slurm_additional_parameters=extra, **res)
+    return ex
+
+
+def launch(spec: StudySpec, store: ResultsStore, profile: Profile, *, dry_run: bool = False,
+           retry_failed: bool = False, say: Callable[[str], None] = print) -> list[ArrayPlan]:
+    """Submit every run of ``spec`` that is not done, queued or running; returns the arrays."""
+    runs = spec.runs()
+    for r in runs:  # resources come from the spec too: check them before anything is submitted
+        check_resources(str(spec.path or "<study spec>"), f"resources (method {r.method})", r.resources)
+    store = ResultsStore(store.root.resolve())
+    if dry_run:
+        return _launch_locked(spec, store, profile, runs, dry_run=True, retry_failed=retry_failed, say=say)
+    with launch_lock(store):
+        recover(store, say)
+        return _launch_locked(spec, store, profile, runs, dry_run=False, retry_failed=retry_failed, say=say)
+
+
+def _launch_locked(spec, store, profile, runs, *, dry_run, retry_failed, say) -> list[ArrayPlan]:
+    has_slurm = cluster.available()
+    if not dry_run and not has_slurm:
+        raise SlurmError("squeue not found: launch from a Slurm login node, or use --dry-run")
+    statuses = classify(runs, store, use_slurm=has_slurm)
+    if not has_slurm:
+        say("(Slurm not reachable here: runs with a recorded job count as not submitted in this plan)")
+    counts = {s: sum(x.status == s for x in statuses) for s in STATES}
+    todo = [x.run for x in statuses if x.status == "missing" or (retry_failed and x.status == "failed")]
+    say(f"{spec.name}: {len(runs)} runs: {counts['done']} done, {counts['running']} running, "
+        f"{counts['queued'] + counts['held']} queued, {counts['failed']} failed, {counts['missing']} not submitted")
+    if counts["failed"] and not retry_failed:
+        say(f"  {counts['failed']} failed runs are not resubmitted (see `gmgbench status`; --retry-failed resubmits them)")
+
+    cluster_max = cluster.cluster_max_array_size() if has_slurm else None
+    limits = [m for m in (profile.max_array_size, cluster_max) if m]
+    max_size = min(limits) if limits else DEFAULT_MAX_ARRAY_SIZE
+    source = ("the profile" if profile.max_array_size == max_size else "the cluster's MaxArraySize") if limits \
+        else f"a default (no Slurm reachable, no max_array_size in {profile.path})"
+    token = uuid.uuid4().hex[:8]
+    plans = plan_arrays(todo, profile, max_size, f"gmg-{spec.name}-{token}")
+    if not plans:
+        say("nothing to submit")
+        return plans
+    running = sum(min(p.parallelism, len(p.runs)) for p in plans)
+    say(f"{'would submit' if dry_run else 'submitting'} {len(todo)} runs as {len(plans)} arrays "
+        f"(at most {max_size} tasks each, from {source}; at most {running} running at once)")
+    if running > profile.array_parallelism:
+        say(f"  warning: {len(plans)} arrays need at least one running task each, more than "
+            f"array_parallelism={profile.array_parallelism}")
+    if dry_run:
+        for plan in plans:
+            say(f"array {plan.name}: --array={plan.array_spec}  {json.dumps(plan.resources, sort_keys=True)}")
+            for i, r in enumerate(plan.runs):
+                say(f"  [{i}] {r.run_id}  {r.name}")
+        return plans
+
+    journal = Journal.new(store, spec.name, token)
+    pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
+    for plan in plans:
+        entry = {"name": plan.name, "runs": [r.run_id for r in plan.runs], "resources": plan.resources,
+                 "array": plan.array_spec, "state": "submitting", "time": time.time()}
+        journal.arrays.append(entry)
+        journal.save()  # before sbatch: a dead launcher's successor finds the array by this name
+        ex = _executor(store, profile, plan)
+        try:
+            with ex.batch():
+                jobs = [ex.submit(TrainJob(r, str(store.root), spec.plugins)) for r in plan.runs]
+        except Exception as err:  # noqa: BLE001 - sbatch refused: report, keep what went through
+            entry["state"] = "failed"
+            entry["error"] = f"{type(err).__name__}: {err}"
+            journal.save()
+            raise SlurmError(f"submitting array {plan.name} failed: {err}") from err
+        if pause:
+            say(f"submitted {plan.name} as job {jobs[0].job_id.split('_')[0]} (held); pausing {pause:g} s")
+            time.sleep(pause)
+        entry.update(state="held", job_id=jobs[0].job_id.split("_")[0], job_ids=[j.job_id for j in jobs])
+        journal.save()
+        record_jobs(store, entry)
+        cluster.release(entry["job_id"])
+        entry["state"] = "released"
+        journal.save()
+        say(f"submitted {plan.name}: job {entry['job_id']}, {len(plan.runs)} runs, --array={plan.array_spec}")
+    say(f"logs in {log_folder(store)}/; follow with `gmgbench status {spec.path or spec.name}`")
+    return plans

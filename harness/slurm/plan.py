@@ -1,0 +1,78 @@
+"""Planning a launch: runs grouped by resource set, chunked to the array size, with the
+profile's parallelism cap shared out among the arrays."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from harness.slurm.profile import Profile
+from harness.spec import RunSpec
+
+__all__ = ["ArrayPlan", "plan_arrays", "group_runs", "chunk", "split_parallelism", "run_resources"]
+
+
+@dataclass(frozen=True)
+class ArrayPlan:
+    """One job array: runs that share a resource set, at most ``max_array_size`` of them."""
+
+    name: str  # the Slurm job name; unique per launch, so a dead launcher's arrays can be found
+    resources: dict[str, Any]
+    runs: tuple[RunSpec, ...]
+    parallelism: int
+
+    @property
+    def array_spec(self) -> str:
+        n = len(self.runs)
+        return f"0-{n - 1}%{min(n, self.parallelism)}"
+
+
+def run_resources(run: RunSpec, profile: Profile) -> dict[str, Any]:
+    """Profile defaults, overridden by the study's and the method's ``resources:``."""
+    return {**profile.resources, **run.resources}
+
+
+def group_runs(runs: Iterable[RunSpec], profile: Profile) -> list[tuple[dict[str, Any], list[RunSpec]]]:
+    """Runs grouped by identical resources, in order of first appearance."""
+    groups: dict[str, tuple[dict[str, Any], list[RunSpec]]] = {}
+    for run in runs:
+        res = run_resources(run, profile)
+        key = json.dumps(res, sort_keys=True, default=str)
+        groups.setdefault(key, (res, []))[1].append(run)
+    return list(groups.values())
+
+
+def chunk(items: list, size: int) -> list[list]:
+    if size <= 0:
+        raise ValueError(f"chunk size must be > 0, got {size}")
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def split_parallelism(sizes: list[int], cap: int) -> list[int]:
+    """Per-array ``%N`` limits, about proportional to the sizes, that sum to at most ``cap``.
+
+    Slurm's limit applies to one array; splitting it keeps the profile's cap for the whole
+    launch. Every array gets at least 1 (so with more arrays than ``cap`` the sum is the
+    number of arrays), and none more than its size.
+    """
+    alloc = [1] * len(sizes)
+    spare = cap - len(sizes)
+    while spare > 0:
+        open_ = [i for i in range(len(sizes)) if alloc[i] < sizes[i]]
+        if not open_:
+            break
+        i = max(open_, key=lambda j: (sizes[j] / alloc[j], -j))
+        alloc[i] += 1
+        spare -= 1
+    return alloc
+
+
+def plan_arrays(runs: Iterable[RunSpec], profile: Profile, max_array_size: int, prefix: str) -> list[ArrayPlan]:
+    """One array per resource set, cut into pieces of at most ``max_array_size`` tasks;
+    ``profile.array_parallelism`` is shared out among all of them."""
+    parts = []
+    for g, (res, group) in enumerate(group_runs(runs, profile)):
+        for c, part in enumerate(chunk(group, max_array_size)):
+            parts.append((f"{prefix}-r{g}-c{c}", res, tuple(part)))
+    caps = split_parallelism([len(p[2]) for p in parts], profile.array_parallelism)
+    return [ArrayPlan(name, res, part, cap) for (name, res, part), cap in zip(parts, caps)]

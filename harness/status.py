@@ -1,0 +1,149 @@
+"""Where each run of a study stands — done, running (here or in Slurm), queued, held,
+failed or missing — from the results store, the run locks of local ``gmgbench run``
+workers and, for runs with a recorded job, Slurm; and the text ``gmgbench status`` prints."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.executors import is_running_here
+from harness.results import ResultsStore
+from harness.slurm import cluster
+from harness.slurm.cluster import RUNNING, JobState
+from harness.slurm.journal import log_paths
+from harness.spec import RunSpec, StudySpec
+
+__all__ = ["RunStatus", "STATES", "classify", "collect_status", "format_status", "checkpoint_step"]
+
+STATES = ("done", "running", "queued", "held", "failed", "missing")
+
+
+@dataclass
+class RunStatus:
+    run: RunSpec
+    status: str  # one of STATES
+    job_id: str | None = None
+    slurm: JobState | None = None
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"run_id": self.run.run_id, "name": self.run.name, "status": self.status, "job_id": self.job_id,
+             "note": self.note}
+        if self.slurm:
+            d["slurm"] = dataclasses.asdict(self.slurm)
+        return d
+
+
+def classify(runs: list[RunSpec], store: ResultsStore, use_slurm: bool = True) -> list[RunStatus]:
+    """Each run's state from the store and (for runs with a recorded job) from Slurm."""
+    last_job = {}
+    for r in runs:
+        if not store.has_result(r.run_id):
+            jobs = store.jobs(r.run_id)
+            if jobs:
+                last_job[r.run_id] = jobs[-1]["job_id"]
+    states = cluster.job_states(last_job.values()) if (use_slurm and last_job) else {}
+    out = []
+    for r in runs:
+        if store.has_result(r.run_id):
+            out.append(RunStatus(r, "done"))
+            continue
+        jid = last_job.get(r.run_id)
+        st = states.get(jid) if jid else None
+        failure = store.read_failure(r.run_id)
+        if st is not None and st.active:
+            status = "held" if st.held else "running" if st.state in RUNNING else "queued"
+            out.append(RunStatus(r, status, jid, st))
+        elif is_running_here(store.workdir(r.run_id)):
+            out.append(RunStatus(r, "running", None, None, "trained by a local `gmgbench run`"))
+        elif failure is not None:
+            out.append(RunStatus(r, "failed", jid, st, failure.get("error", "")))
+        elif st is not None and st.state not in ("COMPLETED", "UNKNOWN"):
+            out.append(RunStatus(r, "failed", jid, st, f"Slurm: {st.state} (exit {st.exit_code})"))
+        elif st is not None and st.state == "COMPLETED":
+            out.append(RunStatus(r, "missing", jid, st, "its job completed but no result is stored"))
+        else:
+            out.append(RunStatus(r, "missing", jid, st))
+    return out
+
+
+def checkpoint_step(path: Path) -> int | None:
+    """The step of a run's checkpoint, or None (no checkpoint, or unreadable: only a hint)."""
+    if not path.is_file():
+        return None
+    try:
+        import torch
+
+        return int(torch.load(path, map_location="cpu", weights_only=False)["step"])
+    except Exception:  # noqa: BLE001 - only a progress hint
+        return None
+
+
+def _tail(path: Path, lines: int) -> list[str]:
+    if not path.is_file():
+        return []
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - 64 * 1024))
+        text = f.read().decode(errors="replace")
+    return text.splitlines()[-lines:]
+
+
+def _progress(store: ResultsStore, run: RunSpec) -> str:
+    step = checkpoint_step(store.workdir(run.run_id) / "checkpoint.pt")
+    return f"step {step}/{run.train.steps}" if step is not None else "starting"
+
+
+def collect_status(spec: StudySpec, store: ResultsStore, tail: int = 5) -> dict[str, Any]:
+    """The study's state as a JSON-able dict: counts, and per run its job, log and last stderr lines."""
+    runs = spec.runs()
+    statuses = classify(runs, store, use_slurm=cluster.available())
+    rows = []
+    for st in statuses:
+        row = st.to_dict()
+        if st.job_id:
+            out, err = log_paths(store, st.job_id)
+            row["log"], row["stdout"] = str(err), str(out)
+        if st.status == "running":
+            row["progress"] = _progress(store, st.run)
+        if st.status == "failed":
+            row["stderr_tail"] = _tail(Path(row["log"]), tail) if st.job_id else []
+            if store.read_failure(st.run.run_id) is not None:
+                row["failure_record"] = str(store.failure_path(st.run.run_id))
+        rows.append(row)
+    counts = {s: sum(r["status"] == s for r in rows) for s in STATES}
+    return {"study": spec.name, "store": str(store.root), "total": len(rows), "counts": counts, "runs": rows}
+
+
+def format_status(report: dict[str, Any]) -> str:
+    c, n = report["counts"], report["total"]
+    pct = 100.0 * c["done"] / n if n else 100.0
+    lines = [f"{report['study']}: {c['done']}/{n} done ({pct:.0f}%), {c['running']} running, "
+             f"{c['queued'] + c['held']} queued, {c['failed']} failed, {c['missing']} not submitted  [{report['store']}]"]
+    for status in STATES[1:]:
+        rows = [r for r in report["runs"] if r["status"] == status]
+        if not rows:
+            continue
+        lines.append(f"{status}:")
+        for r in rows:
+            job = f"  job {r['job_id']}" if r.get("job_id") else ""
+            extra = f"  {r['progress']}" if r.get("progress") else ""
+            if status == "running" and r.get("note"):
+                extra += f"  ({r['note']})"
+            lines.append(f"  {r['name']}  ({r['run_id']}){job}{extra}")
+            if status == "failed":
+                if r.get("note"):
+                    lines.append(f"    error: {r['note']}")
+                if r.get("log"):
+                    lines.append(f"    log: {r['log']}")
+                if r.get("failure_record"):
+                    lines.append(f"    failure record: {r['failure_record']}")
+                lines.extend(f"    | {t}" for t in r.get("stderr_tail", []))
+            elif status == "missing" and r.get("note"):
+                lines.append(f"    {r['note']}")
+    if c["failed"]:
+        lines.append("fix the cause, then `gmgbench launch ... --retry-failed` (a changed hyperparameter is a new run: plain launch)")
+    return "\n".join(lines)
