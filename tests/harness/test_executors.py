@@ -65,7 +65,7 @@ def test_status_shows_a_locally_running_run(write_spec, tiny_spec, tmp_path):
     import subprocess
     import sys
 
-    from harness.launch import collect_status, format_status
+    from harness.status import collect_status, format_status
 
     spec = load_spec(write_spec(tiny_spec))
     run = spec.runs()[0]
