@@ -314,6 +314,8 @@ def parse_spec(raw: dict[str, Any], path: Path | None = None, *, check_methods: 
                                   dict(m.get("resources") or {}), dict(m.get("reference") or {})))
     if not methods:
         raise _fail(where, "methods", "needs at least one method")
+    if not isinstance(raw.get("leaderboard") or {}, dict):
+        raise _fail(where, "leaderboard", f"expected a mapping of leaderboard settings, got {raw['leaderboard']!r}")
 
     spec = StudySpec(
         name=name, path=path, datasets=tuple(datasets), methods=tuple(methods), seeds=seeds, train=train,

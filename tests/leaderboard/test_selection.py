@@ -170,6 +170,7 @@ def _write(tmp_path, leaderboard_block) -> Path:
     ({"selection": {"metric": "dci.disentanglement", "seeds": [5]}}, "leaderboard.selection.seeds"),
     ({"selection": {"metric": "dci.disentanglement", "seeds": [0, 1, 2, 3]}}, "leaderboard.selection.seeds"),
     ({"claims_test": "bootstrap"}, "leaderboard.claims_test"),
+    (["selection", "dci.disentanglement"], "leaderboard"),
 ])
 def test_bad_leaderboard_keys_fail_at_spec_load_in_one_line(tmp_path, block, key):
     path = _write(tmp_path, block)
