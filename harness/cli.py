@@ -1,7 +1,9 @@
 """The ``gmgbench`` command: parse arguments, call the module that does the work, report.
 
-Errors a user can fix (a bad spec, an unknown name, a missing file) print one clear line
-and exit 1; ``--debug`` shows the traceback as well.
+Errors a user can fix (a bad spec, an unknown name, a missing file) are
+:class:`harness.errors.UserError`; :func:`main` alone catches them and prints one clear
+line (exit 1). ``--debug``, anywhere on the command line, shows the traceback as well. Any
+other exception is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+
+from harness.errors import UsageError, UserError
 
 __all__ = ["main"]
 
@@ -26,9 +30,12 @@ def cmd_methods(args) -> int:
     from methods import registry
 
     registry.ensure_builtins()
-    registry.load_entry_points()
-    for path in args.plugin or []:
-        registry.load_plugin_file(path)
+    try:
+        registry.load_entry_points()
+        for path in args.plugin or []:
+            registry.load_plugin_file(path)
+    except registry.PluginError as err:  # methods never import the harness: its error, our type
+        raise UserError(str(err)) from err
     import dataclasses
 
     for kind in ("objective", "regulariser"):
@@ -119,9 +126,19 @@ def cmd_evaluate(args) -> int:
     from harness import train
     from harness.results import ResultExists, ResultsStore
 
+    from harness.spec import check_metric_settings
+
     store = ResultsStore(args.results)
+    if not store.has_result(args.run_id):
+        raise UserError(f"{store.result_path(args.run_id)}: no result of run {args.run_id} in {args.results}")
+    if not (store.workdir(args.run_id) / "model.pt").is_file():
+        raise UserError(f"{store.workdir(args.run_id) / 'model.pt'}: the run's model is gone; rerun it with --force")
     result = store.read_result(args.run_id)
-    settings = json.loads(args.metrics) if args.metrics.strip().startswith("{") else {m: {} for m in args.metrics.split(",")}
+    try:
+        settings = json.loads(args.metrics) if args.metrics.strip().startswith("{") else {m: {} for m in args.metrics.split(",")}
+    except json.JSONDecodeError as err:
+        raise UserError(f"--metrics: not valid JSON ({err})") from None
+    check_metric_settings("--metrics", "", settings)
     # Refuse before the (slow) evaluation: a stored metric is replaced only when asked.
     stored = sorted(set(settings) & set(result.get("metrics", {})))
     if stored and not (args.force or args.no_write):
@@ -151,34 +168,27 @@ def _leaderboard_command(args) -> str:
 def cmd_leaderboard(args) -> int:
     from harness import leaderboard
 
-    try:
-        if args.rebuild is not None:
-            same, report = leaderboard.verify(args.rebuild, results=args.results)
-            checked = f"; result files in {args.results} match their SHA-256" if args.results else ""
-            if same:
-                print(f"{args.rebuild}/leaderboard.md: rebuilt from manifest.json, identical{checked}")
-                return 0
-            print(report, end="")
-            print(f"{args.rebuild}: the rebuild or the results differ (see above)", file=sys.stderr)
-            return 1
-        if args.study is None:
-            print("gmgbench leaderboard: error: give a study spec, or --rebuild leaderboards/<study>/vN", file=sys.stderr)
-            return 2
-        spec, store = _study(args)
-        if args.publish:
-            release = leaderboard.publish(spec, store, all_settings=args.all_settings, root=args.root,
-                                          command=_leaderboard_command(args),
-                                          figures=False if args.no_figures else None)
-            print(f"published {release}")
-            print(f"{release / 'leaderboard.md'}")
+    if args.rebuild is not None:
+        same, report = leaderboard.verify(args.rebuild, results=args.results)
+        checked = f"; result files in {args.results} match their SHA-256" if args.results else ""
+        if same:
+            print(f"{args.rebuild}/leaderboard.md: rebuilt from manifest.json, identical{checked}")
             return 0
-        _print_leaderboard(spec, store, all_settings=args.all_settings, root=args.root)
-        return 0
-    except leaderboard.LeaderboardError as err:
-        if args.debug:
-            raise
-        print(f"gmgbench leaderboard: error: {err}", file=sys.stderr)
+        print(report, end="")
+        print(f"{args.rebuild}: the rebuild or the results differ (see above)", file=sys.stderr)
         return 1
+    if args.study is None:
+        raise UsageError("give a study spec, or --rebuild leaderboards/<study>/vN")
+    spec, store = _study(args)
+    if args.publish:
+        release = leaderboard.publish(spec, store, all_settings=args.all_settings, root=args.root,
+                                      command=_leaderboard_command(args),
+                                      figures=False if args.no_figures else None)
+        print(f"published {release}")
+        print(f"{release / 'leaderboard.md'}")
+        return 0
+    _print_leaderboard(spec, store, all_settings=args.all_settings, root=args.root)
+    return 0
 
 
 def cmd_launch(args) -> int:
@@ -275,29 +285,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from harness.data import DatasetError
-    from harness.results import ResultExists
-    from harness.slurm.cluster import SlurmError
-    from harness.slurm.profile import ProfileError
-    from harness.spec import SpecError
-    from methods.registry import PluginError
+def _debug_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Accept ``--debug`` after any (sub)command too, including those other modules register.
 
-    return (SpecError, PluginError, DatasetError, ResultExists, ProfileError, SlurmError, KeyError, FileNotFoundError)
+    SUPPRESS keeps a subcommand that was not given ``--debug`` from resetting the value
+    parsed before it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                if "--debug" not in sub._option_string_actions:
+                    sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+                _debug_everywhere(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    _debug_everywhere(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args) or 0)
-    except _user_errors() as err:
+    except UserError as err:  # the one place a user's mistake becomes a message
         if args.debug:
             raise
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        print(f"gmgbench {args.command}: error: {msg}", file=sys.stderr)
-        return 1
+        print(f"gmgbench {args.command}: error: {err}", file=sys.stderr)
+        return err.exit_code
     except KeyboardInterrupt:
         print("interrupted; finished runs are stored, rerun to continue", file=sys.stderr)
         return 130

@@ -24,13 +24,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator
 
+from harness.errors import UserError
+
 __all__ = ["ResultsStore", "atomic_write_text", "atomic_write_json", "provenance", "ResultExists"]
 
 SCHEMA_VERSION = 1
 
 
-class ResultExists(FileExistsError):
-    pass
+class ResultExists(UserError, FileExistsError):
+    """A result is there already; it is replaced only when asked (``--force``)."""
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -19,10 +19,12 @@ from typing import Any, Iterable
 
 import yaml
 
-__all__ = ["SpecError", "StudySpec", "MethodSpec", "RunSpec", "load_spec", "parse_spec", "expand", "TrainSettings"]
+from harness.errors import UserError
+
+__all__ = ["SpecError", "check_metric_settings", "StudySpec", "MethodSpec", "RunSpec", "load_spec", "parse_spec", "expand", "TrainSettings"]
 
 
-class SpecError(ValueError):
+class SpecError(UserError, ValueError):
     """The study spec is invalid; the message names the file and the key."""
 
 
@@ -283,7 +285,7 @@ def parse_spec(raw: dict[str, Any], path: Path | None = None, *, check_methods: 
     evaluation = dict(raw.get("evaluation") or {})
     _check_keys(where, "evaluation.", evaluation, _EVAL_KEYS)
     if check_methods:
-        _validate_metrics(where, evaluation.get("metrics") or {})
+        check_metric_settings(where, "evaluation.metrics.", evaluation.get("metrics") or {})
 
     methods, labels = [], set()
     for i, m in enumerate(raw["methods"] or []):
@@ -340,16 +342,19 @@ def _validate_leaderboard(spec: StudySpec) -> None:
         raise SpecError(str(err)) from None
 
 
-def _validate_metrics(where: str, metrics_cfg: dict[str, Any]) -> None:
+def check_metric_settings(where: str, prefix: str, metrics_cfg: Any) -> None:
+    """``{metric: {setting: value}}`` against the metrics' own signatures (keys named ``prefix<metric>``)."""
     import metrics
 
+    if not isinstance(metrics_cfg, dict):
+        raise _fail(where, prefix.rstrip(".") or "metrics", "expected a mapping of metric name -> settings")
     valid = metrics.names()
     for mname, kwargs in metrics_cfg.items():
         if mname not in valid:
-            raise _fail(where, f"evaluation.metrics.{mname}", f"unknown metric; valid metrics: {', '.join(valid)}")
+            raise _fail(where, f"{prefix}{mname}", f"unknown metric; valid metrics: {', '.join(valid)}")
         if kwargs is not None and not isinstance(kwargs, dict):
-            raise _fail(where, f"evaluation.metrics.{mname}", "metric settings are a mapping of keyword arguments")
-        _check_keys(where, f"evaluation.metrics.{mname}.", kwargs or {}, metrics.settings_of(mname))
+            raise _fail(where, f"{prefix}{mname}", "metric settings are a mapping of keyword arguments")
+        _check_keys(where, f"{prefix}{mname}.", kwargs or {}, metrics.settings_of(mname))
 
 
 def load_spec(path: str | Path, *, check_methods: bool = True) -> StudySpec:

@@ -17,13 +17,15 @@ from typing import TYPE_CHECKING, ClassVar, Sequence
 
 import numpy as np
 
+from harness.errors import UserError
+
 if TYPE_CHECKING:  # torch loads with the first batch: `gmgbench --help` must not wait for it
     import torch
 
 __all__ = ["GroundTruthData", "ArrayData", "DatasetError"]
 
 
-class DatasetError(RuntimeError):
+class DatasetError(UserError, RuntimeError):
     """A dataset is missing, truncated or malformed; the message names the file."""
 
 

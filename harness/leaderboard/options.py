@@ -23,11 +23,13 @@ import numbers
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from harness.errors import UserError
+
 __all__ = ["LeaderboardError", "Options", "Claim", "parse_claims", "references", "DEFAULT_LOWER", "DEFAULT_NEUTRAL",
            "CLAIMS_TESTS", "CLAIMS_CORRECTIONS", "MIN_PAIRS", "OPTION_KEYS"]
 
 
-class LeaderboardError(ValueError):
+class LeaderboardError(UserError, ValueError):
     """Bad leaderboard input (spec key, release folder, file); the message names it."""
 
 

@@ -11,6 +11,8 @@ import subprocess
 from dataclasses import dataclass
 from typing import Iterable
 
+from harness.errors import UserError
+
 __all__ = ["SlurmError", "JobState", "command", "available", "queue", "job_states", "release",
            "cluster_max_array_size", "RUNNING", "HELD_REASONS"]
 
@@ -19,7 +21,7 @@ RUNNING = {"RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SIGNALING", "RE
 HELD_REASONS = {"JobHeldUser", "JobHeldAdmin"}
 
 
-class SlurmError(RuntimeError):
+class SlurmError(UserError, RuntimeError):
     """A Slurm command failed; the message has the command and its stderr."""
 
 

@@ -8,10 +8,12 @@ from typing import Any
 import submitit
 import yaml
 
+from harness.errors import UserError
+
 __all__ = ["Profile", "ProfileError", "load_profile", "parse_profile", "check_resources", "resource_keys"]
 
 
-class ProfileError(ValueError):
+class ProfileError(UserError, ValueError):
     """The cluster profile is invalid; the message names the file and the key."""
 
 

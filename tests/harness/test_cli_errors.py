@@ -45,3 +45,68 @@ def test_debug_shows_the_traceback(write_spec, tiny_spec):
     tiny_spec["seedz"] = 1
     with pytest.raises(Exception, match="seedz"):
         main(["--debug", "run", str(write_spec(tiny_spec))])
+
+
+def test_debug_is_accepted_after_the_subcommand(write_spec, tiny_spec):
+    tiny_spec["seedz"] = 1
+    with pytest.raises(Exception, match="seedz"):
+        main(["run", str(write_spec(tiny_spec)), "--debug"])
+
+
+def test_debug_is_accepted_after_a_nested_subcommand(capsys):
+    # `data check` with no dataset on disk is still a clean exit; --debug just has to parse
+    assert main(["data", "check", "dsprites_procedural", "--debug"]) in (0, 1)
+
+
+def test_an_internal_key_error_keeps_its_traceback(monkeypatch, write_spec, tiny_spec):
+    """Only UserError is a user's mistake; a KeyError is a bug and must not become one line."""
+    import harness.spec
+
+    def broken(*a, **kw):
+        raise KeyError("internal")
+
+    monkeypatch.setattr(harness.spec, "load_spec", broken)
+    with pytest.raises(KeyError, match="internal"):
+        main(["run", str(write_spec(tiny_spec)), "--no-leaderboard"])
+
+
+def test_every_user_error_class_is_a_user_error():
+    from harness.data import DatasetError
+    from harness.errors import UserError
+    from harness.leaderboard.options import LeaderboardError
+    from harness.leaderboard.release import ReleaseExists
+    from harness.results import ResultExists
+    from harness.slurm.cluster import SlurmError
+    from harness.slurm.profile import ProfileError
+    from harness.spec import SpecError
+
+    for cls in (DatasetError, LeaderboardError, ReleaseExists, ResultExists, SlurmError, ProfileError, SpecError):
+        assert issubclass(cls, UserError), cls
+
+
+def test_leaderboard_without_a_study_is_a_usage_error(capsys):
+    assert main(["leaderboard"]) == 2
+    assert "give a study spec, or --rebuild" in capsys.readouterr().err
+
+
+def test_methods_with_a_bad_plugin_is_one_line(tmp_path, capsys):
+    plugin = tmp_path / "nope.py"
+    plugin.write_text("x = 1\n")
+    assert main(["methods", "--plugin", str(plugin)]) == 1
+    err = capsys.readouterr().err
+    assert str(plugin) in err and "registers no method" in err and "Traceback" not in err
+
+
+def test_evaluate_names_an_unknown_metric_or_run(tmp_path, capsys):
+    assert main(["evaluate", "0000000000000000", "--results", str(tmp_path)]) == 1
+    assert "no result of run 0000000000000000" in capsys.readouterr().err
+    from harness.results import ResultsStore
+
+    store = ResultsStore(tmp_path)
+    store.write_result("abc", {"run_id": "abc"})
+    (store.workdir("abc")).mkdir(parents=True)
+    (store.workdir("abc") / "model.pt").write_bytes(b"")
+    assert main(["evaluate", "abc", "--results", str(tmp_path), "--metrics", "mgi"]) == 1
+    assert "--metrics: mgi: unknown metric" in capsys.readouterr().err
+    assert main(["evaluate", "abc", "--results", str(tmp_path), "--metrics", "{bad json"]) == 1
+    assert "--metrics: not valid JSON" in capsys.readouterr().err
