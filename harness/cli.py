@@ -16,13 +16,21 @@ from harness.errors import UsageError, UserError
 
 __all__ = ["main"]
 
-REPO = Path(__file__).resolve().parents[1]
-DEMO_SPEC = REPO / "studies" / "demo.yaml"
+
+
+def _add_spec_edits(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a spec value before validation, e.g. train.steps=100 or methods.0.params.beta=[1,4] "
+                        "(repeatable; run ids change exactly as editing the spec would)")
+    p.add_argument("--only", nargs="+", action="extend", default=[], metavar="KEY=V1,V2",
+                   help="keep a subset of the study: dataset=..., method=<label>, seed=... (comma-separated)")
 
 
 def _add_study_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("study", type=Path, help="study spec (YAML)")
-    p.add_argument("--results", type=Path, default=None, help="results store (default: results/<study name>)")
+    p.add_argument("--results", type=Path, default=None,
+                   help="results store (default: <project>/results/<study name>)")
+    _add_spec_edits(p)
 
 
 # -- command handlers -------------------------------------------------------------------
@@ -56,7 +64,8 @@ def _study(args, check_methods: bool = True):
     from harness.executors import store_for
     from harness.spec import load_spec
 
-    spec = load_spec(args.study, check_methods=check_methods)
+    spec = load_spec(args.study, check_methods=check_methods, sets=getattr(args, "set", ()),
+                     only=getattr(args, "only", ()))
     return spec, store_for(spec.name, args.results)
 
 
@@ -104,20 +113,33 @@ def _print_leaderboard(spec, store, **kwargs) -> None:
 
 
 def cmd_demo(args) -> int:
+    from harness import assets
     from harness.spec import load_spec
 
-    args.study = DEMO_SPEC
+    args.study = assets.study("demo")  # shipped with the package: works from any folder
     args.force = False
     args.no_leaderboard = False
-    spec = load_spec(DEMO_SPEC)
+    spec = load_spec(args.study, sets=args.set, only=args.only)
     sizes = "; ".join(f"{name} " + ", ".join(f"{k}={v}" for k, v in (kw or {}).items())
                       for name, kw in spec.evaluation.get("metrics", {}).items())
-    print(f"gmgbench demo ({DEMO_SPEC}): procedural dSprites, β-VAE vs β-VAE + GMG (cosine, decoder),\n"
+    print(f"gmgbench demo ({args.study}): procedural dSprites, β-VAE vs β-VAE + GMG (cosine, decoder),\n"
           f"{len(spec.seeds)} seeds, {spec.train['steps']} steps per run.\n"
           f"Metric sizes are reduced for a 2-core machine: {sizes}\n"
           "(disentanglement_lib's studies use 10000 training / 5000 test points), so the numbers\n"
           "are a check of the whole pipeline, not a result.", flush=True)
     return cmd_run(args)
+
+
+def cmd_init(args) -> int:
+    from harness import assets
+
+    target = args.dir.resolve()
+    print(f"gmgbench init {target}: the shipped study specs, Slurm profiles and example methods")
+    written = assets.copy_into(target)
+    print(f"{len(written)} files written. Next, in {target}:\n"
+          "  gmgbench run studies/demo.yaml --workers 2      # results in ./results/demo/\n"
+          "  gmgbench leaderboard studies/demo.yaml          # ./leaderboards/demo/latest.md")
+    return 0
 
 
 def cmd_evaluate(args) -> int:
@@ -162,6 +184,8 @@ def _leaderboard_command(args) -> str:
         if value is not None:
             parts += [flag, str(value)]
     parts += [f for f, on in (("--all-settings", args.all_settings), ("--no-figures", args.no_figures)) if on]
+    parts += [x for item in args.set for x in ("--set", item)]
+    parts += ["--only", *args.only] if args.only else []
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -223,12 +247,22 @@ def cmd_status(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gmgbench", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (INFO level)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--project", type=Path, default=None, metavar="DIR",
+                        help="project folder for results/ and leaderboards/ (default: $GMGBENCH_PROJECT, "
+                             "else the current folder)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("demo", help="train and evaluate the embedded small study, print its leaderboard")
-    p.add_argument("--results", type=Path, default=None)
+    p = sub.add_parser("demo", help="train and evaluate the shipped small study, print its leaderboard")
+    p.add_argument("--results", type=Path, default=None, help="results store (default: <project>/results/demo)")
     p.add_argument("--workers", type=int, default=2)
+    _add_spec_edits(p)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("init", help="copy the shipped study specs, Slurm profiles and example methods into DIR")
+    p.add_argument("dir", type=Path, nargs="?", default=Path("."), help="project folder (default: here)")
+    p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("run", help="run a study here (N worker processes), skipping finished runs")
     _add_study_args(p)
@@ -251,11 +285,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("leaderboard", help="build the study's markdown leaderboard from its results")
     p.add_argument("study", type=Path, nargs="?", default=None, help="study spec (YAML)")
-    p.add_argument("--results", type=Path, default=None, help="results store (default: results/<study name>)")
+    p.add_argument("--results", type=Path, default=None,
+                   help="results store (default: <project>/results/<study name>)")
+    _add_spec_edits(p)
     p.add_argument("--publish", action="store_true", help="write an immutable release leaderboards/<study>/vN/")
     p.add_argument("--all-settings", action="store_true", help="one row per hyperparameter setting, no selection")
     p.add_argument("--root", type=Path, default=None,
-                   help="leaderboards folder (default: $GMGBENCH_LEADERBOARDS, else <repo>/leaderboards)")
+                   help="leaderboards folder (default: $GMGBENCH_LEADERBOARDS, else <project>/leaderboards)")
     p.add_argument("--no-figures", action="store_true", help="publish without figures")
     p.add_argument("--rebuild", type=Path, default=None, metavar="RELEASE",
                    help="rebuild RELEASE/leaderboard.md (e.g. leaderboards/demo/v1) from its manifest and check "
@@ -298,11 +334,27 @@ def _debug_everywhere(parser: argparse.ArgumentParser) -> None:
                 _debug_everywhere(sub)
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("gmgbench")
+    except metadata.PackageNotFoundError:  # run from a checkout without installing
+        return "(not installed)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     _debug_everywhere(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if args.project is not None:
+        import os
+
+        from harness import project
+
+        os.environ[project.ENV] = str(args.project.resolve())  # workers and Slurm jobs inherit it
     try:
         return int(args.func(args) or 0)
     except UserError as err:  # the one place a user's mistake becomes a message

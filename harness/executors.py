@@ -117,4 +117,6 @@ def is_running_here(workdir: Path) -> bool:
 
 
 def store_for(spec_name: str, results_root: str | Path | None = None) -> ResultsStore:
-    return ResultsStore(Path(results_root) if results_root else Path("results") / spec_name)
+    from harness import project
+
+    return ResultsStore(Path(results_root) if results_root else project.results_dir(spec_name))

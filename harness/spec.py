@@ -357,7 +357,12 @@ def check_metric_settings(where: str, prefix: str, metrics_cfg: Any) -> None:
         _check_keys(where, f"{prefix}{mname}.", kwargs or {}, metrics.settings_of(mname))
 
 
-def load_spec(path: str | Path, *, check_methods: bool = True) -> StudySpec:
+def load_spec(path: str | Path, *, check_methods: bool = True, sets: Iterable[str] = (),
+              only: Iterable[str] = ()) -> StudySpec:
+    """Read and validate a spec; ``sets`` (``key=value``) and ``only`` (``dataset=a,b``) edit
+    its YAML before validation, as a user editing the file would (see harness.overrides)."""
+    from harness import overrides
+
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"{path}: study spec not found")
@@ -365,7 +370,17 @@ def load_spec(path: str | Path, *, check_methods: bool = True) -> StudySpec:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise SpecError(f"{path}: not valid YAML: {err}") from None
-    return parse_spec(raw, path, check_methods=check_methods)
+    sets, only = list(sets or []), list(only or [])
+    raw = overrides.apply_sets(raw, sets)
+    try:
+        if only:
+            raw = overrides.apply_only(raw, only, parse_spec(raw, path, check_methods=False))
+        return parse_spec(raw, path, check_methods=check_methods)
+    except SpecError as err:
+        if not (sets or only) or str(err).startswith("--"):
+            raise
+        given = " ".join([*(f"--set {s}" for s in sets), *(f"--only {o}" for o in only)])
+        raise SpecError(f"{err} (with {given})") from None
 
 
 def expand(spec: StudySpec) -> list[RunSpec]:

@@ -21,6 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 import joblib
 import numpy as np
 import scipy.stats
+from metrics.validation import require_version
+
+# Checked before the private imports below, which a newer scikit-learn may move or change.
+SKLEARN_TESTED = ("1.5", "1.10")
+require_version("scikit-learn", *SKLEARN_TESTED, why="metrics/dci.py and metrics/dci_fast.py use its private "
+                "gradient-boosting and tree code")
+
 # sklearn's own loss and leaf update (private, hence the pinned scikit-learn), so every tree is
 # the one sklearn's GradientBoostingClassifier would fit.
 from sklearn._loss.loss import HalfBinomialLoss, HalfMultinomialLoss
@@ -29,7 +36,7 @@ from sklearn.ensemble._gb import _update_terminal_regions
 from sklearn.tree import DecisionTreeRegressor
 
 from metrics import sampling
-from metrics.validation import check_train_test
+from metrics.validation import check_train_test  # noqa: E402
 
 __all__ = ["compute_dci", "dci_from_codes", "importance_gbt", "disentanglement", "completeness", "default_n_jobs"]
 

@@ -3,7 +3,38 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_codes_factors", "check_random_state"]
+__all__ = ["check_codes_factors", "check_random_state", "require_version", "UNTESTED_ENV"]
+
+UNTESTED_ENV = "GMGBENCH_ALLOW_UNTESTED"
+
+
+def _release(version: str) -> tuple[int, ...]:
+    import re
+
+    return tuple(int(x) for x in re.findall(r"\d+", version.split("+")[0])[:3])
+
+
+def require_version(dist: str, at_least: str, below: str, why: str) -> str:
+    """Fail loudly unless the installed ``dist`` is in ``[at_least, below)``, the range its
+    private API was validated for (pyproject.toml states the same range; a test keeps them
+    equal). ``$GMGBENCH_ALLOW_UNTESTED=1`` turns the error into a warning, at your own risk.
+    Returns the installed version."""
+    from importlib import metadata
+
+    version = metadata.version(dist)
+    if _release(at_least) <= _release(version) < _release(below):
+        return version
+    msg = (f"{dist} {version} is installed, but {why}, validated for {dist}>={at_least},<{below}; "
+           f"install the tested version (pip install -c constraints.txt ...), or set {UNTESTED_ENV}=1 "
+           "to run anyway and check the numbers yourself")
+    import os
+
+    if os.environ.get(UNTESTED_ENV) == "1":
+        import warnings
+
+        warnings.warn(msg, RuntimeWarning, stacklevel=2)
+        return version
+    raise RuntimeError(msg)
 
 
 def check_codes_factors(codes, factors, *, codes_name: str = "codes", factors_name: str = "factors",

@@ -6,12 +6,12 @@
     verify("leaderboards/demo/v1")      # rebuild leaderboard.md from the manifest, compare bytes
 
 The leaderboards root is ``root=`` if given, else ``$GMGBENCH_LEADERBOARDS``, else
-``<repo>/leaderboards``. See docs/leaderboards.md.
+``<project>/leaderboards`` (the current folder or ``--project``; never the install's
+folder, see :mod:`harness.project`). See docs/leaderboards.md.
 """
 from __future__ import annotations
 
 import importlib
-import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,15 +38,13 @@ __all__ = ["Board", "build", "write_latest", "publish", "rebuild", "verify", "le
            "check_results", "LeaderboardError", "ReleaseExists", "Options", "export_dlib", "spec_to_dict", "spec_from_dict",
            "spec_hash"]
 
-_REPO = Path(__file__).resolve().parents[2]
 ENV_ROOT = "GMGBENCH_LEADERBOARDS"
 
 
 def leaderboards_root(root: str | Path | None = None) -> Path:
-    if root is not None:
-        return Path(root)
-    env = os.environ.get(ENV_ROOT)
-    return Path(env) if env else _REPO / "leaderboards"
+    from harness import project
+
+    return Path(root) if root is not None else project.leaderboards_dir()
 
 
 @dataclass

@@ -9,6 +9,7 @@ import submitit
 import yaml
 
 from harness.errors import UserError
+from metrics.validation import require_version
 
 __all__ = ["Profile", "ProfileError", "load_profile", "parse_profile", "check_resources", "resource_keys"]
 
@@ -26,12 +27,15 @@ _PROFILE_KEYS = {
     "step_seconds": "measured seconds per beta-VAE step (batch 64) on this cluster, for --dry-run's time estimate",
     "description": "free text",
 }
+SUBMITIT_TESTED = ("1.5", "1.6")  # pyproject.toml caps submitit to this range too
 # Set by the launcher itself, per array: not for profiles or specs.
 _RESERVED = {"name", "slurm_job_name", "slurm_array_parallelism", "slurm_map_count"}
 
 
 def resource_keys() -> set[str]:
     """Valid resource names: AutoExecutor's generic ones and ``slurm_<sbatch parameter>``."""
+    require_version("submitit", *SUBMITIT_TESTED, why="the launcher reads resource names from its private "
+                    "_valid_parameters()")
     generic = set(submitit.AutoExecutor._valid_parameters())
     specific = {f"slurm_{k}" for k in submitit.SlurmExecutor._valid_parameters()}
     return (generic | specific) - _RESERVED

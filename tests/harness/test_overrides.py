@@ -1,0 +1,89 @@
+"""`--set key=value` and `--only ...`: the same runs, and run ids, as editing the spec."""
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from harness import cli
+from harness.spec import SpecError, load_spec
+
+
+def _ids(spec) -> list[str]:
+    return [r.run_id for r in spec.runs()]
+
+
+@pytest.fixture
+def two_method_spec(tiny_spec):
+    spec = copy.deepcopy(tiny_spec)
+    spec["datasets"] = ["dsprites_procedural", "shapes3d_procedural"]
+    spec["methods"].append({"objective": "beta_vae", "params": {"beta": 2.0},
+                            "regularisers": [{"name": "gmg", "params": {"weight": 1.0}}]})
+    return spec
+
+
+@pytest.mark.parametrize("edit, sets", [
+    (lambda s: s["train"].update(steps=7), ["train.steps=7"]),
+    (lambda s: s["train"].update(lr=3e-4), ["train.lr=3e-4"]),
+    (lambda s: s["methods"][0]["params"].update(beta=[2.0, 8.0]), ["methods.0.params.beta=[2.0, 8.0]"]),
+    (lambda s: s["methods"][1]["regularisers"][0]["params"].update(weight=3.0),
+     ["methods.beta_vae+gmg.regularisers[0].params.weight=3.0"]),
+    (lambda s: s["evaluation"]["metrics"]["mig"].update(num_train=32), ["evaluation.metrics.mig.num_train=32"]),
+    (lambda s: s.update(seeds=[5, 6]), ["seeds=[5, 6]"]),
+    (lambda s: s["methods"][0].update(train={"steps": 9}), ["methods.bvae.train.steps=9"]),  # a new section
+])
+def test_set_gives_the_run_ids_of_an_edited_spec(write_spec, two_method_spec, edit, sets):
+    edited = copy.deepcopy(two_method_spec)
+    edit(edited)
+    by_file = load_spec(write_spec(edited, "edited.yaml"))
+    by_set = load_spec(write_spec(two_method_spec, "original.yaml"), sets=sets)
+    original = load_spec(write_spec(two_method_spec, "original.yaml"))
+    assert _ids(by_set) == _ids(by_file)
+    assert _ids(by_set) != _ids(original)  # the override did change something
+
+
+def test_only_keeps_the_same_runs_of_the_full_study(write_spec, two_method_spec):
+    path = write_spec(two_method_spec)
+    full = load_spec(path).runs()
+    some = load_spec(path, only=["dataset=shapes3d_procedural", "method=beta_vae+gmg", "seed=1"]).runs()
+    expected = [r.run_id for r in full
+                if r.dataset == "shapes3d_procedural" and r.method == "beta_vae+gmg" and r.seed == 1]
+    assert [r.run_id for r in some] == expected and len(expected) == 1
+    several = load_spec(path, only=["method=bvae,beta_vae+gmg", "seed=0"]).runs()
+    assert {r.run_id for r in several} == {r.run_id for r in full if r.seed == 0}
+
+
+@pytest.mark.parametrize("sets, only, message", [
+    (["train.steps"], [], "--set train.steps: expected key=value"),
+    (["train.steps=0"], [], "train: steps must be > 0"),
+    (["train.stpes=10"], [], "did you mean 'steps'"),
+    (["methods.9.params.beta=1"], [], "index 9 is out of range"),
+    (["methods.nope.params.beta=1"], [], "no entry 'nope'"),
+    ([], ["seed=7"], "--only seed=7: not in the study; its seeds: 0, 1"),
+    ([], ["method=vae"], "its methods: bvae, beta_vae+gmg"),
+    ([], ["colour=red"], "expected one of dataset=..., method=..., seed=..."),
+])
+def test_bad_overrides_are_one_clear_error(write_spec, two_method_spec, sets, only, message):
+    with pytest.raises(SpecError, match=None) as err:
+        load_spec(write_spec(two_method_spec), sets=sets, only=only)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_cli_status_honours_set_and_only(write_spec, two_method_spec, tmp_path, capsys):
+    path = write_spec(two_method_spec)
+    rc = cli.main(["status", str(path), "--results", str(tmp_path / "store"), "--json",
+                   "--set", "train.steps=7", "--only", "seed=0", "dataset=dsprites_procedural"])
+    assert rc == 0
+    report = json.loads(capsys.readouterr().out)
+    expected = load_spec(path, sets=["train.steps=7"], only=["seed=0", "dataset=dsprites_procedural"]).runs()
+    assert [r["run_id"] for r in report["runs"]] == [r.run_id for r in expected]
+    assert report["total"] == 3  # bvae's two betas and beta_vae+gmg, one seed, one dataset
+
+
+def test_cli_reports_a_bad_override_in_one_line(write_spec, two_method_spec, tmp_path, capsys):
+    rc = cli.main(["status", str(write_spec(two_method_spec)), "--results", str(tmp_path / "s"), "--set", "train.steps=oops"])
+    assert rc == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--set train.steps=oops" in err

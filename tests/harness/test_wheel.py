@@ -1,0 +1,102 @@
+"""The wheel works outside the checkout: build it, install it into a fresh venv, run the demo.
+
+This is how CI (`make test`) checks the package: the wheel is built from a copy of the
+source (so the checkout gets no build/ or *.egg-info), installed with ``--no-deps`` into a
+new venv that sees the test venv's packages only through a ``.pth`` line added after the
+install (so pip never touches the test venv), and ``gmgbench demo``, shrunk with ``--set``
+and ``--only``, runs in an empty temporary folder. The leaderboard must appear there, and
+nothing in the checkout may change.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+_NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "results",
+                                     "leaderboards", "tests", ".benchmarks", ".pytest_cache")
+TINY_DEMO = ["--workers", "1", "--only", "seed=0", "--set", "train.steps=12", "--set", "train.log_every=4",
+             "--set", "train.checkpoint_every=6", "--set", "evaluation.metrics.mig.num_train=200",
+             "--set", "evaluation.metrics.dci.num_train=200", "--set", "evaluation.metrics.dci.num_test=100"]
+
+
+def _listing(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")} if folder.exists() else {}
+
+
+def _env(project: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GMGBENCH_") and k != "PYTHONPATH"}
+    env["HOME"] = str(project)  # nothing may go to a user folder either
+    return env
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("wheel")
+    src = tmp / "src"
+    shutil.copytree(REPO, src, ignore=_NOT_SOURCE)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp / "dist"), str(src)], check=True, timeout=300)
+    (whl,) = (tmp / "dist").glob("gmgbench-*.whl")
+    return whl
+
+
+@pytest.mark.slow
+def test_wheel_carries_studies_profiles_examples_and_license(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in ("harness/_assets/studies/demo.yaml", "harness/_assets/studies/paper.yaml",
+                 "harness/_assets/slurm/profiles/template.yaml", "harness/_assets/docs/examples/capacity_vae.py",
+                 "harness/assets.py", "methods/builtins.py", "metrics/dci.py"):
+        assert name in names, name
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+
+
+@pytest.mark.slow
+def test_installed_wheel_runs_the_demo_outside_the_checkout(wheel, tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    py = venv / "bin" / "python"
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-deps", "--no-index",
+                    str(wheel)], check=True, timeout=300)
+    # Only now the dependencies: this venv sees the test venv's packages (not its gmgbench,
+    # whose editable finder is a .pth of that folder, which a plain path line does not run).
+    site = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    (site / "zz_test_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+
+    project = tmp_path / "project"
+    project.mkdir()
+    before = {d: _listing(REPO / d) for d in ("results", "leaderboards", "studies", "harness")}
+    gmgbench = str(venv / "bin" / "gmgbench")
+    where = subprocess.run([str(py), "-c", "import harness; print(harness.__file__)"], cwd=project, env=_env(project),
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert where.startswith(str(venv)), where
+
+    version = subprocess.run([gmgbench, "--version"], cwd=project, env=_env(project), capture_output=True, text=True)
+    assert version.stdout.strip() == "gmgbench 0.1.0", version
+
+    demo = subprocess.run([gmgbench, "demo", *TINY_DEMO], cwd=project, env=_env(project), capture_output=True,
+                          text=True, timeout=900)
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    board = project / "leaderboards" / "demo" / "latest.md"
+    assert board.is_file(), demo.stdout[-2000:]
+    assert "beta_vae+gmg_cos_dec" in board.read_text()
+    assert len(list((project / "results" / "demo" / "runs").glob("*.json"))) == 2
+    assert f"(written to {Path('leaderboards') / 'demo' / 'latest.md'})" in demo.stdout \
+        or str(board) in demo.stdout
+
+    init = subprocess.run([gmgbench, "init", "mine"], cwd=project, env=_env(project), capture_output=True, text=True)
+    assert init.returncode == 0, init.stderr
+    assert (project / "mine" / "studies" / "demo.yaml").is_file()
+    assert (project / "mine" / "slurm" / "profiles" / "template.yaml").is_file()
+    assert (project / "mine" / "docs" / "examples" / "capacity_vae.py").is_file()
+
+    assert {d: _listing(REPO / d) for d in before} == before  # the checkout is untouched
+    assert not (site.parent / "leaderboards").exists() and not (site / "leaderboards").exists()
