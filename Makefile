@@ -17,7 +17,7 @@ export POT_BACKEND_DISABLE_CUPY := 1
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip>=24"
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,tensorboard]"
 	$(BIN)/python -m pip install -q --no-deps "disentanglement-lib==1.5"
 	touch $(STAMP)
 

@@ -26,6 +26,15 @@ def _add_spec_edits(p: argparse.ArgumentParser) -> None:
                    help="keep a subset of the study: dataset=..., method=<label>, seed=... (comma-separated)")
 
 
+def _add_run_output(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tensorboard", action="store_true",
+                   help="log every curve, the metrics and the health record to <store>/work/<run>/tensorboard/ "
+                        "(needs: pip install 'gmgbench[tensorboard]')")
+    p.add_argument("--callback", action="append", default=[], metavar="NAME",
+                   help="add a run callback: an entry point of gmgbench.callbacks, or module:attr (repeatable)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress display (the summary only)")
+
+
 def _add_study_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("study", type=Path, help="study spec (YAML)")
     p.add_argument("--results", type=Path, default=None,
@@ -90,7 +99,7 @@ def cmd_run(args) -> int:
     if not args.force:
         _warn_changed_defaults(runs, store)
     outcomes = run_local(runs, store, workers=args.workers, force=args.force, plugins=spec.plugins,
-                         on_outcome=lambda o: print(f"  {o.status:<7} {o.name}" + (f"  ({o.error})" if o.error else ""), flush=True))
+                         callbacks=_callbacks(spec, args), label=spec.name, progress=not args.quiet)
     failed = [o for o in outcomes if o.status == "failed"]
     counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "busy", "failed")}
     busy = f", {counts['busy']} being trained by another process" if counts["busy"] else ""
@@ -100,6 +109,17 @@ def cmd_run(args) -> int:
     if not args.no_leaderboard:
         _print_leaderboard(spec, store)
     return 1 if failed else 0
+
+
+def _callbacks(spec, args) -> tuple:
+    """The spec's callbacks plus those of --tensorboard / --callback (each once)."""
+    from harness.callbacks import resolve
+
+    extra = (["tensorboard"] if getattr(args, "tensorboard", False) else []) + list(getattr(args, "callback", []) or [])
+    names = {name for name, _ in spec.callbacks}
+    for name in extra:
+        resolve(name)  # an unknown name fails here, before anything trains
+    return tuple(spec.callbacks) + tuple((n, {}) for n in dict.fromkeys(extra) if n not in names)
 
 
 def _print_leaderboard(spec, store, **kwargs) -> None:
@@ -258,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", type=Path, default=None, help="results store (default: <project>/results/demo)")
     p.add_argument("--workers", type=int, default=2)
     _add_spec_edits(p)
+    _add_run_output(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("init", help="copy the shipped study specs, Slurm profiles and example methods into DIR")
@@ -269,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--force", action="store_true", help="redo runs whose result exists")
     p.add_argument("--no-leaderboard", action="store_true")
+    _add_run_output(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("methods", help="list registered methods and their parameters")

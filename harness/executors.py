@@ -10,6 +10,7 @@ import fcntl
 import logging
 import multiprocessing as mp
 import os
+import threading
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -35,9 +36,12 @@ def pending(runs: list[RunSpec], store: ResultsStore, force: bool = False) -> li
     return list(runs) if force else [r for r in runs if not store.has_result(r.run_id)]
 
 
-def execute(run: RunSpec, store_root: str, force: bool = False, progress: bool | str = True,
-            plugins: tuple[str, ...] = (), num_threads: int = 0) -> Outcome:
-    """Run one training run and store its result. Safe to call in a fresh process."""
+def execute(run: RunSpec, store_root: str, force: bool = False, progress=True,
+            plugins: tuple[str, ...] = (), num_threads: int = 0, callbacks: tuple = ()) -> Outcome:
+    """Run one training run and store its result. Safe to call in a fresh process.
+
+    ``progress`` is what :func:`harness.callbacks.run_hooks` takes; ``callbacks`` are
+    ``(name, params)`` of run callbacks (TensorBoard, a tracker's plugin)."""
     from harness.train import run_and_store
     from methods import registry
 
@@ -52,7 +56,7 @@ def execute(run: RunSpec, store_root: str, force: bool = False, progress: bool |
         if not held:
             return Outcome(run.run_id, run.name, "busy", "another process is training this run")
         try:
-            result = run_and_store(run, store, force=force, progress=progress)
+            result = run_and_store(run, store, force=force, progress=progress, callbacks=callbacks)
         except Exception as err:  # noqa: BLE001 - reported per run, the others go on
             log.debug("%s failed:\n%s", run.name, traceback.format_exc())
             return Outcome(run.run_id, run.name, "failed", f"{type(err).__name__}: {err}")
@@ -78,28 +82,73 @@ def run_lock(workdir: Path):
 
 
 def run_local(runs: list[RunSpec], store: ResultsStore, *, workers: int = 1, force: bool = False,
-              plugins: tuple[str, ...] = (), progress: bool = True, on_outcome=None) -> list[Outcome]:
-    """Execute ``runs`` here; with ``workers > 1`` in spawned processes, torch threads split evenly."""
+              plugins: tuple[str, ...] = (), progress: bool = True, on_outcome=None, callbacks: tuple = (),
+              label: str = "", stream=None) -> list[Outcome]:
+    """Execute ``runs`` here; with ``workers > 1`` in spawned processes, torch threads split evenly.
+
+    With ``progress``, one display (harness.progress) shows the study and its runs; workers
+    send it their runs' progress through a queue.
+    """
+    from harness.progress import StudyProgress
+
     todo = pending(runs, store, force)
     outcomes = [Outcome(r.run_id, r.name, "skipped") for r in runs if r not in todo]
-    if workers <= 1 or len(todo) <= 1:
-        for run in todo:
-            out = execute(run, str(store.root), force, progress, plugins)
-            outcomes.append(out)
-            if on_outcome:
-                on_outcome(out)
+    parallel = workers > 1 and len(todo) > 1
+    display = StudyProgress(todo, label=label, enabled=bool(progress), stream=stream, workers=workers if parallel else 1)
+
+    def done(out: Outcome) -> None:
+        outcomes.append(out)
+        display.finish(out.run_id, out.name, out.status, out.error)
+        if on_outcome:
+            on_outcome(out)
+
+    try:
+        if not parallel:
+            for run in todo:
+                done(execute(run, str(store.root), force, display.handle if progress else False, plugins,
+                             callbacks=callbacks))
+            return outcomes
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        # spawn, not fork: torch's and JAX's thread pools do not survive a fork.
+        ctx = mp.get_context("spawn")
+        events = ctx.Queue()
+        listener = threading.Thread(target=_forward, args=(events, display), daemon=True)
+        listener.start()
+        try:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                                     initargs=(events,)) as pool:
+                futures = [pool.submit(execute, run, str(store.root), force, _to_parent if progress else False,
+                                       plugins, threads, callbacks) for run in todo]
+                for fut in as_completed(futures):
+                    done(fut.result())
+        finally:
+            events.put(None)
+            listener.join(timeout=5)
         return outcomes
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    # spawn, not fork: torch's and JAX's thread pools do not survive a fork.
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = [pool.submit(execute, run, str(store.root), force, "lines" if progress else False, plugins, threads)
-                   for run in todo]
-        for fut in as_completed(futures):
-            out = fut.result()
-            outcomes.append(out)
-            if on_outcome:
-                on_outcome(out)
-    return outcomes
+    finally:
+        display.close()
+
+
+# -- progress from worker processes: events go through a queue to the parent's display -------
+_PARENT_EVENTS = None
+
+
+def _init_worker(events) -> None:
+    global _PARENT_EVENTS
+    _PARENT_EVENTS = events
+
+
+def _to_parent(event: dict) -> None:
+    if _PARENT_EVENTS is not None:
+        _PARENT_EVENTS.put(event)
+
+
+def _forward(events, display) -> None:
+    while True:
+        event = events.get()
+        if event is None:
+            return
+        display.handle(event)
 
 
 def is_running_here(workdir: Path) -> bool:

@@ -69,6 +69,7 @@ _TOP_KEYS = {
     "plugins": "method files to load, relative to the spec",
     "leaderboard": "leaderboard settings",
     "resources": "default Slurm resources for every run",
+    "callbacks": "run callbacks (experiment tracking): [tensorboard, {name: module:attr, params: {...}}]",
 }
 _METHOD_KEYS = {"label", "objective", "params", "regularisers", "train", "resources", "reference"}
 _REG_KEYS = {"name", "params"}
@@ -173,6 +174,7 @@ class StudySpec:
     resources: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
+    callbacks: tuple[tuple[str, dict[str, Any]], ...] = ()  # logging only: never in a run id
 
     @property
     def selection_metric(self) -> str:
@@ -319,10 +321,20 @@ def parse_spec(raw: dict[str, Any], path: Path | None = None, *, check_methods: 
     if not isinstance(raw.get("leaderboard") or {}, dict):
         raise _fail(where, "leaderboard", f"expected a mapping of leaderboard settings, got {raw['leaderboard']!r}")
 
+    from harness import callbacks as callbacks_mod
+
+    callbacks = callbacks_mod.normalise(raw.get("callbacks"), f"{where}: callbacks")
+    for i, (cname, _) in enumerate(callbacks if check_methods else ()):
+        try:
+            callbacks_mod.resolve(cname)
+        except KeyError as err:
+            raise _fail(where, f"callbacks[{i}]", err.args[0]) from None
+
     spec = StudySpec(
         name=name, path=path, datasets=tuple(datasets), methods=tuple(methods), seeds=seeds, train=train,
         evaluation=evaluation, plugins=plugins, leaderboard=dict(raw.get("leaderboard") or {}),
         resources=dict(raw.get("resources") or {}), description=str(raw.get("description", "")), raw=copy.deepcopy(raw),
+        callbacks=callbacks,
     )
     _validate_leaderboard(spec)
     return spec

@@ -11,7 +11,6 @@ import io
 import logging
 import math
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 
 from harness import data as datasets
+from harness.callbacks import Hooks, run_hooks
 from harness.health import HealthMonitor
 from harness.results import ResultsStore, atomic_write_text, provenance
 from harness.spec import RunSpec
@@ -92,14 +92,23 @@ def changed_defaults(run: RunSpec, result: dict[str, Any]) -> list[str]:
     return [f"{k}: {old!r} (stored) -> {new!r} (now)" for k, (old, new) in pairs.items() if old != new]
 
 
-def train_run(run: RunSpec, workdir: Path, *, progress: bool | str = True,
-              stop_after: int | None = None, on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
+def train_run(run: RunSpec, workdir: Path, *, progress: bool | str | Callable = True,
+              stop_after: int | None = None, on_step: Callable[[int], None] | None = None,
+              hooks: Hooks | None = None) -> dict[str, Any]:
     """Train ``run`` in ``workdir``, resuming from ``workdir/checkpoint.pt`` if present.
 
     Returns the training summary; the model is saved to ``workdir/model.pt``.
     ``stop_after`` stops (after a checkpoint) once that many steps ran in this call, which
-    is how tests and preemption drills interrupt a run.
+    is how tests and preemption drills interrupt a run. ``hooks`` are the run's callbacks
+    (harness.callbacks, progress included); without them, ``progress`` makes its own display
+    (see :func:`harness.callbacks.run_hooks`).
     """
+    if hooks is None:
+        hooks = run_hooks(run, workdir, progress)
+        try:
+            return train_run(run, workdir, stop_after=stop_after, on_step=on_step, hooks=hooks)
+        finally:
+            hooks.close()
     cfg = run.train
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
@@ -148,17 +157,10 @@ def train_run(run: RunSpec, workdir: Path, *, progress: bool | str = True,
             "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
         }, ckpt_path)
 
-    bar = None
-    # Worker processes share a terminal, and a log file is no terminal: print lines, not bars.
-    lines = progress == "lines" or (bool(progress) and not sys.stderr.isatty())
-    if progress and not lines:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=cfg.steps, initial=step, desc=run.name, unit="step", leave=False, mininterval=1.0)
+    hooks.on_run_start(step)
     model.train()
     ran = 0
     t0 = time.perf_counter()
-    rate_mark = (t0, step)  # (time, step) of the last progress line
     while step < cfg.steps:
         factors = dataset.sample_factors(cfg.batch_size, sampler)
         x = dataset.training_batch(factors, sampler, device)
@@ -196,15 +198,8 @@ def train_run(run: RunSpec, workdir: Path, *, progress: bool | str = True,
             n = cfg.log_every if step % cfg.log_every == 0 else step % cfg.log_every
             curve.append({"step": step, **{k: v / n for k, v in sorted(sums.items())}})
             sums = {}
-            if bar is not None:
-                bar.set_postfix(loss=f"{curve[-1]['loss']:.1f}", refresh=False)
-            if lines and (step % max(cfg.steps // 10, cfg.log_every) < cfg.log_every or step == cfg.steps):
-                now = time.perf_counter()
-                rate = (step - rate_mark[1]) / max(now - rate_mark[0], 1e-9)
-                rate_mark = (now, step)
-                print(f"  {run.name}: step {step}/{cfg.steps}, loss {curve[-1]['loss']:.1f}, {rate:.1f} steps/s", flush=True)
-        if bar is not None:
-            bar.update(1)
+            hooks.on_log(step, curve[-1])
+        hooks.on_step(step, logs)
         if on_step is not None:
             on_step(step)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps or (stop_after is not None and ran >= stop_after):
@@ -212,11 +207,7 @@ def train_run(run: RunSpec, workdir: Path, *, progress: bool | str = True,
             t0 = time.perf_counter()
             checkpoint()
             if stop_after is not None and ran >= stop_after and step < cfg.steps:
-                if bar is not None:
-                    bar.close()
                 raise Interrupted(f"{run.name}: stopped after {ran} steps at step {step}")
-    if bar is not None:
-        bar.close()
     elapsed += time.perf_counter() - t0
 
     _atomic_torch_save({"model": model.state_dict(), "run": run.to_dict()}, workdir / "model.pt")
@@ -293,24 +284,37 @@ def representation_function(model: VAE, device: torch.device | str = "cpu", batc
 
 
 def evaluate_model(model: VAE, run: RunSpec, metric_settings: dict[str, dict] | None = None,
-                   device: torch.device | str = "cpu") -> dict[str, dict[str, float]]:
+                   device: torch.device | str = "cpu", on_metric: Callable[[str, int, int], None] | None = None,
+                   ) -> dict[str, dict[str, float]]:
     import metrics
 
     settings = run.evaluation.get("metrics", {}) if metric_settings is None else metric_settings
     dataset = datasets.load(run.dataset, run.dataset_root)
     model.eval()
     return metrics.evaluate(dataset, representation_function(model, device),
-                            {k: dict(v or {}) for k, v in settings.items()}, random_seed=run.evaluation.get("seed", 0))
+                            {k: dict(v or {}) for k, v in settings.items()}, random_seed=run.evaluation.get("seed", 0),
+                            on_metric=on_metric)
 
 
-def run_and_store(run: RunSpec, store: ResultsStore, *, force: bool = False, progress: bool | str = True,
-                  stop_after: int | None = None) -> dict[str, Any] | None:
+def run_and_store(run: RunSpec, store: ResultsStore, *, force: bool = False, progress: bool | str | Callable = True,
+                  stop_after: int | None = None, callbacks: tuple = ()) -> dict[str, Any] | None:
     """Train, evaluate and write the result of ``run``; a failure writes a failure record.
 
     Returns the result, or ``None`` when the result already existed and ``force`` is off.
+    ``callbacks`` are ``(name, params)`` of run callbacks (harness.callbacks, e.g. TensorBoard).
     """
     if store.has_result(run.run_id) and not force:
         return None
+    hooks = run_hooks(run, store.workdir(run.run_id), progress, callbacks)
+    try:
+        result = _run_and_store(run, store, force, stop_after, hooks)
+        hooks.on_run_end(result)
+        return result
+    finally:
+        hooks.close()
+
+
+def _run_and_store(run: RunSpec, store: ResultsStore, force: bool, stop_after: int | None, hooks: Hooks) -> dict[str, Any]:
     workdir = store.workdir(run.run_id)
     if force and store.has_result(run.run_id):
         for name in ("checkpoint.pt", "model.pt"):
@@ -318,10 +322,10 @@ def run_and_store(run: RunSpec, store: ResultsStore, *, force: bool = False, pro
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     try:
-        training = train_run(run, workdir, progress=progress, stop_after=stop_after)
+        training = train_run(run, workdir, stop_after=stop_after, hooks=hooks)
         t_eval = time.perf_counter()
         model, _ = load_model(workdir, _device(run.train.device))
-        scores = evaluate_model(model, run, device=_device(run.train.device))
+        scores = evaluate_model(model, run, device=_device(run.train.device), on_metric=hooks.on_eval)
         eval_seconds = time.perf_counter() - t_eval
     except Interrupted:
         raise

@@ -91,18 +91,22 @@ def _check_settings(settings: Mapping[str, Mapping]) -> None:
 
 def evaluate(ground_truth_data, representation_function: Callable[[np.ndarray], np.ndarray],
              settings: Mapping[str, Mapping], random_seed: int, *,
-             encode_batch_size: int = sampling.DEFAULT_ENCODE_BATCH) -> dict[str, dict[str, float]]:
+             encode_batch_size: int = sampling.DEFAULT_ENCODE_BATCH,
+             on_metric: Callable[[str, int, int], None] | None = None) -> dict[str, dict[str, float]]:
     """Run each metric in ``settings`` (name -> keyword overrides of the study defaults).
 
     Each metric starts from its own ``np.random.RandomState(random_seed)``, like dlib's
     ``evaluation.evaluate``, so its numbers do not depend on which other metrics run. Codes
     are computed once per distinct sampled set and shared. ``representation_function`` maps a
     float32 NHWC batch to ``(B, D)`` codes (posterior means) and must be deterministic.
+    ``on_metric(name, index, count)`` is called before each metric (progress displays).
     """
     _check_settings(settings)
     results: dict[str, dict[str, float]] = {}
     with sampling.shared_codes(ground_truth_data, representation_function, encode_batch_size):
-        for name, kwargs in settings.items():
+        for index, (name, kwargs) in enumerate(settings.items()):
+            if on_metric is not None:
+                on_metric(name, index, len(settings))
             fn = get(name)
             out = fn(ground_truth_data, representation_function, np.random.RandomState(int(random_seed)),
                      **dict(kwargs or {}))
