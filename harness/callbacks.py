@@ -27,13 +27,19 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol, runtime_checkable
 
-__all__ = ["Callback", "Hooks", "ENTRY_POINT_GROUP", "BUILTIN", "resolve", "normalise", "build", "run_hooks",
+from harness.errors import UserError
+
+__all__ = ["Callback", "CallbackError", "Hooks", "ENTRY_POINT_GROUP", "BUILTIN", "resolve", "normalise", "build", "run_hooks",
            "TensorBoard"]
 
 log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "gmgbench.callbacks"
 BUILTIN = {"tensorboard": "harness.callbacks:TensorBoard"}
 _HOOKS = ("on_run_start", "on_step", "on_log", "on_eval", "on_run_end")
+
+
+class CallbackError(UserError):
+    """A callback name that resolves to nothing callable; the message names it."""
 
 
 @runtime_checkable
@@ -79,7 +85,7 @@ def resolve(name: str) -> Callable[..., Any]:
             return eps[0].load()
         if ":" not in name:
             known = sorted({*BUILTIN, *(ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP))})
-            raise KeyError(f"unknown callback {name!r}; known: {', '.join(known)} (or give module:attr)")
+            raise CallbackError(f"unknown callback {name!r}; known: {', '.join(known)} (or give module:attr)")
         target = name
     module, _, attr = target.partition(":")
     try:
@@ -87,9 +93,9 @@ def resolve(name: str) -> Callable[..., Any]:
         for part in attr.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as err:
-        raise KeyError(f"callback {name!r}: cannot import {target}: {err}") from None
+        raise CallbackError(f"callback {name!r}: cannot import {target}: {err}") from None
     if not callable(obj):
-        raise KeyError(f"callback {name!r}: {target} is not callable")
+        raise CallbackError(f"callback {name!r}: {target} is not callable")
     return obj
 
 

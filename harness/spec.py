@@ -327,8 +327,8 @@ def parse_spec(raw: dict[str, Any], path: Path | None = None, *, check_methods: 
     for i, (cname, _) in enumerate(callbacks if check_methods else ()):
         try:
             callbacks_mod.resolve(cname)
-        except KeyError as err:
-            raise _fail(where, f"callbacks[{i}]", err.args[0]) from None
+        except callbacks_mod.CallbackError as err:
+            raise _fail(where, f"callbacks[{i}]", str(err)) from None
 
     spec = StudySpec(
         name=name, path=path, datasets=tuple(datasets), methods=tuple(methods), seeds=seeds, train=train,

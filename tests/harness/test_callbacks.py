@@ -143,3 +143,10 @@ def test_tensorboard_logs_every_curve_metrics_and_health(write_spec, tiny_spec, 
     share = acc.Scalars("health/gmg/grad_share")
     assert [e.step for e in share] == [p[0] for p in result["health"]["terms"]["gmg"]["series"]]
     assert "health/grad_share" in acc.Tags()["images"]  # the health figure
+
+
+def test_an_unknown_cli_callback_is_one_line_before_training(write_spec, tiny_spec, tmp_path, capsys):
+    rc = cli.main(["run", str(write_spec(tiny_spec)), "--results", str(tmp_path / "store"), "--callback", "wandb"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and err == "gmgbench run: error: unknown callback 'wandb'; known: tensorboard (or give module:attr)"
+    assert not (tmp_path / "store").exists()
