@@ -6,7 +6,6 @@ launcher submits the same function, so local and cluster runs share every step.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import multiprocessing as mp
 import os
@@ -16,6 +15,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.fileio import file_lock
 from harness.results import ResultsStore
 from harness.spec import RunSpec
 
@@ -68,17 +68,8 @@ def run_lock(workdir: Path):
     """Hold ``workdir/.lock`` while a run trains, so two ``gmgbench run`` on one store
     never train the same run twice. The OS drops the lock when its process dies, so a
     crashed or killed run leaves nothing to clean up."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    with open(workdir / ".lock", "w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with file_lock(workdir / ".lock") as held:
+        yield held
 
 
 def run_local(runs: list[RunSpec], store: ResultsStore, *, workers: int = 1, force: bool = False,
@@ -154,15 +145,10 @@ def _forward(events, display) -> None:
 def is_running_here(workdir: Path) -> bool:
     """Whether a process on this machine holds the run's lock (``gmgbench run`` training it)."""
     lock = workdir / ".lock"
-    if not lock.is_file():
+    if not lock.is_file():  # never create one just to look
         return False
-    with open(lock, "a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(fh, fcntl.LOCK_UN)
-        return False
+    with file_lock(lock) as held:
+        return not held
 
 
 def store_for(spec_name: str, results_root: str | Path | None = None) -> ResultsStore:

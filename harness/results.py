@@ -18,13 +18,14 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator
 
 from harness.errors import UserError
+# Re-exported: the store's writers are the one atomic writer of harness/fileio.py.
+from harness.fileio import atomic_write_json, atomic_write_text
 
 __all__ = ["ResultsStore", "atomic_write_text", "atomic_write_json", "provenance", "ResultExists"]
 
@@ -33,24 +34,6 @@ SCHEMA_VERSION = 1
 
 class ResultExists(UserError, FileExistsError):
     """A result is there already; it is replaced only when asked (``--force``)."""
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n")
 
 
 _PACKAGES = ("gmgbench", "torch", "numpy", "scipy", "scikit-learn", "jax", "ott-jax", "pandas", "submitit")

@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-import yaml
-
-from harness.errors import UserError
+from harness.errors import UserError, check_keys
+from harness.fileio import load_yaml
 
 __all__ = ["SpecError", "check_metric_settings", "StudySpec", "MethodSpec", "RunSpec", "load_spec", "parse_spec", "expand", "TrainSettings"]
 
@@ -195,18 +194,7 @@ def _fail(where: str, key: str, msg: str) -> SpecError:
 
 
 def _check_keys(where: str, prefix: str, got: dict, valid: Iterable[str]) -> None:
-    valid = sorted(valid)
-    for key in got:
-        if key not in valid:
-            close = [v for v in valid if _close(key, v)]
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise _fail(where, f"{prefix}{key}", f"unknown key{hint}; valid keys: {', '.join(valid)}")
-
-
-def _close(a: str, b: str) -> bool:
-    import difflib
-
-    return difflib.SequenceMatcher(None, a, b).ratio() >= 0.75
+    check_keys(f"{where}: {prefix}", got, valid, error=SpecError)
 
 
 def _grid(params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -376,12 +364,7 @@ def load_spec(path: str | Path, *, check_methods: bool = True, sets: Iterable[st
     from harness import overrides
 
     path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"{path}: study spec not found")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise SpecError(f"{path}: not valid YAML: {err}") from None
+    raw = load_yaml(path, what="study spec", error=SpecError)
     sets, only = list(sets or []), list(only or [])
     raw = overrides.apply_sets(raw, sets)
     try:

@@ -81,12 +81,13 @@ def write_latest(board: Board, root: str | Path | None = None) -> Path:
 
     Overwritten on every call: it is a working view, never a release.
     """
-    from harness.leaderboard.release import _atomic_text, _write_tables
+    from harness.fileio import atomic_write_text
+    from harness.leaderboard.release import _write_tables
 
     study_dir = leaderboards_root(root if root is not None else board.root) / board.study
     _write_tables(board.agg, study_dir / "latest")
     path = study_dir / "latest.md"
-    _atomic_text(path, board.markdown)
+    atomic_write_text(path, board.markdown)
     return path
 
 

@@ -23,7 +23,7 @@ import numbers
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from harness.errors import UserError
+from harness.errors import UserError, check_keys
 
 __all__ = ["LeaderboardError", "Options", "Claim", "parse_claims", "references", "DEFAULT_LOWER", "DEFAULT_NEUTRAL",
            "CLAIMS_TESTS", "CLAIMS_CORRECTIONS", "MIN_PAIRS", "OPTION_KEYS"]
@@ -132,10 +132,7 @@ class Options:
         raw = spec.leaderboard or {}
         if not isinstance(raw, dict):
             raise LeaderboardError(f"{where}: expected a mapping of {', '.join(OPTION_KEYS)}, got {raw!r}")
-        unknown = sorted(set(raw) - set(OPTION_KEYS))
-        if unknown:
-            valid = ", ".join(f"{k} ({v})" for k, v in OPTION_KEYS.items())
-            raise LeaderboardError(f"{where}.{unknown[0]}: unknown key; valid keys: {valid}")
+        check_keys(f"{where}.", raw, OPTION_KEYS, error=LeaderboardError)
         kw: dict[str, Any] = {}
         for key in ("metrics", "lower_is_better"):
             if key in raw:
@@ -216,9 +213,7 @@ def _parse_selection(raw: Any, key: str, seeds: tuple[int, ...]) -> tuple[str, t
     if not isinstance(raw, dict):
         raise LeaderboardError(f"{key}: expected '<metric>.<key>' or {{metric: <metric>.<key>, seeds: [..]}}, "
                                f"got {raw!r}")
-    unknown = sorted(set(raw) - set(_SELECTION_KEYS))
-    if unknown:
-        raise LeaderboardError(f"{key}.{unknown[0]}: unknown key; valid keys: {', '.join(_SELECTION_KEYS)}")
+    check_keys(f"{key}.", raw, _SELECTION_KEYS, error=LeaderboardError)
     metric = raw.get("metric")
     if not isinstance(metric, str):
         raise LeaderboardError(f"{key}.metric: expected '<metric>.<key>' (e.g. dci.disentanglement), got {metric!r}")

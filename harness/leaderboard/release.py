@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.fileio import atomic_write_text, load_json
 from harness.leaderboard import export, render
 from harness.leaderboard.aggregate import Aggregate, _sha256, aggregate
 from harness.leaderboard.options import LeaderboardError, Options
@@ -97,12 +98,6 @@ def _write_tables(agg: Aggregate, data_dir: Path) -> None:
         df.to_parquet(data_dir / f"{name}.parquet", index=False)
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    from harness.results import atomic_write_text
-
-    atomic_write_text(path, text)
-
-
 def _freeze(folder: Path) -> None:
     """Read-only files: a release is not edited by accident (``rm -r`` still removes it)."""
     for p in folder.rglob("*"):
@@ -173,7 +168,7 @@ def publish_release(agg: Aggregate, spec, store, *, root: Path, command: str, ve
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    _atomic_text(study_dir / "LATEST", f"v{versions(study_dir)[-1]}\n")  # an explicit older N keeps LATEST
+    atomic_write_text(study_dir / "LATEST", f"v{versions(study_dir)[-1]}\n")  # an explicit older N keeps LATEST
     _write_changelog(study_dir)
     write_index(root)
     return final
@@ -184,10 +179,7 @@ def _manifest(version_dir: Path) -> dict[str, Any]:
     path = version_dir / "manifest.json"
     if not path.is_file():
         raise LeaderboardError(f"{path}: no manifest; --rebuild takes a release folder leaderboards/<study>/vN")
-    try:
-        m = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise LeaderboardError(f"{path}: corrupt JSON ({err})") from None
+    m = load_json(path, what="manifest", error=LeaderboardError)
     if m.get("format") != MANIFEST_FORMAT:
         raise LeaderboardError(f"{path}: manifest format {m.get('format')!r}, this gmgbench reads {MANIFEST_FORMAT}")
     return m
@@ -262,7 +254,7 @@ def changes(agg: Aggregate, prev_dir: Path | None, manifest: dict[str, Any]) -> 
         return (f"{head}\n\nFirst release: {len(board)} rows over {len(agg.datasets)} dataset(s); "
                 f"{len(runs)} runs expected ({counts['done']} done, {counts['failed']} failed, "
                 f"{counts['missing']} missing).\n")
-    prev_m = json.loads((prev_dir / "manifest.json").read_text())
+    prev_m = load_json(prev_dir / "manifest.json", what="manifest", error=LeaderboardError)
     prev_opts = Options.from_dict(prev_m["options"])
     prev_table = pd.read_parquet(prev_dir / "data" / "aggregate.parquet")
     prev_board = prev_table[prev_table["selected"]]
@@ -335,7 +327,7 @@ def _write_changelog(study_dir: Path) -> None:
         f = study_dir / f"v{n}" / "changes.md"
         if f.is_file():
             parts += [f.read_text().rstrip("\n"), ""]
-    _atomic_text(study_dir / "CHANGELOG.md", "\n".join(parts))
+    atomic_write_text(study_dir / "CHANGELOG.md", "\n".join(parts))
 
 
 def _index_selection(options: dict[str, Any]) -> str:
@@ -358,7 +350,7 @@ def write_index(root: Path) -> Path:
         mpath = study_dir / v / "manifest.json"
         if not mpath.is_file():
             continue
-        m = json.loads(mpath.read_text())
+        m = load_json(mpath, what="manifest", error=LeaderboardError)
         ranks = pd.read_parquet(study_dir / v / "data" / "ranks.parquet")
         runs = pd.read_parquet(study_dir / v / "data" / "runs.parquet")
         ranks = ranks[ranks["avg_rank"].notna()].sort_values("avg_rank", kind="stable")
@@ -377,5 +369,5 @@ def write_index(root: Path) -> Path:
     else:
         text.append("None yet.")
     path = root / "README.md"
-    _atomic_text(path, "\n".join(text) + "\n")
+    atomic_write_text(path, "\n".join(text) + "\n")
     return path

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import submitit
 
-from harness.results import ResultsStore, atomic_write_json
+from harness.fileio import atomic_write_json, file_lock, load_json
+from harness.results import ResultsStore
 from harness.slurm import cluster
 from harness.slurm.cluster import SlurmError
 
@@ -35,17 +34,10 @@ def log_paths(store: ResultsStore, job_id: str) -> tuple[Path, Path]:
 @contextlib.contextmanager
 def launch_lock(store: ResultsStore):
     """One launcher per store at a time; the OS drops the lock when a launcher dies."""
-    d = journal_dir(store)
-    d.mkdir(parents=True, exist_ok=True)
-    with open(d / ".lock", "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise SlurmError(f"another `gmgbench launch` is running on {store.root}; wait for it to finish") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    with file_lock(journal_dir(store) / ".lock") as held:
+        if not held:
+            raise SlurmError(f"another `gmgbench launch` is running on {store.root}; wait for it to finish")
+        yield
 
 
 class Journal:
@@ -66,7 +58,8 @@ class Journal:
 
     @classmethod
     def all(cls, store: ResultsStore) -> list["Journal"]:
-        return [cls(p, json.loads(p.read_text())) for p in sorted(journal_dir(store).glob("*.json"))]
+        return [cls(p, load_json(p, what="launch journal", error=SlurmError))
+                for p in sorted(journal_dir(store).glob("*.json"))]
 
     @property
     def arrays(self) -> list[dict[str, Any]]:

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import submitit
-import yaml
 
-from harness.errors import UserError
+from harness.errors import UserError, check_keys
+from harness.fileio import load_yaml
 from metrics.validation import require_version
 
 __all__ = ["Profile", "ProfileError", "load_profile", "parse_profile", "check_resources", "resource_keys"]
@@ -48,12 +48,7 @@ def check_resources(where: str, key: str, resources: dict[str, Any]) -> None:
     for name in resources:
         if name in _RESERVED:
             raise ProfileError(f"{where}: {key}.{name}: set by the launcher (use array_parallelism in the profile)")
-        if name not in valid:
-            import difflib
-
-            close = difflib.get_close_matches(name, sorted(valid), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ProfileError(f"{where}: {key}.{name}: unknown submitit parameter{hint}; valid: {', '.join(sorted(valid))}")
+    check_keys(f"{where}: {key}.", resources, valid, error=ProfileError, what="submitit parameter")
 
 
 @dataclass(frozen=True)
@@ -75,9 +70,7 @@ def parse_profile(raw: Any, path: Path | None = None) -> Profile:
         raw = {}
     if not isinstance(raw, dict):
         raise ProfileError(f"{where}: a profile is a YAML mapping, got {type(raw).__name__}")
-    for key in raw:
-        if key not in _PROFILE_KEYS:
-            raise ProfileError(f"{where}: {key}: unknown key; valid keys: {', '.join(sorted(_PROFILE_KEYS))}")
+    check_keys(f"{where}: ", raw, _PROFILE_KEYS, error=ProfileError)
     resources = dict(raw.get("resources") or {})
     check_resources(where, "resources", resources)
 
@@ -105,10 +98,5 @@ def parse_profile(raw: Any, path: Path | None = None) -> Profile:
 
 def load_profile(path: str | Path) -> Profile:
     path = Path(path)
-    if not path.is_file():
-        raise ProfileError(f"{path}: profile not found (see slurm/profiles/template.yaml)")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ProfileError(f"{path}: not valid YAML: {err}") from None
+    raw = load_yaml(path, what="profile", error=ProfileError, hint="see slurm/profiles/template.yaml")
     return parse_profile(raw, path)

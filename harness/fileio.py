@@ -1,0 +1,104 @@
+"""Reading and writing the harness's own files, one way each.
+
+- :func:`load_yaml` / :func:`load_json`: a file's content, or one :class:`UserError` line
+  naming the file (missing, unreadable, not valid YAML/JSON);
+- :func:`atomic_write` (and ``_text``/``_json``): readers see the old file or the whole new
+  one, never a part; the new file gets the mode ``open()`` would give it under the umask
+  (0644 under 022), not ``mkstemp``'s 0600, so colleagues sharing a store can read it;
+- :func:`file_lock`: an exclusive ``flock`` taken without waiting; the OS drops it when
+  its process dies, so a crash leaves nothing to clean up.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import IO, Any, Callable, Iterator
+
+from harness.errors import UserError
+
+__all__ = ["load_yaml", "load_json", "atomic_write", "atomic_write_text", "atomic_write_json", "file_lock"]
+
+
+def _read(path: Path, what: str, error: type[UserError], hint: str) -> str:
+    if not path.is_file():
+        raise error(f"{path}: {what} not found{hint}")
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise error(f"{path}: cannot read the {what} ({type(err).__name__}: {err}){hint}") from None
+
+
+def load_yaml(path: str | Path, *, what: str = "file", error: type[UserError] = UserError, hint: str = "") -> Any:
+    """The YAML document in ``path`` (plain data only: ``safe_load``); ``hint`` ends any error."""
+    import yaml
+
+    path, hint = Path(path), f"; {hint}" if hint else ""
+    text = _read(path, what, error, hint)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise error(f"{path}: not valid YAML: {' '.join(str(err).split())}{hint}") from None
+
+
+def load_json(path: str | Path, *, what: str = "file", error: type[UserError] = UserError, hint: str = "") -> Any:
+    """The JSON document in ``path``; ``hint`` (what to do about it) ends any error."""
+    path, hint = Path(path), f"; {hint}" if hint else ""
+    text = _read(path, what, error, hint)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise error(f"{path}: corrupt JSON ({err}){hint}") from None
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
+    """Call ``write(f)`` on a temporary file beside ``path``, then ``os.replace`` it there.
+
+    The temporary file is created by ``os.open(..., 0o666)``, so the umask alone decides the
+    mode; it is flushed to disk before the rename and removed if anything fails.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n")
+
+
+@contextlib.contextmanager
+def file_lock(path: str | Path) -> Iterator[bool]:
+    """Try to hold an exclusive lock on ``path`` (created if missing) for the block.
+
+    Yields whether the lock was got: ``False`` means another process holds it; this call
+    never waits.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
