@@ -46,7 +46,6 @@ def _add_study_args(p: argparse.ArgumentParser) -> None:
 def cmd_methods(args) -> int:
     from methods import registry
 
-    registry.ensure_builtins()
     try:
         registry.load_entry_points()
         for path in args.plugin or []:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from methods.base import ForwardPass, LossAndLogs, Objective
 from methods.beta_vae import gaussian_kl, reconstruction_loss
-from methods.registry import register
 
 __all__ = ["AnnealedVAE", "capacity"]
 
@@ -25,7 +24,6 @@ def capacity(c_max: float, step: int, iteration_threshold: int) -> float:
     return min(c_max * 1.0, c_max * 1.0 * step / iteration_threshold)
 
 
-@register
 class AnnealedVAE(Objective):
     """recon + γ·|KL − C|, C annealed linearly from 0 to C_max (Burgess et al., 2018)."""
 

@@ -67,13 +67,6 @@ class ForwardPass:
         return self.x.shape[0]
 
 
-def _rebuild(kind: str, name: str, source: str, params: dict[str, Any]) -> "_Configured":
-    """Unpickle a method by name, loading the plugin that defines it if this process lacks it."""
-    from methods import registry
-
-    return registry.rebuild(kind, name, source, params)
-
-
 class _Configured:
     """Shared by objectives and regularisers: a name, a nested Config, ``to_dict``."""
 
@@ -131,16 +124,6 @@ class _Configured:
         params = ", ".join(f"{k}={v!r}" for k, v in sorted(self.to_dict().items()))
         return f"{self.name}[{params}]"
 
-    def __reduce__(self):
-        # submitit pickles jobs into a fresh process. A plugin's class lives in a module
-        # that process has not imported, so pickle the method by (kind, name, source
-        # file, parameters) and rebuild it through the registry on the other side.
-        # Subclasses with extra state beyond ``cfg`` must override this.
-        from methods import registry
-
-        params = {f.name: getattr(self.cfg, f.name) for f in dataclasses.fields(self.cfg)}
-        return _rebuild, (self.kind, self.name, registry.source_of(type(self)), params)
-
 
 class Objective(_Configured):
     """A base model's training loss (β-VAE, β-TCVAE, ...).
@@ -180,16 +163,20 @@ class MethodOutputError(TypeError):
     """
 
 
-def _describe(term: Any) -> str:
-    from methods import registry
+def _source_file(obj: Any) -> str:
+    for candidate in (obj, type(obj)):
+        try:
+            return inspect.getsourcefile(candidate) or "?"
+        except TypeError:
+            continue
+    return "?"
 
+
+def _describe(term: Any) -> str:
+    """The method and the file that defines it, for error messages (no registry needed)."""
     if isinstance(term, _Configured):
-        return f"{term.kind or 'method'} {term.name!r} ({registry.source_of(type(term))})"
-    try:  # a bare callable: name it and its file as best we can
-        where = inspect.getsourcefile(term) or "?"
-    except TypeError:
-        where = registry.source_of(type(term))
-    return f"method {getattr(term, '__qualname__', type(term).__name__)!r} ({where})"
+        return f"{term.kind or 'method'} {term.name!r} ({_source_file(type(term))})"
+    return f"method {getattr(term, '__qualname__', type(term).__name__)!r} ({_source_file(term)})"
 
 
 def call_checked(term: Callable[[ForwardPass], Any], out: ForwardPass) -> LossAndLogs:

@@ -43,7 +43,6 @@ import torch
 
 from methods.base import ForwardPass, LossAndLogs, Objective
 from methods.beta_vae import BetaVAE, gaussian_kl, reconstruction_loss
-from methods.registry import register
 
 __all__ = ["BetaTCVAE", "kl_decomposition", "log_density_gaussian"]
 
@@ -120,7 +119,6 @@ def kl_decomposition(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, da
     }
 
 
-@register
 class BetaTCVAE(Objective):
     """recon + α·MI + β·TC + γ·DWKL (Chen et al., 2018), on the posterior samples."""
 

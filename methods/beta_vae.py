@@ -7,7 +7,6 @@ import torch
 import torch.nn.functional as F
 
 from methods.base import ForwardPass, LossAndLogs, Objective
-from methods.registry import register
 
 __all__ = ["BetaVAE", "reconstruction_loss", "gaussian_kl"]
 
@@ -22,7 +21,6 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1).mean(0)
 
 
-@register
 class BetaVAE(Objective):
     """recon + β·KL (Higgins et al., 2017); β = 1, our default, is the plain VAE."""
 

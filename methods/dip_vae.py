@@ -20,7 +20,6 @@ import torch
 
 from methods.base import ForwardPass, LossAndLogs, Objective
 from methods.beta_vae import gaussian_kl, reconstruction_loss
-from methods.registry import register
 
 __all__ = ["DIPVAEI", "DIPVAEII", "covariance", "dip_penalty"]
 
@@ -39,7 +38,6 @@ def dip_penalty(cov: torch.Tensor, lambda_od: float, lambda_d: float) -> tuple[t
     return lambda_od * off + lambda_d * on, off, on
 
 
-@register
 class DIPVAEI(Objective):
     """recon + KL + DIP(Cov[μ]) (Kumar et al., 2018, Eq. 6)."""
 
@@ -67,7 +65,6 @@ class DIPVAEI(Objective):
                                 "cov_offdiag": off.item(), "cov_diag": on.item()}
 
 
-@register
 class DIPVAEII(DIPVAEI):
     """recon + KL + DIP(E[Σ(x)] + Cov[μ]) (Kumar et al., 2018, Eq. 7)."""
 

@@ -35,7 +35,6 @@ from torch import nn
 
 from methods.base import ForwardPass, LossAndLogs, Objective
 from methods.beta_vae import gaussian_kl, reconstruction_loss
-from methods.registry import register
 
 __all__ = ["FactorVAE", "Discriminator", "permute_dims", "discriminator_loss"]
 
@@ -75,7 +74,6 @@ def discriminator_loss(logits_z: torch.Tensor, logits_permuted: torch.Tensor) ->
     return -(0.5 * p_z[:, 0].log().mean() + 0.5 * p_perm[:, 1].log().mean())
 
 
-@register
 class FactorVAE(Objective):
     """recon + KL + γ·TC, TC by a discriminator trained alongside (Kim & Mnih, 2018)."""
 

@@ -1,15 +1,24 @@
 """The method registry: name -> objective or regulariser class.
 
-Built-ins register themselves with :func:`register` when :mod:`methods.builtins` is
-imported. A user's method comes from a drop-in Python file named in the study spec
-(``plugins: [my_method.py]``) or from an installed package's entry point in the group
-``gmgbench.methods`` (the entry point names a module; importing it registers). Every
-error about a method names the file (or entry point) that defines it; see
-``docs/new-method.md``.
+One :class:`Registry` object, :data:`REGISTRY`, holds three sources of methods:
+
+- **built-ins**, declared by ``module:Class`` path in :mod:`methods.builtins` and imported
+  the first time one is asked for (so importing this module imports no method, and no
+  method module imports the registry);
+- **plugin files** named in a study spec (``plugins: [my_method.py]``) or on the command
+  line; whatever such a file decorates with :func:`register` is added;
+- **entry points** in the group ``gmgbench.methods`` of installed packages: a module
+  (importing it registers, as a plugin file does) or a ``module:Class`` (as a built-in).
+
+Every error about a method names the file (or entry point) that defines it; see
+``docs/new-method.md``. The module-level functions (:func:`register`, :func:`get`, ...)
+are :data:`REGISTRY`'s methods.
 """
 from __future__ import annotations
 
 import contextlib
+import copy
+import copyreg
 import dataclasses
 import hashlib
 import importlib
@@ -18,55 +27,26 @@ import importlib.util
 import inspect
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from methods.base import Objective, Regulariser, _Configured
+from methods.builtins import BUILTINS
 
 __all__ = [
-    "PluginError",
-    "register",
-    "get",
-    "names",
-    "build",
-    "make_config",
-    "origin",
-    "source_of",
-    "source_hash",
-    "rebuild",
-    "load_plugin_file",
-    "load_entry_points",
-    "ensure_builtins",
-    "isolated",
-    "ENTRY_POINT_GROUP",
+    "PluginError", "Registry", "REGISTRY", "ENTRY_POINT_GROUP",
+    "register", "get", "names", "build", "make_config", "origin", "source_of", "source_hash", "rebuild",
+    "load_plugin_file", "load_entry_points", "isolated",
 ]
 
 ENTRY_POINT_GROUP = "gmgbench.methods"
-_KINDS = {"objective": Objective, "regulariser": Regulariser}
-_REGISTRY: dict[str, dict[str, type[_Configured]]] = {k: {} for k in _KINDS}
-_ORIGIN: dict[tuple[str, str], str] = {}
-_FILES: dict[str, list[tuple[str, str]]] = {}  # plugin file -> what it registered
-_ENTRY_POINTS: set[str] = set()
-_loading_from: list[str] = []
+KINDS = {"objective": Objective, "regulariser": Regulariser}
 
 
 class PluginError(ValueError):
     """A method definition or plugin is invalid; the message names the file."""
 
 
-def _where(cls: type) -> str:
-    if _loading_from:
-        return _loading_from[-1]
-    try:
-        return inspect.getsourcefile(cls) or cls.__module__
-    except TypeError:
-        return cls.__module__
-
-
-def source_of(cls: type) -> str:
-    """The file (or entry point) that registered ``cls``; its source file if unregistered."""
-    for (kind, name), where in _ORIGIN.items():
-        if _REGISTRY[kind].get(name) is cls:
-            return where
+def _source_file(cls: type) -> str:
     try:
         return inspect.getsourcefile(cls) or cls.__module__
     except TypeError:
@@ -85,16 +65,9 @@ def _check_call_signature(cls: type, where: str) -> None:
         raise PluginError(f"{where}: {cls.__name__}.__call__ must take exactly one argument besides self: (self, out)")
 
 
-def register(cls: type[_Configured]) -> type[_Configured]:
-    """Class decorator: add an :class:`Objective` or :class:`Regulariser` subclass.
-
-    Checks what a researcher most often gets wrong, and names the file in the error:
-    a missing ``name``, a ``Config`` that is not a frozen dataclass or whose defaults
-    its own checks reject, a regulariser without a ``weight``, a missing or mis-declared
-    ``__call__``, and a name already taken (built-in names cannot be overridden).
-    """
-    where = _where(cls)
-    kind = next((k for k, base in _KINDS.items() if isinstance(cls, type) and issubclass(cls, base)), None)
+def _check_method(cls: Any, where: str) -> str:
+    """What a researcher most often gets wrong, named with the file; returns the kind."""
+    kind = next((k for k, base in KINDS.items() if isinstance(cls, type) and issubclass(cls, base)), None)
     if kind is None:
         raise PluginError(f"{where}: {getattr(cls, '__name__', cls)!r} must subclass methods.base.Objective or methods.base.Regulariser")
     name = getattr(cls, "name", "")
@@ -113,209 +86,273 @@ def register(cls: type[_Configured]) -> type[_Configured]:
             cfg_cls()
         except Exception as err:  # the defaults must pass the Config's own checks
             raise PluginError(f"{where}: {cls.__name__}.Config() with its defaults fails: {type(err).__name__}: {err}") from err
-    if cls.__call__ is _KINDS[kind].__call__:
+    if cls.__call__ is KINDS[kind].__call__:
         raise PluginError(f"{where}: {cls.__name__} must implement __call__(self, out) -> (loss, logs)")
     _check_call_signature(cls, where)
-    for other_kind, table in _REGISTRY.items():
-        if name in table and table[name] is not cls:
-            raise PluginError(
-                f"{where}: method name {name!r} is already registered as a {other_kind} by "
-                f"{_ORIGIN[(other_kind, name)]}; choose another name"
-            )
-    _REGISTRY[kind][name] = cls
-    _ORIGIN[(kind, name)] = where
-    if _loading_from and where in _FILES:
-        _FILES[where].append((kind, name))
-    return cls
+    return kind
 
 
-def ensure_builtins() -> None:
-    importlib.import_module("methods.builtins")
+def _rebuild(kind: str, name: str, source: str, params: dict[str, Any]) -> _Configured:
+    return REGISTRY.rebuild(kind, name, source, params)
 
 
-def names(kind: str | None = None) -> list[str]:
-    ensure_builtins()
-    if kind is not None and kind not in _KINDS:
-        raise KeyError(f"unknown method kind {kind!r}; valid kinds: {', '.join(_KINDS)}")
-    kinds = [kind] if kind else list(_KINDS)
-    return sorted(n for k in kinds for n in _REGISTRY[k])
+def _reduce(term: _Configured):
+    # submitit and worker pools pickle into fresh processes. A plugin's class lives in a
+    # module such a process has not imported, so a method travels as (kind, name, source
+    # file, parameters) and is rebuilt through the registry on the other side.
+    params = {f.name: getattr(term.cfg, f.name) for f in dataclasses.fields(term.cfg)}
+    return _rebuild, (term.kind, term.name, REGISTRY.source_of(type(term)), params)
 
 
-def get(name: str, kind: str) -> type[_Configured]:
-    ensure_builtins()
-    if kind not in _KINDS:
-        raise KeyError(f"unknown method kind {kind!r}; valid kinds: {', '.join(_KINDS)}")
-    table = _REGISTRY[kind]
-    if name not in table:
-        other = next((k for k in _KINDS if k != kind and name in _REGISTRY[k]), None)
+class Registry:
+    """Methods by kind and name, each with the file (or entry point) it came from."""
+
+    def __init__(self, builtins: Mapping[str, Mapping[str, str]]):
+        self._declared = {kind: dict(builtins.get(kind, {})) for kind in KINDS}  # name -> "module:Class"
+        self._classes: dict[str, dict[str, type[_Configured]]] = {kind: {} for kind in KINDS}
+        self._origin: dict[tuple[str, str], str] = {}
+        self._files: dict[str, list[tuple[str, str]]] = {}  # plugin file or entry point -> what it registered
+        self._entry_points: set[str] = set()
+        self._loading_from: list[str] = []
+
+    # -- adding ------------------------------------------------------------------------------
+    def register(self, cls: type[_Configured]) -> type[_Configured]:
+        """Class decorator for plugins: add an :class:`Objective` or :class:`Regulariser` subclass.
+
+        Checks a missing ``name``, a ``Config`` that is not a frozen dataclass or whose
+        defaults its own checks reject, a regulariser without a ``weight``, a missing or
+        mis-declared ``__call__``, and a name already taken (built-in names cannot be
+        overridden), naming the file in the error.
+        """
+        where = self._loading_from[-1] if self._loading_from else _source_file(cls)
+        kind = _check_method(cls, where)
+        name = cls.name
+        for other_kind in KINDS:
+            if self._is_declared_as(cls, other_kind, name):
+                break  # a built-in module that still decorates its class: the declared one
+            if name in self._declared[other_kind] and name not in self._classes[other_kind]:
+                self._load_builtin(other_kind, name)
+            taken = self._classes[other_kind].get(name)
+            if taken is not None and taken is not cls:
+                raise PluginError(f"{where}: method name {name!r} is already registered as a {other_kind} by "
+                                  f"{self._origin[(other_kind, name)]}; choose another name")
+        self._add(kind, name, cls, where)
+        if self._loading_from and where in self._files:
+            self._files[where].append((kind, name))
+        return cls
+
+    def _is_declared_as(self, cls: type, kind: str, name: str) -> bool:
+        return self._declared[kind].get(name) == f"{cls.__module__}:{cls.__qualname__}"
+
+    def _add(self, kind: str, name: str, cls: type[_Configured], where: str) -> None:
+        self._classes[kind][name] = cls
+        self._origin[(kind, name)] = where
+        if "__reduce__" not in vars(cls):  # a class that pickles itself keeps its own way
+            copyreg.pickle(cls, _reduce)
+
+    def _load_builtin(self, kind: str, name: str) -> type[_Configured]:
+        path = self._declared[kind][name]
+        module, _, attr = path.partition(":")
+        where = f"methods/builtins.py: {kind} {name!r} = {path!r}"
+        try:
+            cls = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as err:
+            raise PluginError(f"{where}: {type(err).__name__}: {err}") from err
+        where = _source_file(cls)
+        if _check_method(cls, where) != kind or cls.name != name:
+            raise PluginError(f"{where}: {cls.__name__} is declared as {kind} {name!r} in methods/builtins.py "
+                              f"but is a {_check_method(cls, where)} named {cls.name!r}")
+        self._add(kind, name, cls, where)
+        return cls
+
+    # -- lookups -----------------------------------------------------------------------------
+    def _kind(self, kind: str) -> str:
+        if kind not in KINDS:
+            raise KeyError(f"unknown method kind {kind!r}; valid kinds: {', '.join(KINDS)}")
+        return kind
+
+    def _known(self, kind: str) -> set[str]:
+        return set(self._declared[kind]) | set(self._classes[kind])
+
+    def names(self, kind: str | None = None) -> list[str]:
+        kinds = [self._kind(kind)] if kind is not None else list(KINDS)
+        return sorted(n for k in kinds for n in self._known(k))
+
+    def get(self, name: str, kind: str) -> type[_Configured]:
+        self._kind(kind)
+        if name in self._classes[kind]:
+            return self._classes[kind][name]
+        if name in self._declared[kind]:
+            return self._load_builtin(kind, name)
+        other = next((k for k in KINDS if k != kind and name in self._known(k)), None)
         hint = f" ({name!r} is a {other}, not a {kind})" if other else ""
-        raise KeyError(f"unknown {kind} {name!r}{hint}; valid {kind}s: {', '.join(sorted(table))}")
-    return table[name]
+        raise KeyError(f"unknown {kind} {name!r}{hint}; valid {kind}s: {', '.join(self.names(kind))}")
 
+    def origin(self, name: str, kind: str) -> str:
+        """The file or entry point that registered a method."""
+        self.get(name, kind)
+        return self._origin[(kind, name)]
 
-def origin(name: str, kind: str) -> str:
-    """The file or entry point that registered a method."""
-    get(name, kind)
-    return _ORIGIN[(kind, name)]
+    def source_of(self, cls: type) -> str:
+        """The file (or entry point) that registered ``cls``; its source file if unregistered."""
+        for (kind, name), where in self._origin.items():
+            if self._classes[kind].get(name) is cls:
+                return where
+        return _source_file(cls)
 
+    def source_hash(self, name: str, kind: str) -> str:
+        """SHA-256 (16 hex digits) of the file defining a method, recorded with each result."""
+        cls = self.get(name, kind)
+        path = Path(self._origin[(kind, name)])
+        if not path.is_file():
+            try:
+                path = Path(inspect.getsourcefile(cls) or "")
+            except TypeError:
+                return ""
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else ""
 
-def make_config(cls: type[_Configured], params: dict[str, Any]) -> Any:
-    """``cls.Config(**params)`` with errors that list the valid and the missing parameters."""
-    fields = dataclasses.fields(cls.Config)
-    valid = [f.name for f in fields]
-    where = source_of(cls)
-    unknown = sorted(set(params) - set(valid))
-    if unknown:
-        raise KeyError(
-            f"{cls.kind} {cls.name!r} ({where}) has no parameter {', '.join(map(repr, unknown))}; valid: {', '.join(valid)}"
-        )
-    missing = [f.name for f in fields if f.name not in params
-               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-    if missing:
-        raise ValueError(f"{cls.kind} {cls.name!r} ({where}) needs parameter {', '.join(map(repr, missing))} (it has no default)")
-    try:
-        return cls.Config(**params)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{cls.kind} {cls.name!r}: {err}") from err
-
-
-def build(name: str, kind: str, params: dict[str, Any] | None = None) -> _Configured:
-    cls = get(name, kind)
-    return cls(make_config(cls, params or {}))
-
-
-def source_hash(name: str, kind: str) -> str:
-    """SHA-256 (16 hex digits) of the file defining a method, recorded with each result."""
-    cls = get(name, kind)
-    where = _ORIGIN[(kind, name)]
-    path = Path(where)
-    if not path.is_file():
-        try:
-            path = Path(inspect.getsourcefile(cls) or "")
-        except TypeError:
-            return ""
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else ""
-
-
-def rebuild(kind: str, name: str, source: str, params: dict[str, Any]) -> _Configured:
-    """Build a method in a process that may not have loaded its plugin yet (unpickling)."""
-    ensure_builtins()
-    if name not in _REGISTRY[kind]:
-        if Path(source).is_file():
-            load_plugin_file(source)
-        elif source.startswith("entry point "):
-            load_entry_points()
-    if name not in _REGISTRY[kind]:
-        raise PluginError(f"cannot rebuild {kind} {name!r}: it is not registered and {source} did not register it")
-    return build(name, kind, params)
-
-
-def _unregister(items: list[tuple[str, str]]) -> None:
-    for kind, name in items:
-        _REGISTRY[kind].pop(name, None)
-        _ORIGIN.pop((kind, name), None)
-
-
-def load_plugin_file(path: str | Path) -> list[str]:
-    """Import a user's method file; whatever it decorates with :func:`register` is added.
-
-    Returns the names it registered. Loading the same file again is a no-op. Any error
-    (a syntax error, an import error, an invalid method, a file that registers nothing)
-    is a :class:`PluginError` naming the file, and nothing from a failed file stays
-    registered.
-    """
-    path = Path(path).resolve()
-    key = str(path)
-    if not path.is_file():
-        raise PluginError(f"plugin file {path} does not exist")
-    if path.suffix != ".py":
-        raise PluginError(f"plugin file {path} must be a Python file ending in .py")
-    ensure_builtins()
-    if key in _FILES:
-        return [n for _, n in _FILES[key]]
-    mod_name = "gmgbench_plugin_" + hashlib.sha1(key.encode()).hexdigest()[:12]
-    spec = importlib.util.spec_from_file_location(mod_name, path)
-    if spec is None or spec.loader is None:
-        raise PluginError(f"plugin file {path} cannot be imported")
-    module = importlib.util.module_from_spec(spec)
-    # The module must be in sys.modules while it runs: dataclasses resolve the
-    # annotations of a nested Config through it.
-    sys.modules[mod_name] = module
-    _FILES[key] = []
-    _loading_from.append(key)
-    try:
-        spec.loader.exec_module(module)
-        if not _FILES[key]:
-            raise PluginError(
-                f"{path}: registers no method; decorate an Objective or Regulariser subclass with "
-                "@methods.registry.register (see docs/new-method.md)"
+    # -- configs and instances ---------------------------------------------------------------
+    def make_config(self, cls: type[_Configured], params: dict[str, Any]) -> Any:
+        """``cls.Config(**params)`` with errors that list the valid and the missing parameters."""
+        fields = dataclasses.fields(cls.Config)
+        valid = [f.name for f in fields]
+        where = self.source_of(cls)
+        unknown = sorted(set(params) - set(valid))
+        if unknown:
+            raise KeyError(
+                f"{cls.kind} {cls.name!r} ({where}) has no parameter {', '.join(map(repr, unknown))}; valid: {', '.join(valid)}"
             )
-    except BaseException as err:
-        _unregister(_FILES.pop(key))
-        sys.modules.pop(mod_name, None)
-        if isinstance(err, PluginError):
-            raise
-        if isinstance(err, Exception):
-            raise PluginError(f"{path}: importing the plugin failed: {type(err).__name__}: {err}") from err
-        raise
-    finally:
-        _loading_from.pop()
-    return [n for _, n in _FILES[key]]
-
-
-def load_entry_points() -> list[str]:
-    """Import every module named in the ``gmgbench.methods`` entry-point group, once.
-
-    Returns the names registered by this call.
-    """
-    ensure_builtins()
-    added: list[str] = []
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        label = f"entry point {ep.name} = {ep.value}"
-        if label in _ENTRY_POINTS:
-            continue
-        before = {k: set(t) for k, t in _REGISTRY.items()}
-        _FILES[label] = []
-        _loading_from.append(label)
+        missing = [f.name for f in fields if f.name not in params
+                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        if missing:
+            raise ValueError(f"{cls.kind} {cls.name!r} ({where}) needs parameter {', '.join(map(repr, missing))} (it has no default)")
         try:
-            ep.load()
-        except BaseException as err:
-            _unregister(_FILES.pop(label))
-            if isinstance(err, PluginError):
-                raise
-            if isinstance(err, Exception):
-                raise PluginError(f"{label}: {type(err).__name__}: {err}") from err
+            return cls.Config(**params)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{cls.kind} {cls.name!r}: {err}") from err
+
+    def build(self, name: str, kind: str, params: dict[str, Any] | None = None) -> _Configured:
+        cls = self.get(name, kind)
+        return cls(self.make_config(cls, params or {}))
+
+    def rebuild(self, kind: str, name: str, source: str, params: dict[str, Any]) -> _Configured:
+        """Build a method in a process that may not have loaded its plugin yet (unpickling)."""
+        if name not in self._known(kind):
+            if Path(source).is_file():
+                self.load_plugin_file(source)
+            elif source.startswith("entry point "):
+                self.load_entry_points()
+        if name not in self._known(kind):
+            raise PluginError(f"cannot rebuild {kind} {name!r}: it is not registered and {source} did not register it")
+        return self.build(name, kind, params)
+
+    # -- plugins -----------------------------------------------------------------------------
+    def _unregister(self, items: list[tuple[str, str]]) -> None:
+        for kind, name in items:
+            self._classes[kind].pop(name, None)
+            self._origin.pop((kind, name), None)
+
+    @contextlib.contextmanager
+    def _loading(self, label: str) -> Iterator[None]:
+        """Whatever registers inside the block is ``label``'s; on any error all of it is dropped."""
+        self._files[label] = []
+        self._loading_from.append(label)
+        try:
+            yield
+        except BaseException:
+            self._unregister(self._files.pop(label))
             raise
         finally:
-            _loading_from.pop()
-        _FILES.pop(label)
-        _ENTRY_POINTS.add(label)
-        added += sorted(n for k, t in _REGISTRY.items() for n in set(t) - before[k])
-    return added
+            self._loading_from.pop()
+
+    def load_plugin_file(self, path: str | Path) -> list[str]:
+        """Import a user's method file; whatever it decorates with :func:`register` is added.
+
+        Returns the names it registered. Loading the same file again is a no-op. Any error
+        (a syntax error, an import error, an invalid method, a file that registers nothing)
+        is a :class:`PluginError` naming the file, and nothing from a failed file stays
+        registered.
+        """
+        path = Path(path).resolve()
+        key = str(path)
+        if not path.is_file():
+            raise PluginError(f"plugin file {path} does not exist")
+        if path.suffix != ".py":
+            raise PluginError(f"plugin file {path} must be a Python file ending in .py")
+        if key in self._files:
+            return [n for _, n in self._files[key]]
+        mod_name = "gmgbench_plugin_" + hashlib.sha1(key.encode()).hexdigest()[:12]
+        spec = importlib.util.spec_from_file_location(mod_name, path)
+        if spec is None or spec.loader is None:
+            raise PluginError(f"plugin file {path} cannot be imported")
+        module = importlib.util.module_from_spec(spec)
+        # The module must be in sys.modules while it runs: dataclasses resolve the
+        # annotations of a nested Config through it.
+        sys.modules[mod_name] = module
+        try:
+            with self._loading(key):
+                spec.loader.exec_module(module)
+                if not self._files[key]:
+                    raise PluginError(f"{path}: registers no method; decorate an Objective or Regulariser subclass "
+                                      "with @methods.registry.register (see docs/new-method.md)")
+        except BaseException as err:
+            sys.modules.pop(mod_name, None)
+            if isinstance(err, Exception) and not isinstance(err, PluginError):
+                raise PluginError(f"{path}: importing the plugin failed: {type(err).__name__}: {err}") from err
+            raise
+        return [n for _, n in self._files[key]]
+
+    def load_entry_points(self) -> list[str]:
+        """Load every entry point of the ``gmgbench.methods`` group, once: a module (importing
+        it registers) or a ``module:Class`` (added like a built-in). Returns the names added."""
+        added: list[str] = []
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            label = f"entry point {ep.name} = {ep.value}"
+            if label in self._entry_points:
+                continue
+            try:
+                with self._loading(label):
+                    obj = ep.load()
+                    if isinstance(obj, type) and obj.__dict__.get("name") and not self._files[label]:
+                        self.register(obj)
+            except Exception as err:
+                if isinstance(err, PluginError):
+                    raise
+                raise PluginError(f"{label}: {type(err).__name__}: {err}") from err
+            added += sorted(n for _, n in self._files.pop(label))
+            self._entry_points.add(label)
+        return added
+
+    @contextlib.contextmanager
+    def isolated(self) -> Iterator[None]:
+        """Run a block with a private copy of the registry (for tests of plugins).
+
+        Whatever the block registers or loads is forgotten on exit, plugin modules included.
+        """
+        saved = copy.deepcopy({k: v for k, v in vars(self).items() if k != "_classes"})
+        classes = {kind: dict(table) for kind, table in self._classes.items()}  # classes themselves are not copied
+        modules = set(sys.modules)
+        try:
+            yield
+        finally:
+            vars(self).update(saved)
+            self._classes = classes
+            for mod in set(sys.modules) - modules:
+                if mod.startswith("gmgbench_plugin_"):
+                    del sys.modules[mod]
 
 
-@contextlib.contextmanager
-def isolated() -> Iterator[None]:
-    """Run a block with a private copy of the registry (for tests of plugins).
+REGISTRY = Registry(BUILTINS)
 
-    Whatever the block registers or loads is forgotten on exit, plugin modules included.
-    """
-    ensure_builtins()
-    saved = ({k: dict(t) for k, t in _REGISTRY.items()}, dict(_ORIGIN),
-             {k: list(v) for k, v in _FILES.items()}, set(_ENTRY_POINTS))
-    modules = set(sys.modules)
-    try:
-        yield
-    finally:
-        for k, t in saved[0].items():
-            _REGISTRY[k].clear()
-            _REGISTRY[k].update(t)
-        _ORIGIN.clear()
-        _ORIGIN.update(saved[1])
-        _FILES.clear()
-        _FILES.update(saved[2])
-        _ENTRY_POINTS.clear()
-        _ENTRY_POINTS.update(saved[3])
-        for mod in set(sys.modules) - modules:
-            if mod.startswith("gmgbench_plugin_"):
-                del sys.modules[mod]
+register = REGISTRY.register
+get = REGISTRY.get
+names = REGISTRY.names
+origin = REGISTRY.origin
+source_of = REGISTRY.source_of
+source_hash = REGISTRY.source_hash
+make_config = REGISTRY.make_config
+build = REGISTRY.build
+rebuild = REGISTRY.rebuild
+load_plugin_file = REGISTRY.load_plugin_file
+load_entry_points = REGISTRY.load_entry_points
+isolated = REGISTRY.isolated

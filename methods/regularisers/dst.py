@@ -9,12 +9,10 @@ from dataclasses import dataclass
 from methods.base import ForwardPass, LossAndLogs, Regulariser
 from methods.ot.gw_problem import distortion
 from methods.regularisers.map_pairs import GeometricConfig, cost_matrices
-from methods.registry import register
 
 __all__ = ["Distortion"]
 
 
-@register
 class Distortion(Regulariser):
     name = "dst"
 

@@ -28,7 +28,6 @@ from methods import ot
 from methods.base import ForwardPass, LossAndLogs, Regulariser
 from methods.ot.gw_problem import GWProblem, distortion, quadratic_cost
 from methods.regularisers.map_pairs import GeometricConfig, cost_matrices
-from methods.registry import register
 
 __all__ = ["GromovMongeGap", "gmg_from_costs", "ESTIMATORS"]
 
@@ -59,7 +58,6 @@ def gmg_from_costs(cost_x: torch.Tensor, cost_y: torch.Tensor, epsilon0: float =
     return gap, {"dst": dst, "gw": gw, "output": sol, "ok": ok}
 
 
-@register
 class GromovMongeGap(Regulariser):
     name = "gmg"
 

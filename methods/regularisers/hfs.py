@@ -28,7 +28,6 @@ from dataclasses import dataclass
 import torch
 
 from methods.base import ForwardPass, LossAndLogs, Regulariser
-from methods.registry import register
 
 __all__ = ["HFS", "hausdorff_factorized_support", "latent_pairs"]
 
@@ -76,7 +75,6 @@ def hausdorff_factorized_support(z: torch.Tensor, pairs: torch.Tensor) -> torch.
     return ((za[i, cols] - za[k, cols]).pow(2) + (zb[j, cols] - zb[k, cols]).pow(2)).sum()
 
 
-@register
 class HFS(Regulariser):
     """Σ over latent pairs of the squared Hausdorff distance to the factorised support (Roth et al., 2023)."""
 

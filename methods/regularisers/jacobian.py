@@ -34,7 +34,6 @@ import torch
 from torch.func import jvp
 
 from methods.base import ForwardPass, LossAndLogs, Regulariser
-from methods.registry import register
 
 __all__ = ["JacobianIsometry", "isometry_penalty", "random_directions"]
 
@@ -74,7 +73,6 @@ def _encoder_sq_norms(model, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return jtu.flatten(1).pow(2).sum(1)
 
 
-@register
 class JacobianIsometry(Regulariser):
     """mean (‖J u‖²/c − 1)² over random unit directions u: local isometry of the decoder or encoder."""
 

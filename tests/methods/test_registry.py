@@ -233,3 +233,68 @@ def _yaml(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+# -- built-ins: declared by path, imported on first use ----------------------------------------
+def test_importing_the_registry_imports_no_method_and_lists_every_builtin():
+    code = ("import sys; from methods import registry; "
+            "n = registry.names(); "
+            "print(sorted(m for m in sys.modules if m.startswith('methods.') and m not in "
+            "('methods.base', 'methods.registry', 'methods.builtins')), len(n))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    from methods.builtins import BUILTINS
+
+    assert done.stdout.split() == ["[]", str(sum(len(t) for t in BUILTINS.values()))]
+
+
+def test_every_declared_builtin_is_the_method_it_claims():
+    from methods.builtins import BUILTINS
+
+    for kind, table in BUILTINS.items():
+        for name, path in table.items():
+            cls = registry.get(name, kind)
+            assert (cls.name, cls.kind, f"{cls.__module__}:{cls.__qualname__}") == (name, kind, path)
+            assert registry.origin(name, kind).endswith(path.split(":")[0].replace(".", "/") + ".py")
+
+
+def _probe_module(tmp_path, monkeypatch, name="probe_builtin"):
+    (tmp_path / "probe_mod.py").write_text(
+        "from dataclasses import dataclass\nfrom methods.base import Objective\n\n"
+        f"class Probe(Objective):\n    name = {name!r}\n\n"
+        "    @dataclass(frozen=True)\n    class Config:\n        beta: float = 1.0\n\n"
+        "    def __call__(self, out):\n        return out.mu.sum() * 0, {}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "probe_mod", raising=False)
+
+
+def test_a_builtin_is_one_declaration_loaded_lazily(tmp_path, monkeypatch):
+    _probe_module(tmp_path, monkeypatch)
+    reg = registry.Registry({"objective": {"probe_builtin": "probe_mod:Probe"}})
+    assert reg.names("objective") == ["probe_builtin"] and "probe_mod" not in sys.modules
+    assert reg.build("probe_builtin", "objective", {"beta": 2.0}).cfg.beta == 2.0
+    assert reg.origin("probe_builtin", "objective") == str(tmp_path / "probe_mod.py")
+    with pytest.raises(PluginError, match="is already registered as a objective"):
+        reg.register(_objective(name="probe_builtin"))  # built-in names stay taken
+
+
+def test_a_builtin_declared_under_another_name_is_refused(tmp_path, monkeypatch):
+    _probe_module(tmp_path, monkeypatch, name="other")
+    reg = registry.Registry({"objective": {"probe_builtin": "probe_mod:Probe"}})
+    with pytest.raises(PluginError, match=r"declared as objective 'probe_builtin' in methods/builtins.py but is a "
+                                          r"objective named 'other'"):
+        reg.get("probe_builtin", "objective")
+    reg = registry.Registry({"objective": {"gone": "probe_mod:Nope"}})
+    with pytest.raises(PluginError, match=r"methods/builtins.py: objective 'gone' = 'probe_mod:Nope': AttributeError"):
+        reg.get("gone", "objective")
+
+
+def test_an_entry_point_may_name_one_class(tmp_path, monkeypatch):
+    import importlib.metadata
+
+    _probe_module(tmp_path, monkeypatch)
+    ep = importlib.metadata.EntryPoint(name="probe", value="probe_mod:Probe", group=registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group=None: [ep] if group == ep.group else [])
+    assert registry.load_entry_points() == ["probe_builtin"]
+    assert registry.origin("probe_builtin", "objective") == "entry point probe = probe_mod:Probe"
+    assert registry.load_entry_points() == []  # once
