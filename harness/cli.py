@@ -78,14 +78,20 @@ def _study(args, check_methods: bool = True):
 
 
 def _warn_changed_defaults(runs, store) -> None:
-    """Finished runs are skipped by id; say so when their methods' defaults have changed since."""
+    """Finished runs are skipped by id; say so when their methods' defaults or code changed since."""
+    from harness.stale import stale_reasons
     from harness.train import changed_defaults
 
     for run in runs:
         if store.has_result(run.run_id):
-            changes = changed_defaults(run, store.read_result(run.run_id))
+            result = store.read_result(run.run_id)
+            changes = changed_defaults(run, result)
             if changes:
                 print(f"warning: {run.name} is done but ran with other defaults: {'; '.join(changes)}; "
+                      "it is kept (--force reruns it)", file=sys.stderr)
+            stale = stale_reasons(run, result)
+            if stale:
+                print(f"stale: {run.name} ({run.run_id}) ran other method code ({'; '.join(stale)}); "
                       "it is kept (--force reruns it)", file=sys.stderr)
 
 
@@ -98,14 +104,19 @@ def cmd_run(args) -> int:
     if not args.force:
         _warn_changed_defaults(runs, store)
     outcomes = run_local(runs, store, workers=args.workers, force=args.force, plugins=spec.plugins,
-                         callbacks=_callbacks(spec, args), label=spec.name, progress=not args.quiet)
-    failed = [o for o in outcomes if o.status == "failed"]
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "busy", "failed")}
+                         callbacks=_callbacks(spec, args), label=spec.name, progress=not args.quiet,
+                         repair=args.repair)
+    failed = [o for o in outcomes if o.status in ("failed", "corrupt")]
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "busy", "failed", "corrupt")}
     busy = f", {counts['busy']} being trained by another process" if counts["busy"] else ""
-    print(f"{spec.name}: {counts['done']} done, {counts['skipped']} already done{busy}, {counts['failed']} failed")
+    corrupt = f", {counts['corrupt']} with a corrupt file (--repair moves it aside and reruns)" if counts["corrupt"] else ""
+    print(f"{spec.name}: {counts['done']} done, {counts['skipped']} already done{busy}, {counts['failed']} failed{corrupt}")
     for o in failed:
-        print(f"  failed: {o.name}: {o.error} (details: {store.failure_path(o.run_id)})", file=sys.stderr)
-    if not args.no_leaderboard:
+        if o.status == "corrupt":
+            print(f"  corrupt: {o.error}", file=sys.stderr)
+        else:
+            print(f"  failed: {o.name}: {o.error} (details: {store.failure_path(o.run_id)})", file=sys.stderr)
+    if not args.no_leaderboard and not counts["corrupt"]:
         _print_leaderboard(spec, store)
     return 1 if failed else 0
 
@@ -137,6 +148,7 @@ def cmd_demo(args) -> int:
 
     args.study = assets.study("demo")  # shipped with the package: works from any folder
     args.force = False
+    args.repair = False
     args.no_leaderboard = False
     spec = load_spec(args.study, sets=args.set, only=args.only)
     sizes = "; ".join(f"{name} " + ", ".join(f"{k}={v}" for k, v in (kw or {}).items())
@@ -201,11 +213,24 @@ def _leaderboard_command(args) -> str:
     parts = ["gmgbench", "leaderboard", str(args.study), "--publish"]
     for flag, value in (("--results", args.results), ("--root", args.root)):
         if value is not None:
-            parts += [flag, str(value)]
-    parts += [f for f, on in (("--all-settings", args.all_settings), ("--no-figures", args.no_figures)) if on]
+            parts += [flag, _portable_path(value)]
+    parts += [f for f, on in (("--all-settings", args.all_settings), ("--no-figures", args.no_figures),
+                              ("--allow-stale", args.allow_stale)) if on]
     parts += [x for item in args.set for x in ("--set", item)]
     parts += ["--only", *args.only] if args.only else []
     return " ".join(shlex.quote(p) for p in parts)
+
+
+def _portable_path(path) -> str:
+    """A path as the published command shows it: relative to the working directory when
+    inside it, else ``<name>`` (a release must not hold the publisher's home directory)."""
+    p = Path(path)
+    if not p.is_absolute():
+        return str(p)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return f"<{p.name}>"
 
 
 def cmd_leaderboard(args) -> int:
@@ -225,12 +250,12 @@ def cmd_leaderboard(args) -> int:
     spec, store = _study(args)
     if args.publish:
         release = leaderboard.publish(spec, store, all_settings=args.all_settings, root=args.root,
-                                      command=_leaderboard_command(args),
+                                      command=_leaderboard_command(args), allow_stale=args.allow_stale,
                                       figures=False if args.no_figures else None)
         print(f"published {release}")
         print(f"{release / 'leaderboard.md'}")
         return 0
-    _print_leaderboard(spec, store, all_settings=args.all_settings, root=args.root)
+    _print_leaderboard(spec, store, all_settings=args.all_settings, root=args.root, allow_stale=args.allow_stale)
     return 0
 
 
@@ -287,7 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a study here (N worker processes), skipping finished runs")
     _add_study_args(p)
     p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--force", action="store_true", help="redo runs whose result exists")
+    p.add_argument("--force", action="store_true",
+                   help="redo runs whose result exists (trained beside the old run, swapped in when complete)")
+    p.add_argument("--repair", action="store_true",
+                   help="move corrupt results, failure records and checkpoints to <results>/quarantine/ and rerun")
     p.add_argument("--no-leaderboard", action="store_true")
     _add_run_output(p)
     p.set_defaults(func=cmd_run)
@@ -314,6 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", type=Path, default=None,
                    help="leaderboards folder (default: $GMGBENCH_LEADERBOARDS, else <project>/leaderboards)")
     p.add_argument("--no-figures", action="store_true", help="publish without figures")
+    p.add_argument("--allow-stale", action="store_true",
+                   help="let a cell average runs of different method code (marked 'mixed code' in the cell)")
     p.add_argument("--rebuild", type=Path, default=None, metavar="RELEASE",
                    help="rebuild RELEASE/leaderboard.md (e.g. leaderboards/demo/v1) from its manifest and check "
                         "it is identical (with --results, also check the store's result files against the "
@@ -384,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gmgbench {args.command}: error: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
-        print("interrupted; finished runs are stored, rerun to continue", file=sys.stderr)
+        print("interrupted; finished runs are stored, runs in progress checkpointed: rerun to continue", file=sys.stderr)
         return 130
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
 import time
 from importlib import metadata
@@ -27,13 +28,18 @@ from harness.errors import UserError
 # Re-exported: the store's writers are the one atomic writer of harness/fileio.py.
 from harness.fileio import atomic_write_json, atomic_write_text
 
-__all__ = ["ResultsStore", "atomic_write_text", "atomic_write_json", "provenance", "ResultExists"]
+__all__ = ["ResultsStore", "atomic_write_text", "atomic_write_json", "provenance", "ResultExists", "StoreError"]
 
 SCHEMA_VERSION = 1
+REPAIR_HINT = "`gmgbench run STUDY --repair` moves it aside (into quarantine/) and reruns the run"
 
 
 class ResultExists(UserError, FileExistsError):
     """A result is there already; it is replaced only when asked (``--force``)."""
+
+
+class StoreError(UserError, ValueError):
+    """A file of a results store is corrupt, incomplete or unsafe; the message names it and what to do."""
 
 
 _PACKAGES = ("gmgbench", "torch", "numpy", "scipy", "scikit-learn", "jax", "ott-jax", "pandas", "submitit")
@@ -90,25 +96,99 @@ class ResultsStore:
     def jobs_path(self, run_id: str) -> Path:
         return self.root / "jobs" / f"{run_id}.json"
 
+    def next_workdir(self, run_id: str) -> Path:
+        """Where ``--force`` retrains a run, beside the old one (swapped in when complete)."""
+        return self.root / "work" / f"{run_id}.next"
+
+    def quarantine_dir(self) -> Path:
+        return self.root / "quarantine"
+
     # -- results -------------------------------------------------------------------------
     def has_result(self, run_id: str) -> bool:
-        return self.result_path(run_id).is_file()
+        """Whether a complete result is stored (a corrupt or incomplete file is not one)."""
+        return self.result_state(run_id)[0] == "done"
+
+    def result_state(self, run_id: str) -> tuple[str, str]:
+        """``("done", "")``, ``("absent", "")`` or ``("corrupt", one-line reason naming the file)``."""
+        path = self.result_path(run_id)
+        if not path.is_file():
+            return "absent", ""
+        try:
+            check_result(path, _read_json(path), run_id)
+        except StoreError as err:
+            return "corrupt", str(err)
+        return "done", ""
+
+    def failure_state(self, run_id: str) -> tuple[str, str]:
+        """Like :meth:`result_state`, for ``failed/<id>.json`` (``"failed"`` when readable)."""
+        path = self.failure_path(run_id)
+        if not path.is_file():
+            return "absent", ""
+        try:
+            doc = _read_json(path)
+        except StoreError as err:
+            return "corrupt", str(err)
+        if not isinstance(doc, dict):
+            return "corrupt", f"{path}: not a failure record (a JSON {type(doc).__name__}); {REPAIR_HINT}"
+        return "failed", ""
+
+    def quarantine(self, path: Path) -> Path:
+        """Move a corrupt file of this store aside to ``quarantine/<its path>.<UTC time>``; never deletes."""
+        rel = Path(path).resolve().relative_to(self.root.resolve())
+        dest = self.quarantine_dir() / rel.parent / f"{rel.name}.{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+        n = 1
+        while dest.exists():
+            dest = dest.with_name(f"{dest.name.rsplit('~', 1)[0]}~{n}")
+            n += 1
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, dest)
+        return dest
 
     def write_result(self, run_id: str, result: dict[str, Any], overwrite: bool = False) -> Path:
         path = self.result_path(run_id)
         if path.exists() and not overwrite:
             raise ResultExists(f"{path} already exists; rerun with --force to replace it")
-        atomic_write_json(path, {"schema": SCHEMA_VERSION, **result})
+        atomic_write_json(path, {"schema": SCHEMA_VERSION, "run_id": run_id, "status": "done", **result})
         self.failure_path(run_id).unlink(missing_ok=True)
         return path
 
     def read_result(self, run_id: str) -> dict[str, Any]:
-        return _read_json(self.result_path(run_id))
+        """The stored result; a corrupt or incomplete one raises :class:`StoreError` naming the file."""
+        path = self.result_path(run_id)
+        return check_result(path, _read_json(path), run_id)
 
     def iter_results(self) -> Iterator[dict[str, Any]]:
         """Every stored result, sorted by run id; a corrupt file raises naming it."""
         for path in sorted((self.root / "runs").glob("*.json")):
-            yield _read_json(path)
+            yield check_result(path, _read_json(path), path.stem)
+
+    # -- --force: retrain beside the old run, swap in when complete ----------------------
+    def commit_next(self, run_id: str, result: dict[str, Any]) -> Path:
+        """Replace the run's files and result by the complete retrained ones in :meth:`next_workdir`.
+
+        Writing ``<next>/result.json`` is the commit point: before it the old run is intact;
+        after it :meth:`finish_swap` (rerun by any later ``gmgbench run``) completes the swap.
+        """
+        atomic_write_json(self.next_workdir(run_id) / "result.json", {"schema": SCHEMA_VERSION, **result})
+        self.finish_swap(run_id)
+        return self.result_path(run_id)
+
+    def finish_swap(self, run_id: str) -> bool:
+        """Finish a committed ``--force`` swap that was interrupted; idempotent. True if one was done."""
+        nxt = self.next_workdir(run_id)
+        doc = nxt / "result.json"
+        if not doc.is_file():
+            return False
+        work = self.workdir(run_id)
+        work.mkdir(parents=True, exist_ok=True)
+        for p in sorted(nxt.iterdir()):
+            if p.name not in ("result.json", ".lock") and p.is_file():
+                os.replace(p, work / p.name)  # model.pt, checkpoint.pt, curve.csv: each atomically
+        result = _read_json(doc)
+        result.pop("schema", None)
+        self.write_result(run_id, result, overwrite=True)
+        shutil.rmtree(nxt, ignore_errors=True)
+        return True
 
     # -- failures ------------------------------------------------------------------------
     def write_failure(self, run_id: str, info: dict[str, Any]) -> None:
@@ -116,7 +196,12 @@ class ResultsStore:
 
     def read_failure(self, run_id: str) -> dict[str, Any] | None:
         path = self.failure_path(run_id)
-        return _read_json(path) if path.is_file() else None
+        if not path.is_file():
+            return None
+        doc = _read_json(path)
+        if not isinstance(doc, dict):
+            raise StoreError(f"{path}: not a failure record (a JSON {type(doc).__name__}); {REPAIR_HINT}")
+        return doc
 
     def clear_failure(self, run_id: str) -> None:
         self.failure_path(run_id).unlink(missing_ok=True)
@@ -132,8 +217,27 @@ class ResultsStore:
         return _read_json(path)["jobs"] if path.is_file() else []
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def check_result(path: Path, doc: Any, run_id: str) -> dict[str, Any]:
+    """``doc`` if it is a complete result of ``run_id``, else :class:`StoreError` naming ``path``.
+
+    Complete: a JSON object with this run id and ``status: done`` (what :meth:`write_result`
+    writes), whose ``metrics``, if any, are a mapping; ``{}`` or a half-edited file is not a
+    finished run.
+    """
+    if not isinstance(doc, dict):
+        raise StoreError(f"{path}: not a result (a JSON {type(doc).__name__}); {REPAIR_HINT}")
+    missing = [k for k in ("run_id", "status") if k not in doc]
+    if missing:
+        raise StoreError(f"{path}: incomplete result (no {', '.join(missing)}); {REPAIR_HINT}")
+    if doc["run_id"] != run_id:
+        raise StoreError(f"{path}: holds the result of run {doc['run_id']!r}, not {run_id!r}; {REPAIR_HINT}")
+    if doc["status"] != "done" or not isinstance(doc.get("metrics", {}), dict):
+        raise StoreError(f"{path}: not a finished result (status {doc['status']!r}); {REPAIR_HINT}")
+    return doc
+
+
+def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: corrupt JSON ({err}); move the file away and rerun its run") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise StoreError(f"{path}: corrupt JSON ({err}); {REPAIR_HINT}") from None

@@ -18,7 +18,7 @@ from harness.spec import RunSpec, StudySpec
 
 __all__ = ["RunStatus", "STATES", "classify", "collect_status", "format_status", "checkpoint_step"]
 
-STATES = ("done", "running", "queued", "held", "failed", "missing")
+STATES = ("done", "running", "queued", "held", "failed", "corrupt", "missing")
 
 
 @dataclass
@@ -48,13 +48,18 @@ def classify(runs: list[RunSpec], store: ResultsStore, use_slurm: bool = True) -
     states = cluster.job_states(last_job.values()) if (use_slurm and last_job) else {}
     out = []
     for r in runs:
-        if store.has_result(r.run_id):
-            out.append(RunStatus(r, "done"))
+        state, why = store.result_state(r.run_id)
+        if state == "done":
+            out.append(RunStatus(r, "done", note=_stale_note(store, r.run_id)))
             continue
         jid = last_job.get(r.run_id)
         st = states.get(jid) if jid else None
-        failure = store.read_failure(r.run_id)
-        if st is not None and st.active:
+        fstate, fwhy = store.failure_state(r.run_id)
+        failure = store.read_failure(r.run_id) if fstate == "failed" else None
+        if state == "corrupt" or fstate == "corrupt":
+            # A corrupt file is never "done"; it blocks nothing else, and --repair fixes it.
+            out.append(RunStatus(r, "corrupt", jid, st, why or fwhy))
+        elif st is not None and st.active:
             status = "held" if st.held else "running" if st.state in RUNNING else "queued"
             out.append(RunStatus(r, status, jid, st))
         elif is_running_here(store.workdir(r.run_id)):
@@ -70,16 +75,20 @@ def classify(runs: list[RunSpec], store: ResultsStore, use_slurm: bool = True) -
     return out
 
 
-def checkpoint_step(path: Path) -> int | None:
-    """The step of a run's checkpoint, or None (no checkpoint, or unreadable: only a hint)."""
-    if not path.is_file():
-        return None
-    try:
-        import torch
+def _stale_note(store: ResultsStore, run_id: str) -> str:
+    """``"stale: gmg: methods/ot/torch_gw.py changed"`` if the method code changed since the run."""
+    from harness.stale import code_changes
 
-        return int(torch.load(path, map_location="cpu", weights_only=False)["step"])
-    except Exception:  # noqa: BLE001 - only a progress hint
-        return None
+    changes = code_changes(store.read_result(run_id).get("method_code"))
+    return f"stale: {'; '.join(changes)}" if changes else ""
+
+
+def checkpoint_step(path: Path) -> int | None:
+    """The step of a run's checkpoint, or None (no checkpoint, or unreadable: only a hint).
+    Loaded weights-only: a planted pickle never runs."""
+    from harness.checkpoints import checkpoint_step as step
+
+    return step(path)
 
 
 def _tail(path: Path, lines: int) -> list[str]:
@@ -115,6 +124,7 @@ def collect_status(spec: StudySpec, store: ResultsStore, tail: int = 5) -> dict[
                 row["failure_record"] = str(store.failure_path(st.run.run_id))
         rows.append(row)
     counts = {s: sum(r["status"] == s for r in rows) for s in STATES}
+    counts["stale"] = sum(r["status"] == "done" and r["note"].startswith("stale:") for r in rows)
     return {"study": spec.name, "store": str(store.root), "total": len(rows), "counts": counts, "runs": rows}
 
 
@@ -122,7 +132,13 @@ def format_status(report: dict[str, Any]) -> str:
     c, n = report["counts"], report["total"]
     pct = 100.0 * c["done"] / n if n else 100.0
     lines = [f"{report['study']}: {c['done']}/{n} done ({pct:.0f}%), {c['running']} running, "
-             f"{c['queued'] + c['held']} queued, {c['failed']} failed, {c['missing']} not submitted  [{report['store']}]"]
+             f"{c['queued'] + c['held']} queued, {c['failed']} failed, "
+             + (f"{c['corrupt']} corrupt, " if c.get("corrupt") else "")
+             + f"{c['missing']} not submitted  [{report['store']}]"]
+    stale = [r for r in report["runs"] if r["status"] == "done" and r.get("note", "").startswith("stale:")]
+    if stale:
+        lines.append(f"stale ({len(stale)} done, but their method code changed since; `gmgbench run --force` reruns them):")
+        lines += [f"  {r['name']}  ({r['run_id']})  {r['note'][len('stale: '):]}" for r in stale]
     for status in STATES[1:]:
         rows = [r for r in report["runs"] if r["status"] == status]
         if not rows:
@@ -142,8 +158,10 @@ def format_status(report: dict[str, Any]) -> str:
                 if r.get("failure_record"):
                     lines.append(f"    failure record: {r['failure_record']}")
                 lines.extend(f"    | {t}" for t in r.get("stderr_tail", []))
-            elif status == "missing" and r.get("note"):
+            elif status in ("missing", "corrupt") and r.get("note"):
                 lines.append(f"    {r['note']}")
+    if c.get("corrupt"):
+        lines.append("corrupt files: `gmgbench run STUDY --repair` moves them to quarantine/ and reruns their runs")
     if c["failed"]:
         lines.append("fix the cause, then `gmgbench launch ... --retry-failed` (a changed hyperparameter is a new run: plain launch)")
     return "\n".join(lines)

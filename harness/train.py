@@ -10,7 +10,8 @@ from __future__ import annotations
 import io
 import logging
 import math
-import os
+import shutil
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -18,11 +19,13 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from harness import checkpoints
 from harness import data as datasets
 from harness.callbacks import Hooks, run_hooks
 from harness.health import HealthMonitor
-from harness.results import ResultsStore, atomic_write_text, provenance
+from harness.results import ResultsStore, StoreError, atomic_write_text, provenance
 from harness.spec import RunSpec
+from harness.stale import code_changes, current_code
 from methods import registry
 from methods.architectures import VAE
 from methods.base import call_checked, update_checked
@@ -34,7 +37,28 @@ CURVE_POINTS = 200  # the result keeps a downsampled curve; curve.csv in the wor
 
 
 class Interrupted(RuntimeError):
-    """Raised when a run stops early on request (``stop_after``), after checkpointing."""
+    """Raised when a run stops early on request (``stop_after``, a signal), after checkpointing."""
+
+
+class StaleCheckpoint(StoreError):
+    """A checkpoint was written by other method code than this process would run."""
+
+
+_STOP = threading.Event()
+
+
+def request_stop() -> None:
+    """Ask the run training in this process to checkpoint and raise :class:`Interrupted`
+    after its current step (safe to call from a signal handler)."""
+    _STOP.set()
+
+
+def stop_requested() -> bool:
+    return _STOP.is_set()
+
+
+def clear_stop() -> None:
+    _STOP.clear()
 
 
 def _device(name: str) -> torch.device:
@@ -43,16 +67,6 @@ def _device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("train.device is 'cuda' but no CUDA device is visible")
     return torch.device(name)
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def build_model(run: RunSpec, dataset: datasets.GroundTruthData) -> VAE:
@@ -129,13 +143,21 @@ def train_run(run: RunSpec, workdir: Path, *, progress: bool | str | Callable = 
     health = HealthMonitor([r.name for r in regs], [r.cfg.weight for r in regs], cfg.health_every)
     params = list(model.parameters())
 
+    code = current_code(run)
     ckpt_path = workdir / "checkpoint.pt"
+    for tmp in workdir.glob(".*.tmp*"):  # left by a process killed mid-write (we hold the run now)
+        tmp.unlink(missing_ok=True)
     if ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        ckpt = checkpoints.load(ckpt_path, map_location=device, what="checkpoint")
+        changed = code_changes(ckpt.get("method_code"))
+        if changed:
+            raise StaleCheckpoint(f"{ckpt_path}: written by other method code ({'; '.join(changed)}); resuming would "
+                                  "mix two versions of the method: `gmgbench run STUDY --force` starts the run over "
+                                  "(the old files stay until the new run completes)")
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         noise.set_state(ckpt["noise"].cpu() if device.type == "cpu" else ckpt["noise"])
-        sampler.set_state(ckpt["sampler"])
+        checkpoints.set_sampler_state(sampler, ckpt["sampler"])
         _load_method_states(run, components, ckpt.get("methods"))
         step, curve, elapsed, sums = ckpt["step"], ckpt["curve"], ckpt["elapsed"], ckpt.get("window", {})
         health.load_state(ckpt.get("health"))
@@ -145,9 +167,11 @@ def train_run(run: RunSpec, workdir: Path, *, progress: bool | str | Callable = 
         log.info("%s: resumed at step %d", run.name, step)
 
     def checkpoint() -> None:
-        _atomic_torch_save({
+        # Tensors and plain containers only: loads with weights_only=True (harness/checkpoints.py).
+        checkpoints.save({
             "model": model.state_dict(), "optimizer": opt.state_dict(), "noise": noise.get_state(),
-            "sampler": sampler.get_state(), "step": step, "curve": curve, "elapsed": elapsed,
+            "sampler": checkpoints.sampler_state(sampler), "step": step, "curve": curve, "elapsed": elapsed,
+            "method_code": code,  # resuming under other method code is refused
             "window": sums,  # the logging window in progress, so curve points survive a resume
             "health": health.state(),
             "methods": [c.state_dict() for c in components],  # what methods train themselves
@@ -202,15 +226,16 @@ def train_run(run: RunSpec, workdir: Path, *, progress: bool | str | Callable = 
         hooks.on_step(step, logs)
         if on_step is not None:
             on_step(step)
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps or (stop_after is not None and ran >= stop_after):
+        stop = (stop_after is not None and ran >= stop_after) or _STOP.is_set()
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps or stop:
             elapsed += time.perf_counter() - t0
             t0 = time.perf_counter()
             checkpoint()
-            if stop_after is not None and ran >= stop_after and step < cfg.steps:
-                raise Interrupted(f"{run.name}: stopped after {ran} steps at step {step}")
+            if stop and step < cfg.steps:
+                raise Interrupted(f"{run.name}: stopped after {ran} steps at step {step} (checkpointed)")
     elapsed += time.perf_counter() - t0
 
-    _atomic_torch_save({"model": model.state_dict(), "run": run.to_dict()}, workdir / "model.pt")
+    checkpoints.save({"model": model.state_dict(), "run": run.to_dict()}, workdir / "model.pt")
     _write_curve_csv(curve, workdir / "curve.csv")
     return {
         "health": health.summary(curve, [r.name for r in regs]),
@@ -248,11 +273,17 @@ def _write_curve_csv(curve: list[dict], path: Path) -> None:
 
 
 def load_model(workdir: Path, device: str | torch.device = "cpu") -> tuple[VAE, RunSpec]:
-    ckpt = torch.load(Path(workdir) / "model.pt", map_location=device, weights_only=False)
-    run = RunSpec.from_dict(ckpt["run"])
-    dataset_channels = ckpt["model"]["encoder.0.weight"].shape[1]
-    model = VAE(num_channels=dataset_channels, latent_dim=run.train.latent_dim).to(device)
-    model.load_state_dict(ckpt["model"])
+    """The trained model in ``workdir/model.pt`` (loaded weights-only: a planted pickle never runs)."""
+    path = Path(workdir) / "model.pt"
+    fix = "retrain the run with `gmgbench run STUDY --force`"
+    ckpt = checkpoints.load(path, map_location=device, what="model", fix=fix)
+    try:
+        run = RunSpec.from_dict(ckpt["run"])
+        dataset_channels = ckpt["model"]["encoder.0.weight"].shape[1]
+        model = VAE(num_channels=dataset_channels, latent_dim=run.train.latent_dim).to(device)
+        model.load_state_dict(ckpt["model"])
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as err:
+        raise StoreError(f"{path}: not a gmgbench model ({type(err).__name__}: {err}); {fix}") from None
     model.eval()
     return model, run
 
@@ -297,28 +328,49 @@ def evaluate_model(model: VAE, run: RunSpec, metric_settings: dict[str, dict] | 
 
 
 def run_and_store(run: RunSpec, store: ResultsStore, *, force: bool = False, progress: bool | str | Callable = True,
-                  stop_after: int | None = None, callbacks: tuple = ()) -> dict[str, Any] | None:
+                  stop_after: int | None = None, callbacks: tuple = (), repair: bool = False) -> dict[str, Any] | None:
     """Train, evaluate and write the result of ``run``; a failure writes a failure record.
 
     Returns the result, or ``None`` when the result already existed and ``force`` is off.
     ``callbacks`` are ``(name, params)`` of run callbacks (harness.callbacks, e.g. TensorBoard).
+    ``force`` retrains in ``work/<id>.next/`` and swaps model and result in only once both
+    are complete, so an interrupted ``--force`` leaves the old run as it was. A corrupt
+    result raises :class:`StoreError` naming it, unless ``repair`` (then the file is moved
+    to ``quarantine/`` and the run retrained; so is a checkpoint that does not load).
     """
-    if store.has_result(run.run_id) and not force:
+    rid = run.run_id
+    store.finish_swap(rid)
+    state, why = store.result_state(rid)
+    if state == "corrupt":
+        if not repair:
+            raise StoreError(why)
+        log.warning("%s: moved to %s", why.split(": ")[0], store.quarantine(store.result_path(rid)))
+    if repair and store.failure_state(rid)[0] == "corrupt":
+        store.quarantine(store.failure_path(rid))
+    if state == "done" and not force:
         return None
-    hooks = run_hooks(run, store.workdir(run.run_id), progress, callbacks)
+    if force:
+        workdir = store.next_workdir(rid)
+        shutil.rmtree(workdir, ignore_errors=True)  # an earlier, interrupted --force: start over
+    else:
+        workdir = store.workdir(rid)
+        ckpt = workdir / "checkpoint.pt"
+        if repair and ckpt.is_file():
+            try:
+                checkpoints.load(ckpt)
+            except StoreError as err:
+                log.warning("%s; moved to %s", err, store.quarantine(ckpt))
+    hooks = run_hooks(run, store.workdir(rid), progress, callbacks)
     try:
-        result = _run_and_store(run, store, force, stop_after, hooks)
+        result = _run_and_store(run, store, workdir, force, stop_after, hooks)
         hooks.on_run_end(result)
         return result
     finally:
         hooks.close()
 
 
-def _run_and_store(run: RunSpec, store: ResultsStore, force: bool, stop_after: int | None, hooks: Hooks) -> dict[str, Any]:
-    workdir = store.workdir(run.run_id)
-    if force and store.has_result(run.run_id):
-        for name in ("checkpoint.pt", "model.pt"):
-            (workdir / name).unlink(missing_ok=True)
+def _run_and_store(run: RunSpec, store: ResultsStore, workdir: Path, force: bool, stop_after: int | None,
+                   hooks: Hooks) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     try:
@@ -345,6 +397,9 @@ def _run_and_store(run: RunSpec, store: ResultsStore, force: bool, stop_after: i
         # Every parameter in effect, defaults included: the run id hashes only what the spec
         # sets, so this is what says how a result was computed if a default changes later.
         "method_config": method_config(run),
+        # The method code this result ran (harness/stale.py: compared by `run`, `status` and the
+        # leaderboard); method_source is the older, single-file record, kept for comparison.
+        "method_code": current_code(run),
         "method_source": {n: registry.source_hash(n, k) for n, k in
                           [(run.objective, "objective"), *((r, "regulariser") for r, _ in run.regularisers)]},
         "metrics": scores,
@@ -356,7 +411,10 @@ def _run_and_store(run: RunSpec, store: ResultsStore, force: bool, stop_after: i
                        "device": training["device"]},
         "status": "done",
     }
-    store.write_result(run.run_id, result, overwrite=force)
+    if force:
+        store.commit_next(run.run_id, result)
+    else:
+        store.write_result(run.run_id, result)
     return result
 
 

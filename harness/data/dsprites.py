@@ -49,10 +49,10 @@ class DSprites(ArrayData):
         try:
             with zipfile.ZipFile(path) as zf:
                 names = set(zf.namelist())
-                for key in ("imgs.npy", "metadata.npy"):
+                for key in ("imgs.npy", "latents_classes.npy"):
                     if key not in names:
                         raise DatasetError(f"{path}: no array {key[:-4]!r} in the npz (has {sorted(names)})")
-                self._check_metadata(path)
+                self._check_factor_sizes(path)
                 with zf.open("imgs.npy") as fp:
                     shape, dtype = _read_npy_header(fp, f"{path}['imgs']")
                     if shape != expected or dtype != np.uint8:
@@ -64,12 +64,20 @@ class DSprites(ArrayData):
                 f"expected md5 {OFFICIAL_FILES['dsprites_full'][0].md5}"
             ) from None
 
-    def _check_metadata(self, path: Path) -> None:
-        with np.load(path, encoding="latin1", allow_pickle=True) as data:
-            meta = data["metadata"][()]
-        sizes = tuple(int(s) for s in np.asarray(meta.get("latents_sizes", ()) if isinstance(meta, dict) else ()))
+    def _check_factor_sizes(self, path: Path) -> None:
+        # The factor sizes from the numeric ``latents_classes`` array, never from ``metadata``:
+        # that entry is a pickled dict, and unpickling a file of unknown origin can run code.
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                classes = data["latents_classes"]
+        except ValueError as e:  # an object array where numbers belong
+            raise DatasetError(f"{path}['latents_classes']: not a numeric array ({e})") from None
+        if classes.ndim != 2 or classes.shape[1] != len(self.factor_sizes) or not np.issubdtype(classes.dtype, np.integer):
+            raise DatasetError(f"{path}['latents_classes']: shape {classes.shape} {classes.dtype}, "
+                               f"expected (N, {len(self.factor_sizes)}) integers")
+        sizes = tuple(int(s) for s in classes.max(axis=0) + 1) if len(classes) else ()
         if sizes != tuple(self.factor_sizes):
-            raise DatasetError(f"{path}: metadata latents_sizes {list(sizes)}, expected {list(self.factor_sizes)}")
+            raise DatasetError(f"{path}: latents_classes spans factor sizes {list(sizes)}, expected {list(self.factor_sizes)}")
 
     def _stream_packed(self, fp, path: Path) -> np.ndarray:
         n = self.dataset_size

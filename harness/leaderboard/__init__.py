@@ -67,11 +67,13 @@ class Board:
         return self.agg.study
 
 
-def build(spec, store, *, all_settings: bool = False, root: str | Path | None = None) -> Board:
-    """Aggregate the study's results (see :func:`harness.leaderboard.aggregate.aggregate`)."""
+def build(spec, store, *, all_settings: bool = False, root: str | Path | None = None,
+          allow_stale: bool = False) -> Board:
+    """Aggregate the study's results (see :func:`harness.leaderboard.aggregate.aggregate`);
+    ``allow_stale`` lets a cell average runs of different method code (marked in the cell)."""
     from harness.leaderboard.aggregate import aggregate, collect
 
-    options = Options.from_spec(spec, all_settings=all_settings)
+    options = Options.from_spec(spec, all_settings=all_settings, allow_stale=allow_stale)
     agg = aggregate(spec, collect(spec, store), options)
     return Board(spec=spec, store=store, agg=agg, root=leaderboards_root(root))
 
@@ -98,7 +100,8 @@ def _default_command(spec, all_settings: bool) -> str:
 
 
 def publish(spec, store, *, all_settings: bool = False, root: str | Path | None = None,
-            command: str | None = None, version: int | None = None, figures: bool | None = None) -> Path:
+            command: str | None = None, version: int | None = None, figures: bool | None = None,
+            allow_stale: bool = False) -> Path:
     """Publish the next version ``<root>/<study>/vN/``; returns its folder.
 
     ``command`` is recorded as the build command (default: the equivalent ``gmgbench``
@@ -107,6 +110,6 @@ def publish(spec, store, *, all_settings: bool = False, root: str | Path | None 
     """
     from harness.leaderboard.release import publish_release
 
-    board = build(spec, store, all_settings=all_settings, root=root)
+    board = build(spec, store, all_settings=all_settings, root=root, allow_stale=allow_stale)
     return publish_release(board.agg, spec, store, root=board.root,
                            command=command or _default_command(spec, all_settings), version=version, figures=figures)

@@ -18,6 +18,7 @@ import pandas as pd
 # LeaderboardError and Options live in their own module (no pandas, no import circle); they
 # are re-exported here for the callers that import them from this one.
 from harness.leaderboard.options import LeaderboardError, Options, references
+from harness.stale import code_signature
 
 __all__ = ["LeaderboardError", "Options", "Aggregate", "collect", "aggregate", "RUN_COLUMNS", "metric_columns",
            "normalise_runs"]
@@ -25,9 +26,9 @@ __all__ = ["LeaderboardError", "Options", "Aggregate", "collect", "aggregate", "
 
 # Per-run columns that are not metrics; every other column is a ``<metric>.<key>`` value.
 RUN_COLUMNS = ("run_id", "dataset", "method", "setting", "seed", "status", "error", "steps", "final_loss",
-               "train_seconds", "eval_seconds", "git_commit", "result_file", "result_sha256")
+               "train_seconds", "eval_seconds", "git_commit", "result_file", "result_sha256", "method_code")
 _STR_COLUMNS = ("run_id", "dataset", "method", "setting", "status", "error", "git_commit", "result_file",
-                "result_sha256")
+                "result_sha256", "method_code")
 
 
 @dataclass
@@ -107,6 +108,7 @@ def collect(spec, store) -> pd.DataFrame:
             prov = result.get("provenance") or {}
             row["eval_seconds"] = _num(prov.get("eval_seconds"))
             row["git_commit"] = str(prov.get("git_commit", ""))
+            row["method_code"] = code_signature(result)  # which version of the methods' code ran
             metrics = result.get("metrics") or {}
             if not isinstance(metrics, dict):
                 raise LeaderboardError(f"{path}: 'metrics' must be a mapping {{metric: {{key: value}}}}")
@@ -187,6 +189,13 @@ def aggregate(spec, runs: pd.DataFrame, options: Options) -> Aggregate:
                                "done": len(done), "failed": int((g["status"] == "failed").sum()),
                                "missing": int((g["status"] == "missing").sum())}
         shown = done[done["seed"].isin(judged)]
+        codes = sorted(set(done["method_code"]) - {""})
+        row["code_versions"] = len(codes)
+        if len(codes) > 1 and not options.allow_stale:
+            raise LeaderboardError(
+                f"{ds} / {method} [{setting}]: its {len(done)} finished runs ran {len(codes)} versions of the method "
+                f"code (runs {', '.join(done['run_id'])}); averaging them would mix two methods: rerun the stale "
+                "ones (`gmgbench run STUDY --force`, `gmgbench status` names them) or pass --allow-stale")
         for c in cols:
             row[f"{c}.mean"], row[f"{c}.std"], row[f"{c}.n"] = _stats(shown[c].dropna().to_numpy(float))
         if options.held_out:

@@ -92,6 +92,8 @@ class Options:
     claims_test: str = "paired"
     claims_correction: str = "holm"
     text_version: int = 2
+    # True: a cell may average runs of different method code (marked "mixed code"); see docs/store.md.
+    allow_stale: bool = False
 
     def __post_init__(self):
         if "." not in self.selection:
@@ -124,7 +126,7 @@ class Options:
         return tuple(seeds) if not self.held_out else tuple(s for s in seeds if s in self.selection_seeds)
 
     @classmethod
-    def from_spec(cls, spec, all_settings: bool | None = None) -> "Options":
+    def from_spec(cls, spec, all_settings: bool | None = None, allow_stale: bool = False) -> "Options":
         """The spec's ``leaderboard:`` block, checked against the study (its seeds, metrics,
         method labels); every error names the file and the key."""
         file = str(spec.path or "<study spec>")
@@ -151,6 +153,8 @@ class Options:
                                                                       tuple(spec.seeds))
         if all_settings:
             kw["all_settings"] = True
+        if allow_stale:
+            kw["allow_stale"] = True
         if "claims" in raw:
             kw["claims"] = parse_claims(raw["claims"], where, [m.label for m in spec.methods])
         try:

@@ -32,6 +32,9 @@ def cell(mean: float, std: float, n: int, digits: int) -> str:
 
 def status_note(row) -> str:
     parts = [f"{int(row[k])} {k}" for k in ("failed", "missing") if int(row[k])]
+    versions = row.get("code_versions", 0)
+    if isinstance(versions, (int, float)) and versions == versions and versions > 1:
+        parts.append(f"mixed code: {int(versions)} versions averaged (--allow-stale)")
     return ", ".join(parts)
 
 

@@ -66,6 +66,9 @@ def _launch_locked(spec, store, profile, runs, *, dry_run, retry_failed, say) ->
     todo = [x.run for x in statuses if x.status == "missing" or (retry_failed and x.status == "failed")]
     say(f"{spec.name}: {len(runs)} runs: {counts['done']} done, {counts['running']} running, "
         f"{counts['queued'] + counts['held']} queued, {counts['failed']} failed, {counts['missing']} not submitted")
+    if counts["corrupt"]:
+        say(f"  {counts['corrupt']} runs have a corrupt result or failure record and are not submitted "
+            "(see `gmgbench status`; `gmgbench run STUDY --repair` moves the files aside and reruns them)")
     if counts["failed"] and not retry_failed:
         say(f"  {counts['failed']} failed runs are not resubmitted (see `gmgbench status`; --retry-failed resubmits them)")
 

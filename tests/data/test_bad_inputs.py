@@ -132,7 +132,7 @@ def test_truncated_dsprites(tmp_path):
 
 def test_dsprites_wrong_latent_sizes(tmp_path):
     fmt.write_dsprites(tmp_path, np.random.RandomState(0))
-    with pytest.raises(DatasetError, match=r"latents_sizes \[1, 3, 2, 3, 2, 2\], expected \[1, 3, 6, 40, 32, 32\]"):
+    with pytest.raises(DatasetError, match=r"latents_classes spans factor sizes \[1, 3, 2, 3, 2, 2\], expected \[1, 3, 6, 40, 32, 32\]"):
         datasets.load("dsprites_full", tmp_path)
 
 

@@ -1,0 +1,153 @@
+"""Issue 15, item 3: results of two versions of a method are never mixed silently."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.results import ResultsStore
+from harness.spec import load_spec
+from harness.train import Interrupted, StaleCheckpoint, run_and_store
+from methods import registry, source
+
+REPO = Path(__file__).resolve().parents[2]
+
+PLUGIN = '''
+from dataclasses import dataclass
+
+from methods.base import Regulariser
+from methods.registry import register
+
+SCALE = 1.0
+
+
+@register
+class ToyReg(Regulariser):
+    """mean of mu squared, scaled."""
+
+    name = "toy_reg"
+
+    @dataclass(frozen=True)
+    class Config(Regulariser.Config):
+        pass
+
+    def __call__(self, out):
+        term = SCALE * (out.mu ** 2).mean()
+        return term, {}
+'''
+
+
+@pytest.fixture(autouse=True)
+def _private_registry():
+    with registry.isolated():  # the toy plugin is forgotten after each test
+        yield
+
+
+@pytest.fixture
+def plugin_spec(tmp_path, write_spec, tiny_spec):
+    (tmp_path / "toy_reg.py").write_text(PLUGIN)
+    tiny_spec["plugins"] = ["toy_reg.py"]
+    tiny_spec["methods"] = [{"label": "toy", "objective": "beta_vae", "params": {"beta": 1.0},
+                             "regularisers": [{"name": "toy_reg", "params": {"weight": 1.0}}]}]
+    tiny_spec["seeds"] = [0]
+    tiny_spec["leaderboard"] = {"selection": "mig.discrete_mig"}
+
+    def spec(seeds=(0,)):
+        tiny_spec["seeds"] = list(seeds)
+        return write_spec(tiny_spec)
+
+    return spec
+
+
+def _edit_helper(tmp_path):
+    path = tmp_path / "toy_reg.py"
+    path.write_text(path.read_text().replace("SCALE = 1.0", "SCALE = 1000.0  # edited"))
+
+
+def test_method_code_of_a_builtin_is_its_module_and_what_it_imports():
+    registry.ensure_builtins()
+    files = source.method_code("gmg", "regulariser")["files"]
+    assert {"methods/regularisers/gmg.py", "methods/regularisers/map_pairs.py", "methods/ot/torch_gw.py",
+            "methods/ot/ott_gw.py", "methods/ot/costs.py"} <= set(files)
+    assert not {"methods/base.py", "methods/registry.py", "methods/architectures.py"} & set(files)
+    assert set(source.method_code("beta_vae", "objective")["files"]) == {"methods/__init__.py", "methods/beta_vae.py"}
+
+
+def test_changed_files_names_the_file_that_changed():
+    registry.ensure_builtins()
+    code = source.method_code("gmg", "regulariser")
+    assert source.changed_files(code) == []
+    code["files"]["methods/ot/torch_gw.py"] = "0" * 16
+    assert source.changed_files(code) == ["methods/ot/torch_gw.py"]
+
+
+def test_run_and_status_name_stale_runs(plugin_spec, tmp_path, capsys):
+    spec_path, store_dir = plugin_spec(), tmp_path / "store"
+    with registry.isolated():
+        assert main(["run", str(spec_path), "--results", str(store_dir), "--no-leaderboard"]) == 0
+    (run,) = load_spec(spec_path).runs()
+    result = ResultsStore(store_dir).read_result(run.run_id)
+    assert set(result["method_code"]["toy_reg"]["files"]) == {"toy_reg.py", "methods/__init__.py"}
+    capsys.readouterr()
+    _edit_helper(tmp_path)
+    with registry.isolated():
+        assert main(["run", str(spec_path), "--results", str(store_dir), "--no-leaderboard"]) == 0
+    err = capsys.readouterr().err
+    assert f"stale: {run.name} ({run.run_id})" in err and "toy_reg: toy_reg.py changed" in err
+    assert main(["status", str(spec_path), "--results", str(store_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "stale (1 done" in out and run.run_id in out and "toy_reg.py changed" in out
+
+
+def test_resume_refuses_changed_method_code_unless_forced(plugin_spec, tmp_path):
+    spec_path, store = plugin_spec(), ResultsStore(tmp_path / "store")
+    with registry.isolated():
+        (run,) = load_spec(spec_path).runs()
+        with pytest.raises(Interrupted):
+            run_and_store(run, store, progress=False, stop_after=1)
+    _edit_helper(tmp_path)
+    with registry.isolated():
+        (run,) = load_spec(spec_path).runs()
+        with pytest.raises(StaleCheckpoint, match=r"checkpoint\.pt: written by other method code \(toy_reg: "
+                                                  r"toy_reg\.py changed\).*--force"):
+            run_and_store(run, store, progress=False)
+        assert not store.has_result(run.run_id)
+        result = run_and_store(run, store, progress=False, force=True)
+    assert store.has_result(run.run_id) and result["method_code"]["toy_reg"]["files"]["toy_reg.py"] == \
+        source.method_code.__globals__["_file_sha"](tmp_path / "toy_reg.py", *_stamp(tmp_path / "toy_reg.py"))
+
+
+def _stamp(path):
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size
+
+
+def test_leaderboard_refuses_to_average_two_code_versions(plugin_spec, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GMGBENCH_LEADERBOARDS", str(tmp_path / "boards"))
+    store_dir = tmp_path / "store"
+    with registry.isolated():
+        assert main(["run", str(plugin_spec((0,))), "--results", str(store_dir), "--no-leaderboard"]) == 0
+    _edit_helper(tmp_path)
+    spec_path = plugin_spec((0, 1))
+    with registry.isolated():
+        assert main(["run", str(spec_path), "--results", str(store_dir), "--no-leaderboard"]) == 0
+    capsys.readouterr()
+    assert main(["leaderboard", str(spec_path), "--results", str(store_dir)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "toy [" in err[0] and "2 versions of the method code" in err[0] and "--allow-stale" in err[0]
+    assert main(["leaderboard", str(spec_path), "--results", str(store_dir), "--allow-stale"]) == 0
+    board = (tmp_path / "boards" / "tiny" / "latest.md").read_text()
+    assert "mixed code: 2 versions averaged (--allow-stale)" in board
+
+
+def test_committed_cpu_repro_results_aggregate_and_v1_rebuilds(capsys):
+    from harness import leaderboard
+
+    spec = load_spec(REPO / "studies" / "cpu-repro.yaml")
+    board = leaderboard.build(spec, ResultsStore(REPO / "results" / "cpu-repro"))
+    assert int((board.agg.runs["status"] == "done").sum()) == 24
+    assert (board.agg.table["code_versions"] == 1).all()
+    same, report = leaderboard.verify(REPO / "leaderboards" / "cpu-repro" / "v1")
+    assert same, report
