@@ -11,7 +11,6 @@ line that names the file and what to do.
 """
 from __future__ import annotations
 
-import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -20,24 +19,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness.fileio import atomic_write
 from harness.results import StoreError
 
 __all__ = ["save", "load", "checkpoint_step", "sampler_state", "set_sampler_state"]
 
 
 def save(obj: Any, path: Path) -> None:
-    """Write ``obj`` to ``path`` by ``os.replace`` of a temporary file (removed if interrupted)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write ``obj`` to ``path`` atomically (harness/fileio.py: removed if interrupted, umask mode)."""
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def _numpy_globals() -> list:

@@ -219,7 +219,7 @@ def test_killed_checkpoint_write_leaves_no_temporary(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("harness.checkpoints.os.replace", boom)
+    monkeypatch.setattr("harness.fileio.os.replace", boom)
     with pytest.raises(KeyboardInterrupt):
         checkpoints.save({"x": torch.zeros(3)}, tmp_path / "checkpoint.pt")
     assert list(tmp_path.iterdir()) == []
