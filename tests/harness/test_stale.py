@@ -67,7 +67,6 @@ def _edit_helper(tmp_path):
 
 
 def test_method_code_of_a_builtin_is_its_module_and_what_it_imports():
-    registry.ensure_builtins()
     files = source.method_code("gmg", "regulariser")["files"]
     assert {"methods/regularisers/gmg.py", "methods/regularisers/map_pairs.py", "methods/ot/torch_gw.py",
             "methods/ot/ott_gw.py", "methods/ot/costs.py"} <= set(files)
@@ -76,7 +75,6 @@ def test_method_code_of_a_builtin_is_its_module_and_what_it_imports():
 
 
 def test_changed_files_names_the_file_that_changed():
-    registry.ensure_builtins()
     code = source.method_code("gmg", "regulariser")
     assert source.changed_files(code) == []
     code["files"]["methods/ot/torch_gw.py"] = "0" * 16
