@@ -223,14 +223,14 @@ def _leaderboard_command(args) -> str:
 
 def _portable_path(path) -> str:
     """A path as the published command shows it: relative to the working directory when
-    inside it, else ``<name>`` (a release must not hold the publisher's home directory)."""
+    inside it, else ``.../<name>`` (a release must not hold the publisher's home directory)."""
     p = Path(path)
     if not p.is_absolute():
         return str(p)
     try:
         return str(p.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
-        return f"<{p.name}>"
+        return f".../{p.name}"
 
 
 def cmd_leaderboard(args) -> int:
@@ -240,10 +240,11 @@ def cmd_leaderboard(args) -> int:
         same, report = leaderboard.verify(args.rebuild, results=args.results)
         checked = f"; result files in {args.results} match their SHA-256" if args.results else ""
         if same:
-            print(f"{args.rebuild}/leaderboard.md: rebuilt from manifest.json, identical{checked}")
+            print(f"{args.rebuild}/leaderboard.md: rebuilt from manifest.json, identical; every file matches "
+                  f"its SHA-256 in manifest.json{checked}")
             return 0
         print(report, end="")
-        print(f"{args.rebuild}: the rebuild or the results differ (see above)", file=sys.stderr)
+        print(f"{args.rebuild}: the rebuild, the release's files or the results differ (see above)", file=sys.stderr)
         return 1
     if args.study is None:
         raise UsageError("give a study spec, or --rebuild leaderboards/<study>/vN")

@@ -27,7 +27,7 @@ from harness.leaderboard.aggregate import Aggregate, _sha256, aggregate
 from harness.leaderboard.options import LeaderboardError, Options
 
 __all__ = ["ReleaseExists", "spec_to_dict", "spec_from_dict", "spec_hash", "versions", "publish_release",
-           "rebuild", "verify", "check_results", "changes", "write_index", "MANIFEST_FORMAT"]
+           "rebuild", "verify", "check_results", "check_files", "changes", "write_index", "MANIFEST_FORMAT"]
 
 MANIFEST_FORMAT = 1
 _VERSION = re.compile(r"^v(\d+)$")
@@ -81,9 +81,11 @@ def spec_hash(spec) -> str:
 
 # -- versions -----------------------------------------------------------------------------
 def versions(study_dir: Path) -> list[int]:
+    """Published versions: ``vN`` folders with a manifest (a stray empty ``vN/`` is none)."""
     if not study_dir.is_dir():
         return []
-    return sorted(int(m.group(1)) for p in study_dir.iterdir() if p.is_dir() and (m := _VERSION.match(p.name)))
+    return sorted(int(m.group(1)) for p in study_dir.iterdir()
+                  if p.is_dir() and (m := _VERSION.match(p.name)) and (p / "manifest.json").is_file())
 
 
 def _write(path: Path, text: str) -> None:
@@ -99,10 +101,11 @@ def _write_tables(agg: Aggregate, data_dir: Path) -> None:
 
 
 def _freeze(folder: Path) -> None:
-    """Read-only files: a release is not edited by accident (``rm -r`` still removes it)."""
+    """Read-only files: a release is not edited by accident (``rm -r`` still removes it).
+    Only the write bits go: who may read a file is what the umask gave it (0444 under 022)."""
     for p in folder.rglob("*"):
         if p.is_file():
-            p.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+            p.chmod(stat.S_IMODE(p.stat().st_mode) & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
 
 def publish_release(agg: Aggregate, spec, store, *, root: Path, command: str, version: int | None = None,
@@ -114,6 +117,8 @@ def publish_release(agg: Aggregate, spec, store, *, root: Path, command: str, ve
     existing = versions(study_dir)
     n = version if version is not None else (existing[-1] + 1 if existing else 1)
     final = study_dir / f"v{n}"
+    if final.is_dir() and not (final / "manifest.json").exists() and not any(final.iterdir()):
+        final.rmdir()  # a stray empty vN/ (a mkdir by hand, an aborted copy) is no release
     if final.exists():
         raise ReleaseExists(f"{final} already exists; published versions are never overwritten "
                             f"(next free version: v{(existing[-1] + 1) if existing else 1})")
@@ -140,6 +145,8 @@ def publish_release(agg: Aggregate, spec, store, *, root: Path, command: str, ve
             "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "build_command": command,
             "git_commit": prov["git_commit"],
+            # Uncommitted changes: no commit reproduces these numbers; the header says so.
+            "code_dirty": str(prov["git_commit"]).endswith("-dirty"),
             "packages": prov["packages"],
             "python": prov["python"],
             "spec_path": str(spec.path) if spec.path else None,
@@ -217,17 +224,43 @@ def check_results(version_dir: str | Path, results: str | Path) -> list[str]:
     return problems
 
 
+def check_files(version_dir: str | Path) -> list[str]:
+    """Files of a release that differ from the SHA-256 its manifest lists, are missing, or are
+    not listed at all (``manifest.json`` itself excepted); empty when every file matches."""
+    version_dir = Path(version_dir)
+    listed = _manifest(version_dir).get("files") or {}
+    problems = []
+    for rel, want in sorted(listed.items()):
+        path = version_dir / rel
+        if not path.is_file():
+            problems.append(f"{path}: listed in manifest.json but missing")
+        elif _sha256(path) != want:
+            problems.append(f"{path}: SHA-256 differs from manifest.json (the file changed after publication)")
+    for path in sorted(p for p in version_dir.rglob("*") if p.is_file()):
+        rel = path.relative_to(version_dir).as_posix()
+        if rel != "manifest.json" and rel not in listed:
+            problems.append(f"{path}: not listed in manifest.json (added after publication)")
+    return problems
+
+
 def verify(version_dir: str | Path, results: str | Path | None = None) -> tuple[bool, str]:
     """``(identical, report)``: rebuild leaderboard.md and compare it byte for byte with the
-    published one (the report is a unified diff); with ``results``, also check that store's
-    result files against their SHA-256 in the manifest."""
+    published one (the report is a unified diff), check every file the manifest lists
+    against its SHA-256 (and that no file was added); with ``results``, also check that
+    store's result files against their SHA-256 in the manifest."""
     import difflib
 
     version_dir = Path(version_dir)
-    new = rebuild(version_dir)
+    problems = check_files(version_dir)
+    try:
+        new = rebuild(version_dir)
+    except LeaderboardError as err:  # e.g. a tampered runs.parquet: already named above
+        if not problems:
+            raise
+        return False, "".join(p + "\n" for p in problems) + f"(not rebuilt: {err})\n"
     old = (version_dir / "leaderboard.md").read_text()
     report = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), "published", "rebuilt"))
-    problems = check_results(version_dir, results) if results is not None else []
+    problems += check_results(version_dir, results) if results is not None else []
     if problems:
         report += "".join(p + "\n" for p in problems)
     return new == old and not problems, report

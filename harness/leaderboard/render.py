@@ -72,6 +72,10 @@ def render(agg: Aggregate, release: dict[str, Any] | None = None) -> str:
     out: list[str] = []
     title = f"# Leaderboard: {agg.study}" + (f" ({release['version']})" if release else "")
     out += [title, ""]
+    if release is not None and release.get("code_dirty"):
+        # Only manifests that record code_dirty (newer ones) show it, so older releases rebuild as published.
+        out += [f"> **Published from uncommitted code.** The code was commit `{release['git_commit']}` plus local "
+                "changes, so no commit reproduces these numbers exactly.", ""]
     if release is None:
         out += ["> **Not a release.** This file is rebuilt from the results store after runs finish and changes "
                 "as they do. A published, immutable version, with figures and provenance, comes from "
