@@ -15,12 +15,16 @@ import torch
 
 from methods import registry
 from methods.architectures import VAE
-from methods.base import call_checked
+from methods.base import call_checked, update_checked
 
 FULL = os.environ.get("GMGBENCH_BENCH_FULL") == "1"
 CONFIGS = {
     "beta_vae": ("beta_vae", {}, []),
     "beta_tcvae": ("beta_tcvae", {}, []),
+    "factor_vae": ("factor_vae", {}, []),  # with its discriminator's own step (update)
+    "dip_vae_i": ("dip_vae_i", {}, []),
+    "dip_vae_ii": ("dip_vae_ii", {}, []),
+    "annealed_vae": ("annealed_vae", {}, []),
     "beta_vae+hfs": ("beta_vae", {}, [("hfs", {})]),
     "beta_vae+hfs(all pairs)": ("beta_vae", {}, [("hfs", {"num_pairs": 0})]),
     "beta_vae+jacobian(decoder)": ("beta_vae", {}, [("jacobian", {})]),
@@ -36,6 +40,8 @@ def _steps(batch: int):
     noise = torch.Generator().manual_seed(0)
     terms = {k: (registry.build(o, "objective", p), [registry.build(n, "regulariser", q) for n, q in r])
              for k, (o, p, r) in CONFIGS.items()}
+    for obj, _ in terms.values():
+        obj.setup(10, torch.device("cpu"))
 
     def step(name: str) -> float:
         obj, regs = terms[name]
@@ -48,6 +54,7 @@ def _steps(batch: int):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        update_checked(obj, out)
         return time.perf_counter() - t0
 
     return step
