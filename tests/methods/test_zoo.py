@@ -363,7 +363,7 @@ def _child(spec: Path, workdir: Path, kill_at: int) -> int:
 
 def _final_state(workdir: Path):
     model = torch.load(workdir / "model.pt", weights_only=True)["model"]
-    methods = torch.load(workdir / "checkpoint.pt", weights_only=False)["methods"]
+    methods = torch.load(workdir / "checkpoint.pt", weights_only=True)["methods"]
     return model, methods
 
 
@@ -388,7 +388,7 @@ def test_factor_vae_killed_mid_training_resumes_bit_for_bit(tmp_path, factor_run
     # Killed at step 5, after the checkpoint of step 4: steps 5.. are lost and redone.
     assert _child(factor_run, tmp_path / "killed", kill_at=5) == -signal.SIGKILL
     assert not (tmp_path / "killed" / "model.pt").exists()
-    assert torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)["step"] == 4
+    assert torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)["step"] == 4
     assert _child(factor_run, tmp_path / "killed", kill_at=0) == 0
     model_a, methods_a = _final_state(tmp_path / "straight")
     model_b, methods_b = _final_state(tmp_path / "killed")
@@ -404,7 +404,7 @@ def test_factor_vae_resume_needs_its_discriminator_state(tmp_path, factor_run):
     train_run(run, tmp_path / "a", progress=False)
     with pytest.raises(Interrupted):
         train_run(run, tmp_path / "b", progress=False, stop_after=3)
-    ckpt = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    ckpt = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
     ckpt["methods"] = [{}]  # as if the loop had not saved it
     torch.save(ckpt, tmp_path / "b" / "checkpoint.pt")
     train_run(run, tmp_path / "b", progress=False)
