@@ -7,6 +7,7 @@ are checked against dlib's recolouring code run on the procedural sprites.
 """
 from __future__ import annotations
 
+import re
 import types
 
 import numpy as np
@@ -153,3 +154,19 @@ def test_scream_rejects_an_image_too_small_to_crop(tmp_path):
 def test_variants_need_the_dsprites_file(tmp_path):
     with pytest.raises(DatasetError, match=r"color_dsprites: missing file .*dsprites_ndarray"):
         datasets.load("color_dsprites", tmp_path)
+
+
+def test_data_check_lists_the_scream_image_beside_dsprites(tmp_path, capsys):
+    from harness.cli import main
+
+    fmt.write_dsprites(tmp_path, np.random.RandomState(0))
+    assert main(["data", "check", "scream_dsprites", "--root", str(tmp_path), "--no-verify"]) == 1  # no image yet
+    assert "scream_dsprites: 1/2 present" in capsys.readouterr().out
+    write_scream(tmp_path)
+    assert main(["data", "check", "scream_dsprites", "--root", str(tmp_path), "--no-verify"]) == 0
+    out = capsys.readouterr().out
+    assert "scream_dsprites: 2/2 present" in out and "scream/scream.jpg" in out
+    # verified: the image has no published checksum (our fake npz fails dSprites' MD5, as it must)
+    assert main(["data", "check", "scream_dsprites", "--root", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"unknown checksum +\S*scream/scream\.jpg", out) and "MISMATCH" in out
