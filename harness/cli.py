@@ -27,12 +27,16 @@ def _add_spec_edits(p: argparse.ArgumentParser) -> None:
 
 
 def _add_run_output(p: argparse.ArgumentParser) -> None:
+    _add_callback_args(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress display (the summary only)")
+
+
+def _add_callback_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tensorboard", action="store_true",
                    help="log every curve, the metrics and the health record to <store>/work/<run>/tensorboard/ "
                         "(needs: pip install 'gmgbench[tensorboard]')")
     p.add_argument("--callback", action="append", default=[], metavar="NAME",
                    help="add a run callback: an entry point of gmgbench.callbacks, or module:attr (repeatable)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress display (the summary only)")
 
 
 def _add_study_args(p: argparse.ArgumentParser) -> None:
@@ -264,17 +268,44 @@ def cmd_launch(args) -> int:
     from harness.slurm.launch import launch
     from harness.slurm.profile import load_profile
 
+    import dataclasses
+
     spec, store = _study(args)
+    spec = dataclasses.replace(spec, callbacks=_callbacks(spec, args))  # the jobs log where the spec says
     profile = load_profile(args.profile)
     launch(spec, store, profile, dry_run=args.dry_run, retry_failed=args.retry_failed,
-           say=lambda s: print(s, flush=True))
+           say=lambda s: print(s, flush=True), verbose=getattr(args, "verbose", False))
     if args.dry_run:
-        from harness import estimate
-
-        todo = [r for r in spec.runs() if not store.has_result(r.run_id)]
-        unit = "GPU" if profile.resources.get("gpus_per_node") else "CPU-job"
-        print(estimate.describe(todo, store, profile.step_seconds, unit=unit), flush=True)
+        _print_estimate(spec, store, profile, probe=args.probe)
     return 0
+
+
+def _print_estimate(spec, store, profile, probe: int | None) -> None:
+    """Training time of the runs not done, in GPU-hours for runs that get a GPU and in
+    CPU-job-hours for the others, each from the best step time there is (harness.estimate)."""
+    from harness import estimate
+    from harness.results import ResultsStore
+    from harness.slurm.plan import run_resources
+
+    todo = [r for r in spec.runs() if not store.has_result(r.run_id)]
+    if not todo:
+        return
+    by_unit: dict[str, list] = {}
+    for run in todo:
+        res = run_resources(run, profile)
+        gpu = bool(res.get("gpus_per_node")) or "gpu" in str(res.get("slurm_gres", ""))
+        by_unit.setdefault("GPU" if gpu else "CPU-job", []).append(run)
+    others = [ResultsStore(p) for p in sorted(store.root.parent.glob("*"))
+              if p.is_dir() and p.resolve() != store.root.resolve()]
+    for unit, runs in by_unit.items():
+        probe_seconds = None
+        if probe and unit == "CPU-job":
+            print(f"probing: {probe} beta-VAE steps here ...", flush=True)
+            probe_seconds = estimate.probe_step_seconds(runs[0], steps=probe)
+        elif probe:
+            print("(--probe measures this machine's CPU: not used for the runs that get a GPU)", flush=True)
+        print(estimate.describe(runs, store, profile.step_seconds, unit=unit, probe_seconds=probe_seconds,
+                                also=others), flush=True)
 
 
 def cmd_status(args) -> int:
@@ -354,7 +385,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("launch", help="submit the study's missing runs to Slurm as job arrays")
     _add_study_args(p)
     p.add_argument("--profile", type=Path, required=True, help="cluster profile, e.g. slurm/profiles/local.yaml")
-    p.add_argument("--dry-run", action="store_true", help="print what would be submitted")
+    _add_callback_args(p)
+    p.add_argument("--dry-run", action="store_true",
+                   help="print what would be submitted: arrays, runs per method and dataset, time estimate")
+    p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                   help="with --dry-run, also list every run")
+    p.add_argument("--probe", type=int, nargs="?", const=30, default=None, metavar="STEPS",
+                   help="with --dry-run, time STEPS (30) beta-VAE steps here for the CPU-job estimate")
     p.add_argument("--retry-failed", action="store_true", help="also resubmit runs that failed")
     p.set_defaults(func=cmd_launch)
 

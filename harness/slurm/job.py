@@ -23,10 +23,11 @@ class RunFailed(RuntimeError):
 class TrainJob(submitit.helpers.Checkpointable):
     """One run as a submitit callable; requeued (and resumed) on preemption or time limit."""
 
-    def __init__(self, run: RunSpec, store_root: str, plugins: tuple[str, ...] = ()):
+    def __init__(self, run: RunSpec, store_root: str, plugins: tuple[str, ...] = (), callbacks: tuple = ()):
         self.run = run
         self.store_root = str(store_root)
         self.plugins = tuple(plugins)
+        self.callbacks = tuple(callbacks)  # (name, params) of run callbacks, e.g. TensorBoard
 
     def __call__(self) -> dict[str, str]:
         from harness.executors import execute
@@ -46,7 +47,9 @@ class TrainJob(submitit.helpers.Checkpointable):
         # A run with no thread setting uses the CPUs Slurm gave it, not every core of the node.
         threads = int(os.environ.get("SLURM_CPUS_PER_TASK", "0") or 0) if not run.train.num_threads else 0
         try:
-            outcome = execute(run, self.store_root, progress=False, plugins=self.plugins, num_threads=threads)
+            # A job's output is a log file: progress as plain lines (every tenth of the steps, each metric).
+            outcome = execute(run, self.store_root, progress="lines", plugins=self.plugins, num_threads=threads,
+                              callbacks=getattr(self, "callbacks", ()))
         except SystemExit:
             # submitit requeued this job on preemption/timeout and exits from inside training:
             # the run is interrupted, not failed, and resumes from its checkpoint.

@@ -16,7 +16,7 @@ from harness.slurm import cluster
 from harness.slurm.cluster import SlurmError
 from harness.slurm.job import TrainJob
 from harness.slurm.journal import Journal, launch_lock, log_folder, record_jobs, recover
-from harness.slurm.plan import ArrayPlan, plan_arrays
+from harness.slurm.plan import ArrayPlan, plan_arrays, resource_notes
 from harness.slurm.profile import Profile, check_resources
 from harness.spec import StudySpec
 from harness.status import STATES, classify
@@ -42,20 +42,39 @@ def _executor(store: ResultsStore, profile: Profile, plan: ArrayPlan) -> submiti
 
 
 def launch(spec: StudySpec, store: ResultsStore, profile: Profile, *, dry_run: bool = False,
-           retry_failed: bool = False, say: Callable[[str], None] = print) -> list[ArrayPlan]:
-    """Submit every run of ``spec`` that is not done, queued or running; returns the arrays."""
+           retry_failed: bool = False, say: Callable[[str], None] = print, verbose: bool = False) -> list[ArrayPlan]:
+    """Submit every run of ``spec`` that is not done, queued or running; returns the arrays.
+
+    ``dry_run`` only plans: a summary per array and a count of runs per method and dataset
+    (``verbose``: every run, too)."""
     runs = spec.runs()
     for r in runs:  # resources come from the spec too: check them before anything is submitted
         check_resources(str(spec.path or "<study spec>"), f"resources (method {r.method})", r.resources)
     store = ResultsStore(store.root.resolve())
     if dry_run:
-        return _launch_locked(spec, store, profile, runs, dry_run=True, retry_failed=retry_failed, say=say)
+        return _launch_locked(spec, store, profile, runs, dry_run=True, retry_failed=retry_failed, say=say,
+                              verbose=verbose)
     with launch_lock(store):
         recover(store, say)
         return _launch_locked(spec, store, profile, runs, dry_run=False, retry_failed=retry_failed, say=say)
 
 
-def _launch_locked(spec, store, profile, runs, *, dry_run, retry_failed, say) -> list[ArrayPlan]:
+def _by_method_and_dataset(runs) -> str:
+    """Runs to submit, counted per method (rows) and dataset (columns)."""
+    from tabulate import tabulate
+
+    datasets = list(dict.fromkeys(r.dataset for r in runs))
+    methods = list(dict.fromkeys(r.method for r in runs))
+    counts = {(r.method, r.dataset): 0 for r in runs}
+    for r in runs:
+        counts[r.method, r.dataset] += 1
+    rows = [[m, *(counts.get((m, d), 0) for d in datasets), sum(counts.get((m, d), 0) for d in datasets)]
+            for m in methods]
+    rows.append(["total", *(sum(counts.get((m, d), 0) for m in methods) for d in datasets), len(runs)])
+    return "runs to submit:\n" + tabulate(rows, headers=["method", *datasets, "total"], tablefmt="simple")
+
+
+def _launch_locked(spec, store, profile, runs, *, dry_run, retry_failed, say, verbose=False) -> list[ArrayPlan]:
     has_slurm = cluster.available()
     if not dry_run and not has_slurm:
         raise SlurmError("squeue not found: launch from a Slurm login node, or use --dry-run")
@@ -88,11 +107,18 @@ def _launch_locked(spec, store, profile, runs, *, dry_run, retry_failed, say) ->
     if running > profile.array_parallelism:
         say(f"  warning: {len(plans)} arrays need at least one running task each, more than "
             f"array_parallelism={profile.array_parallelism}")
+    for note in resource_notes(todo, profile):
+        say(f"  resources: {note}")
     if dry_run:
         for plan in plans:
-            say(f"array {plan.name}: --array={plan.array_spec}  {json.dumps(plan.resources, sort_keys=True)}")
-            for i, r in enumerate(plan.runs):
-                say(f"  [{i}] {r.run_id}  {r.name}")
+            say(f"array {plan.name}: --array={plan.array_spec}  {len(plan.runs)} runs  "
+                f"{json.dumps(plan.resources, sort_keys=True)}")
+            if verbose:
+                for i, r in enumerate(plan.runs):
+                    say(f"  [{i}] {r.run_id}  {r.name}")
+        say(_by_method_and_dataset(todo))
+        if not verbose:
+            say("(--verbose lists every run)")
         return plans
 
     journal = Journal.new(store, spec.name, token)
@@ -105,7 +131,7 @@ def _launch_locked(spec, store, profile, runs, *, dry_run, retry_failed, say) ->
         ex = _executor(store, profile, plan)
         try:
             with ex.batch():
-                jobs = [ex.submit(TrainJob(r, str(store.root), spec.plugins)) for r in plan.runs]
+                jobs = [ex.submit(TrainJob(r, str(store.root), spec.plugins, spec.callbacks)) for r in plan.runs]
         except Exception as err:  # noqa: BLE001 - sbatch refused: report, keep what went through
             entry["state"] = "failed"
             entry["error"] = f"{type(err).__name__}: {err}"

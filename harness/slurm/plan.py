@@ -9,7 +9,7 @@ from typing import Any, Iterable
 from harness.slurm.profile import Profile
 from harness.spec import RunSpec
 
-__all__ = ["ArrayPlan", "plan_arrays", "group_runs", "chunk", "split_parallelism", "run_resources"]
+__all__ = ["ArrayPlan", "plan_arrays", "group_runs", "chunk", "split_parallelism", "run_resources", "resource_notes"]
 
 
 @dataclass(frozen=True)
@@ -28,8 +28,27 @@ class ArrayPlan:
 
 
 def run_resources(run: RunSpec, profile: Profile) -> dict[str, Any]:
-    """Profile defaults, overridden by the study's and the method's ``resources:``."""
-    return {**profile.resources, **run.resources}
+    """Profile defaults, overridden by the study's and the method's ``resources:``, then
+    capped to the profile's ``limits`` (a cluster's maxima live in its profile)."""
+    return profile.cap({**profile.resources, **run.resources})[0]
+
+
+def resource_notes(runs: Iterable[RunSpec], profile: Profile) -> list[str]:
+    """What the launcher changed or took from the spec: each study/method value that overrides
+    the profile's, and each request capped to the profile's limits, with the runs' methods."""
+    overridden: dict[tuple[str, str, str], set[str]] = {}
+    capped: dict[tuple[str, str, str], set[str]] = {}
+    for run in runs:
+        for name, value in run.resources.items():
+            if name in profile.resources and profile.resources[name] != value:
+                overridden.setdefault((name, repr(profile.resources[name]), repr(value)), set()).add(run.method)
+        for name, (asked, given) in profile.cap({**profile.resources, **run.resources})[1].items():
+            capped.setdefault((name, repr(asked), repr(given)), set()).add(run.method)
+    notes = [f"{name}: the study sets {new} over the profile's {old} ({', '.join(sorted(m))})"
+             for (name, old, new), m in sorted(overridden.items())]
+    notes += [f"{name}: asked {asked}, capped to the profile's limit {given} ({', '.join(sorted(m))})"
+              for (name, asked, given), m in sorted(capped.items())]
+    return notes
 
 
 def group_runs(runs: Iterable[RunSpec], profile: Profile) -> list[tuple[dict[str, Any], list[RunSpec]]]:

@@ -20,6 +20,8 @@ class ProfileError(UserError, ValueError):
 
 _PROFILE_KEYS = {
     "resources": "submitit AutoExecutor parameters for every run (timeout_min, gpus_per_node, slurm_partition, ...)",
+    "limits": "the cluster's maxima of numeric resources (cpus_per_task, mem_gb, timeout_min, ...): a study's "
+              "or method's larger request is capped to them, and the launcher says so",
     "array_parallelism": "at most this many tasks of one array run at once (Slurm's --array=...%N)",
     "max_array_size": "largest array to submit: an int, or 'auto' to read MaxArraySize from `scontrol show config`",
     "max_num_timeout": "how many times a run may hit the time limit and be requeued (submitit's max_num_timeout)",
@@ -62,6 +64,18 @@ class Profile:
     python: str | None = None
     step_seconds: float | None = None
     path: Path | None = None
+    limits: dict[str, float] = field(default_factory=dict)
+
+    def cap(self, resources: dict[str, Any]) -> tuple[dict[str, Any], dict[str, tuple[Any, Any]]]:
+        """``resources`` with every numeric value above the profile's ``limits`` lowered to
+        it, and ``{name: (asked, given)}`` for each one that was."""
+        out, capped = dict(resources), {}
+        for name, limit in self.limits.items():
+            value = out.get(name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > limit:
+                out[name] = type(value)(limit)
+                capped[name] = (value, out[name])
+        return out, capped
 
 
 def parse_profile(raw: Any, path: Path | None = None) -> Profile:
@@ -73,6 +87,11 @@ def parse_profile(raw: Any, path: Path | None = None) -> Profile:
     check_keys(f"{where}: ", raw, _PROFILE_KEYS, error=ProfileError)
     resources = dict(raw.get("resources") or {})
     check_resources(where, "resources", resources)
+    limits = raw.get("limits") or {}
+    check_resources(where, "limits", limits)
+    for name, value in limits.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            raise ProfileError(f"{where}: limits.{name}: a limit is a positive number, got {value!r}")
 
     def positive_int(key: str, default: int) -> int:
         value = raw.get(key, default)
@@ -93,7 +112,8 @@ def parse_profile(raw: Any, path: Path | None = None) -> Profile:
     return Profile(resources=resources, array_parallelism=positive_int("array_parallelism", 64),
                    max_array_size=None if mas == "auto" else mas,
                    max_num_timeout=positive_int("max_num_timeout", 3), python=python,
-                   step_seconds=None if step_seconds is None else float(step_seconds), path=path)
+                   step_seconds=None if step_seconds is None else float(step_seconds), path=path,
+                   limits=dict(limits))
 
 
 def load_profile(path: str | Path) -> Profile:

@@ -107,7 +107,8 @@ def test_dry_run_prints_arrays_and_runs_and_submits_nothing(tmp_path, monkeypatc
     spec = _spec(seeds=2)
     store = ResultsStore(tmp_path / "store")
     lines = []
-    plans = launch(spec, store, Profile(max_array_size=4, array_parallelism=2), dry_run=True, say=lines.append)
+    plans = launch(spec, store, Profile(max_array_size=4, array_parallelism=2), dry_run=True, say=lines.append,
+                   verbose=True)
     text = "\n".join(lines)
     assert "would submit 6 runs as 2 arrays (at most 4 tasks each, from the profile" in text
     assert "--array=0-3%1" in text and "--array=0-1%1" in text
