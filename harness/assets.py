@@ -7,9 +7,10 @@ work from any folder after ``pip install gmgbench``.
 """
 from __future__ import annotations
 
-import shutil
 from importlib import resources
 from pathlib import Path
+
+from harness.fileio import atomic_write
 
 __all__ = ["ASSETS", "folder", "study", "copy_into"]
 
@@ -53,10 +54,8 @@ def copy_into(target: Path, say=print) -> list[Path]:
             if dst.exists():
                 say(f"  kept   {dst} (exists)")
                 continue
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dst.with_name(f".{dst.name}.tmp")
-            shutil.copyfile(src, tmp)
-            tmp.replace(dst)  # atomic: an interrupted init never leaves half a file
+            data = src.read_bytes()
+            atomic_write(dst, lambda f: f.write(data))  # an interrupted init never leaves half a file
             say(f"  wrote  {dst}")
             written.append(dst)
     return written
