@@ -148,6 +148,11 @@ def apply_only(raw: dict, items: Iterable[str], spec) -> dict:
         have = [m.label for m in spec.methods]
         _check_known("method", only["method"], have)
         raw["methods"] = [e for e, m in zip(raw["methods"], spec.methods) if m.label in only["method"]]
+        board = raw.get("leaderboard")
+        if isinstance(board, dict) and isinstance(board.get("claims"), list):
+            # A claim compares two methods: it stays only when both of them do.
+            board["claims"] = [c for c in board["claims"] if not isinstance(c, dict)
+                               or {c.get("better"), c.get("than")} <= set(only["method"])]
     if "seed" in only:
         have = [str(s) for s in spec.seeds]
         _check_known("seed", only["seed"], have)

@@ -51,7 +51,7 @@ stop_daemon() {
 running() { is_ours "$(pidfile_pid "$1" || true)" "$2"; }
 
 # ------------------------------------------------------------------ slurm.conf (clients such as sacctmgr need it too)
-# Why each non-default line is here (see ../shared notes / docs/slurm.md):
+# Why each non-default line is here (see docs/slurm.md):
 #  AuthInfo cred_expire=10       requeued jobs may start again after 11 s, not 121 s
 #  SchedulerParameters           schedule every 5 s so tests do not wait for the 60 s loop
 #  CR_CPU_Memory + DefMemPerCPU  several jobs share the node (else each job takes all memory)

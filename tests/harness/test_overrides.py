@@ -87,3 +87,14 @@ def test_cli_reports_a_bad_override_in_one_line(write_spec, two_method_spec, tmp
     assert rc == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--set train.steps=oops" in err
+
+
+def test_only_methods_keeps_the_claims_between_kept_methods(write_spec, two_method_spec):
+    two_method_spec["methods"].append({"label": "third", "objective": "beta_vae", "params": {"beta": 3.0}})
+    two_method_spec["leaderboard"] = {"selection": "mig.discrete_mig", "claims": [
+        {"claim": "gmg beats bvae", "better": "beta_vae+gmg", "than": "bvae"},
+        {"claim": "third beats bvae", "better": "third", "than": "bvae"}]}
+    path = write_spec(two_method_spec)
+    spec = load_spec(path, only=["method=bvae,beta_vae+gmg"])
+    assert [c["better"] for c in spec.leaderboard["claims"]] == ["beta_vae+gmg"]
+    assert [m.label for m in load_spec(path, only=["method=third"]).methods] == ["third"]
