@@ -45,13 +45,24 @@ def _env(project: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("wheel")
+def sdist(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("sdist")
     src = tmp / "src"
     shutil.copytree(REPO, src, ignore=_NOT_SOURCE)
+    # `python -m build` is not installed (offline CI); setuptools' own sdist makes the same archive.
+    subprocess.run([sys.executable, "setup.py", "-q", "sdist", "-d", str(tmp / "dist")], cwd=src, check=True,
+                   timeout=300, capture_output=True)
+    (archive,) = (tmp / "dist").glob("gmgbench-*.tar.gz")
+    return archive
+
+
+@pytest.fixture(scope="module")
+def wheel(sdist, tmp_path_factory) -> Path:
+    """Built from the sdist, as pip does for a source install: so the sdist must carry the assets too."""
+    out = tmp_path_factory.mktemp("wheel")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(tmp / "dist"), str(src)], check=True, timeout=300)
-    (whl,) = (tmp / "dist").glob("gmgbench-*.whl")
+                    str(out), str(sdist)], check=True, timeout=300)
+    (whl,) = out.glob("gmgbench-*.whl")
     return whl
 
 
