@@ -63,6 +63,15 @@ def _git_commit() -> str:
 _CODE_COMMIT = _git_commit()
 
 
+def slurm_job_id() -> str | None:
+    """This process's Slurm job as ``squeue``, ``sacct`` and ``gmgbench status`` name it:
+    ``<array job>_<task>`` for an array task (its own ``SLURM_JOB_ID`` is another number)."""
+    array = os.environ.get("SLURM_ARRAY_JOB_ID")
+    if array:
+        return f"{array}_{os.environ.get('SLURM_ARRAY_TASK_ID', '0')}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
 def provenance() -> dict[str, Any]:
     versions = {}
     for pkg in _PACKAGES:
@@ -75,7 +84,7 @@ def provenance() -> dict[str, Any]:
         "packages": versions,
         "python": platform.python_version(),
         "hostname": platform.node(),
-        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "slurm_job_id": slurm_job_id(),
     }
 
 

@@ -39,12 +39,16 @@ class RunStatus:
 
 def classify(runs: list[RunSpec], store: ResultsStore, use_slurm: bool = True) -> list[RunStatus]:
     """Each run's state from the store and (for runs with a recorded job) from Slurm."""
-    last_job = {}
+    last_job, unrecorded = {}, {}
     for r in runs:
         if not store.has_result(r.run_id):
             jobs = store.jobs(r.run_id)
             if jobs:
                 last_job[r.run_id] = jobs[-1]["job_id"]
+    if use_slurm:
+        # Runs of an array a launcher submitted but died before recording (its journal knows).
+        unrecorded = _journalled_jobs(store, {r.run_id for r in runs if not store.has_result(r.run_id)} - set(last_job))
+        last_job.update(unrecorded)
     states = cluster.job_states(last_job.values()) if (use_slurm and last_job) else {}
     out = []
     for r in runs:
@@ -61,7 +65,9 @@ def classify(runs: list[RunSpec], store: ResultsStore, use_slurm: bool = True) -
             out.append(RunStatus(r, "corrupt", jid, st, why or fwhy))
         elif st is not None and st.active:
             status = "held" if st.held else "running" if st.state in RUNNING else "queued"
-            out.append(RunStatus(r, status, jid, st))
+            note = ("submitted by a launch that stopped before recording it; the next `gmgbench launch` "
+                    "adopts and releases it") if r.run_id in unrecorded else ""
+            out.append(RunStatus(r, status, jid, st, note))
         elif is_running_here(store.workdir(r.run_id)):
             out.append(RunStatus(r, "running", None, None, "trained by a local `gmgbench run`"))
         elif failure is not None:
@@ -72,6 +78,35 @@ def classify(runs: list[RunSpec], store: ResultsStore, use_slurm: bool = True) -
             out.append(RunStatus(r, "missing", jid, st, "its job completed but no result is stored"))
         else:
             out.append(RunStatus(r, "missing", jid, st))
+    return out
+
+
+def _journalled_jobs(store: ResultsStore, wanted: set[str]) -> dict[str, str]:
+    """``{run id: job id}`` for runs in arrays that a launcher submitted but had not recorded
+    in ``jobs/`` when it stopped (journal state ``submitting`` or ``held``), found by the
+    array's unique job name in ``squeue`` when the journal has no job id yet."""
+    from harness.slurm.journal import Journal
+
+    if not wanted:
+        return {}
+    try:
+        entries = [a for j in Journal.all(store) for a in j.arrays if a.get("state") in ("submitting", "held")]
+    except cluster.SlurmError:  # an unreadable journal: `launch` names it
+        return {}
+    entries = [a for a in entries if wanted & set(a.get("runs", []))]
+    named = {}
+    if any(not a.get("job_ids") for a in entries):
+        named = {row["name"]: row for row in cluster.queue()}
+    out = {}
+    for a in entries:
+        ids = a.get("job_ids")
+        if not ids:
+            row = named.get(a["name"])
+            if row is None:
+                continue  # never reached Slurm: the runs are free
+            n = len(a["runs"])
+            ids = [f"{row['array_job_id']}_{i}" for i in range(n)] if n > 1 else [row["array_job_id"]]
+        out.update({rid: jid for rid, jid in zip(a["runs"], ids) if rid in wanted})
     return out
 
 
@@ -158,7 +193,7 @@ def format_status(report: dict[str, Any]) -> str:
                 if r.get("failure_record"):
                     lines.append(f"    failure record: {r['failure_record']}")
                 lines.extend(f"    | {t}" for t in r.get("stderr_tail", []))
-            elif status in ("missing", "corrupt") and r.get("note"):
+            elif status in ("missing", "corrupt", "held", "queued") and r.get("note"):
                 lines.append(f"    {r['note']}")
     if c.get("corrupt"):
         lines.append("corrupt files: `gmgbench run STUDY --repair` moves them to quarantine/ and reruns their runs")

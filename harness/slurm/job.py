@@ -9,7 +9,7 @@ from typing import Any
 
 import submitit
 
-from harness.results import ResultsStore
+from harness.results import ResultsStore, slurm_job_id
 from harness.spec import RunSpec
 from harness.status import checkpoint_step
 
@@ -38,9 +38,13 @@ class TrainJob(submitit.helpers.Checkpointable):
         store = ResultsStore(self.store_root)
         run = self.run
         step = checkpoint_step(store.workdir(run.run_id) / "checkpoint.pt")
-        job = os.environ.get("SLURM_ARRAY_JOB_ID")
-        job = f"{job}_{os.environ.get('SLURM_ARRAY_TASK_ID')}" if job else os.environ.get("SLURM_JOB_ID", "?")
+        job = slurm_job_id() or "?"
         restarts = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
+        self._attempt = {"job": job, "restarts": restarts}  # for checkpoint(), which submitit calls on requeue
+        if restarts and _last_event(store, run.run_id) == "start":
+            # The previous start never got to write how it ended (a requeue without the
+            # signal: `scontrol requeue`, a node failure): say it was requeued.
+            _note_attempt(store, run.run_id, "requeued", job=job, restarts=restarts - 1, noted="at restart")
         print(f"gmgbench: {run.name} (run {run.run_id}) in job {job}, start {restarts + 1}, "
               + (f"resuming from the checkpoint at step {step}" if step is not None else "from step 0"), flush=True)
         _note_attempt(store, run.run_id, "start", job=job, restarts=restarts, step=step)
@@ -54,7 +58,8 @@ class TrainJob(submitit.helpers.Checkpointable):
             # submitit requeued this job on preemption/timeout and exits from inside training:
             # the run is interrupted, not failed, and resumes from its checkpoint.
             store.clear_failure(run.run_id)
-            _note_attempt(store, run.run_id, "requeued", job=job, restarts=restarts)
+            if _last_event(store, run.run_id) != "requeued":  # checkpoint() may have noted it
+                _note_attempt(store, run.run_id, "requeued", job=job, restarts=restarts)
             raise
         _note_attempt(store, run.run_id, "end", job=job, restarts=restarts, status=outcome.status)
         if outcome.status == "failed":
@@ -64,7 +69,14 @@ class TrainJob(submitit.helpers.Checkpointable):
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
         # Training checkpoints itself every train.checkpoint_every steps; the requeued job
-        # is this same callable, which resumes from that file.
+        # is this same callable, which resumes from that file. submitit calls this on
+        # preemption or time-out, just before it requeues the job: the requeue line is
+        # written here, as the process may not get further (docs/slurm.md).
+        attempt = getattr(self, "_attempt", None)
+        if attempt is not None:
+            store = ResultsStore(self.store_root)
+            if _last_event(store, self.run.run_id) == "start":
+                _note_attempt(store, self.run.run_id, "requeued", **attempt)
         return submitit.helpers.DelayedSubmission(self)
 
 
@@ -75,6 +87,14 @@ def _note_attempt(store: ResultsStore, run_id: str, event: str, **info: Any) -> 
     line = json.dumps({"event": event, "time": time.time(), "host": os.uname().nodename, **info}, default=str)
     with open(path, "a") as f:  # one short O_APPEND write: lines of concurrent writers never interleave
         f.write(line + "\n")
+
+
+def _last_event(store: ResultsStore, run_id: str) -> str | None:
+    try:
+        events = attempts(store, run_id)
+    except ValueError:  # a torn line: no judgement from it
+        return None
+    return events[-1].get("event") if events else None
 
 
 def attempts(store: ResultsStore, run_id: str) -> list[dict[str, Any]]:

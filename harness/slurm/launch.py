@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import time
 import uuid
 from typing import Callable
@@ -72,6 +73,12 @@ def _by_method_and_dataset(runs) -> str:
             for m in methods]
     rows.append(["total", *(sum(counts.get((m, d), 0) for m in methods) for d in datasets), len(runs)])
     return "runs to submit:\n" + tabulate(rows, headers=["method", *datasets, "total"], tablefmt="simple")
+
+
+def status_command(spec: StudySpec, store: ResultsStore) -> str:
+    """The ``gmgbench status`` line to follow a launch with: always with ``--results``, since
+    without it status would look in ``results/<study>``, maybe another (empty) store."""
+    return f"gmgbench status {shlex.quote(str(spec.path or spec.name))} --results {shlex.quote(str(store.root))}"
 
 
 def _launch_locked(spec, store, profile, runs, *, dry_run, retry_failed, say, verbose=False) -> list[ArrayPlan]:
@@ -147,5 +154,5 @@ def _launch_locked(spec, store, profile, runs, *, dry_run, retry_failed, say, ve
         entry["state"] = "released"
         journal.save()
         say(f"submitted {plan.name}: job {entry['job_id']}, {len(plan.runs)} runs, --array={plan.array_spec}")
-    say(f"logs in {log_folder(store)}/; follow with `gmgbench status {spec.path or spec.name}`")
+    say(f"logs in {log_folder(store)}/; follow with `{status_command(spec, store)}`")
     return plans
