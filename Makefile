@@ -12,22 +12,36 @@ export POT_BACKEND_DISABLE_JAX := 1
 export POT_BACKEND_DISABLE_TENSORFLOW := 1
 export POT_BACKEND_DISABLE_CUPY := 1
 
-.PHONY: venv demo test test-fast bench clean-venv
+.PHONY: venv venv-dlib demo test test-fast bench clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip>=24"
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,tensorboard]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,tensorboard,tf]"
 	$(BIN)/python -m pip install -q --no-deps "disentanglement-lib==1.5"
 	touch $(STAMP)
 
 venv: $(STAMP)
 
+# disentanglement_lib's own TF1 code (hub.Module, its evaluate) needs TensorFlow 2.15 with
+# tensorflow-hub 0.15 and NumPy 1: a separate environment, used by the interop tests to score
+# our exports with dlib's evaluation and to build modules with dlib's export code.
+DLIB_VENV := .venv-dlib
+DLIB_STAMP := $(DLIB_VENV)/.installed
+$(DLIB_STAMP): tests/dlib_format/dlib-env.txt
+	test -x $(DLIB_VENV)/bin/python || $(PY) -m venv $(DLIB_VENV)
+	$(DLIB_VENV)/bin/python -m pip install -q --upgrade "pip>=24"
+	$(DLIB_VENV)/bin/python -m pip install -q -r tests/dlib_format/dlib-env.txt
+	$(DLIB_VENV)/bin/python -m pip install -q --no-deps "disentanglement-lib==1.5"
+	touch $(DLIB_STAMP)
+
+venv-dlib: $(DLIB_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/gmgbench demo
 
 # The whole suite, slow tests and the real local Slurm cluster included.
-test: $(STAMP)
+test: $(STAMP) $(DLIB_STAMP)
 	$(BIN)/python -m pytest -v -p no:cacheprovider
 
 test-fast: $(STAMP)
@@ -38,4 +52,4 @@ bench: $(STAMP)
 	$(BIN)/python -m pytest tests -m benchmark_side_by_side --benchmark-enable --benchmark-columns=median,iqr,rounds -p no:cacheprovider
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(DLIB_VENV)

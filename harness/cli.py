@@ -111,6 +111,12 @@ def cmd_run(args) -> int:
                          callbacks=_callbacks(spec, args), label=spec.name, progress=not args.quiet,
                          repair=args.repair)
     failed = [o for o in outcomes if o.status in ("failed", "corrupt")]
+    external_failed = []
+    if spec.external:  # models trained elsewhere (dlib format); only these need TensorFlow
+        from harness.dlib_format.importer import import_study_externals
+
+        print(f"{spec.name}: {len(spec.external)} external models", flush=True)
+        external_failed = import_study_externals(spec, store, force=args.force)
     counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "busy", "failed", "corrupt")}
     busy = f", {counts['busy']} being trained by another process" if counts["busy"] else ""
     corrupt = f", {counts['corrupt']} with a corrupt file (--repair moves it aside and reruns)" if counts["corrupt"] else ""
@@ -122,7 +128,7 @@ def cmd_run(args) -> int:
             print(f"  failed: {o.name}: {o.error} (details: {store.failure_path(o.run_id)})", file=sys.stderr)
     if not args.no_leaderboard and not counts["corrupt"]:
         _print_leaderboard(spec, store)
-    return 1 if failed else 0
+    return 1 if failed or external_failed else 0
 
 
 def _callbacks(spec, args) -> tuple:
@@ -207,6 +213,67 @@ def cmd_evaluate(args) -> int:
         result["metrics"] = {**result.get("metrics", {}), **scores}
         store.write_result(args.run_id, {k: v for k, v in result.items() if k != "schema"}, overwrite=True)
     print(json.dumps(scores, indent=1))
+    return 0
+
+
+def cmd_import_dlib(args) -> int:
+    import json
+
+    from harness.dlib_format.errors import DlibFormatError
+    from harness.dlib_format.importer import dataset_from_gin, import_model
+    from harness.executors import store_for
+
+    evaluation, root = None, args.root
+    if args.study is not None:
+        from harness.spec import load_spec
+
+        spec = load_spec(args.study)
+        store = store_for(spec.name, args.results)
+        evaluation = spec.evaluation
+        dataset = args.dataset or dataset_from_gin(args.model_dir)
+        if dataset is not None and dataset not in dict(spec.datasets):
+            raise DlibFormatError(f"{args.model_dir}: dataset {dataset!r} is not one of study {spec.name}'s "
+                                  f"({', '.join(dict(spec.datasets))}); it would not appear on its leaderboard")
+        root = root or dict(spec.datasets).get(dataset)
+    elif args.results is not None:
+        from harness.results import ResultsStore
+
+        store = ResultsStore(args.results)
+    else:
+        raise DlibFormatError("import-dlib: give --study SPEC (its store, metrics and leaderboard) or --results STORE")
+    if args.metrics:
+        evaluation = {"metrics": json.loads(args.metrics) if args.metrics.strip().startswith("{")
+                      else {m: {} for m in args.metrics.split(",")}, "seed": (evaluation or {}).get("seed", 0)}
+    name = args.name or args.model_dir.resolve().name
+    path, result = import_model(args.model_dir, store, name=name, dataset=args.dataset, dataset_root=root,
+                                evaluation=evaluation, force=args.force, device=args.device,
+                                batch_size=args.batch_size)
+    ext = result["external"]
+    print(f"{name} (external) on {result['config']['dataset']}: module sha256 {ext['module_sha256']}, "
+          f"representation {ext['representation']}")
+    print(json.dumps(result["metrics"], indent=1))
+    print(f"(written to {path})")
+    return 0
+
+
+def cmd_export_dlib(args) -> int:
+    from harness.dlib_format.errors import DlibFormatError
+    from harness.dlib_format.export import export_run
+    from harness.executors import store_for
+
+    if args.study is not None:
+        from harness.spec import load_spec
+
+        store = store_for(load_spec(args.study).name, args.results)
+    elif args.results is not None:
+        from harness.results import ResultsStore
+
+        store = ResultsStore(args.results)
+    else:
+        raise DlibFormatError("export-dlib: give --results STORE (or --study SPEC) holding the run")
+    out = export_run(store, args.run_id, args.out_dir)
+    print(f"exported run {args.run_id} as a disentanglement_lib model folder: {out}")
+    print(f"  dlib's evaluate reads {out / 'postprocessed' / 'mean'} (representation signature)")
     return 0
 
 
@@ -381,6 +448,29 @@ def build_parser() -> argparse.ArgumentParser:
                         "it is identical (with --results, also check the store's result files against the "
                         "manifest); exit 1 with a diff if not")
     p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("import-dlib", help="evaluate a disentanglement_lib model (TF-Hub folder) with our metrics "
+                                           "as an external leaderboard entry (needs the tf extra)")
+    p.add_argument("model_dir", type=Path, help="dlib model folder (holding tfhub/), or a postprocessed one")
+    p.add_argument("--study", type=Path, default=None, help="study spec: its results store, metrics and datasets")
+    p.add_argument("--results", type=Path, default=None, help="results store (default with --study: results/<study>)")
+    p.add_argument("--name", default=None, help="label on the leaderboard (default: the folder's name)")
+    p.add_argument("--dataset", default=None, help="dataset name (default: the one the model's train.gin names)")
+    p.add_argument("--root", default=None, help="dataset files (default: $DISENTANGLEMENT_LIB_DATA)")
+    p.add_argument("--metrics", default=None, help="comma-separated names, or JSON {name: {kwargs}} "
+                                                   "(default: the study's, else mig,dci)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--force", action="store_true", help="replace this model's stored result")
+    p.set_defaults(func=cmd_import_dlib)
+
+    p = sub.add_parser("export-dlib", help="write a trained run as a disentanglement_lib model folder "
+                                           "(TF-Hub modules + gin/JSON; needs the tf extra)")
+    p.add_argument("run_id")
+    p.add_argument("out_dir", type=Path, help="new folder to create")
+    p.add_argument("--results", type=Path, default=None, help="results store holding the run")
+    p.add_argument("--study", type=Path, default=None, help="study spec (its store: results/<study>)")
+    p.set_defaults(func=cmd_export_dlib)
 
     p = sub.add_parser("launch", help="submit the study's missing runs to Slurm as job arrays")
     _add_study_args(p)

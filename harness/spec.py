@@ -69,6 +69,7 @@ _TOP_KEYS = {
     "leaderboard": "leaderboard settings",
     "resources": "default Slurm resources for every run",
     "callbacks": "run callbacks (experiment tracking): [tensorboard, {name: module:attr, params: {...}}]",
+    "external": "models trained elsewhere, in disentanglement_lib's format: [{name, path, dataset}]",
 }
 _METHOD_KEYS = {"label", "objective", "params", "regularisers", "train", "resources", "reference"}
 _REG_KEYS = {"name", "params"}
@@ -174,6 +175,7 @@ class StudySpec:
     description: str = ""
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
     callbacks: tuple[tuple[str, dict[str, Any]], ...] = ()  # logging only: never in a run id
+    external: tuple = ()  # of harness.dlib_format.entries.ExternalModel
 
     @property
     def selection_metric(self) -> str:
@@ -318,11 +320,14 @@ def parse_spec(raw: dict[str, Any], path: Path | None = None, *, check_methods: 
         except callbacks_mod.CallbackError as err:
             raise _fail(where, f"callbacks[{i}]", str(err)) from None
 
+    from harness.dlib_format.entries import parse_external
+
+    external = parse_external(raw.get("external"), where, [d for d, _ in datasets], base, _fail)
     spec = StudySpec(
         name=name, path=path, datasets=tuple(datasets), methods=tuple(methods), seeds=seeds, train=train,
         evaluation=evaluation, plugins=plugins, leaderboard=dict(raw.get("leaderboard") or {}),
         resources=dict(raw.get("resources") or {}), description=str(raw.get("description", "")), raw=copy.deepcopy(raw),
-        callbacks=callbacks,
+        callbacks=callbacks, external=external,
     )
     _validate_leaderboard(spec)
     return spec

@@ -84,7 +84,8 @@ def _sha256(path) -> str:
 
 
 def collect(spec, store) -> pd.DataFrame:
-    """One row per run ``spec.runs()`` expects: ``done``, ``failed`` or ``missing``.
+    """One row per run ``spec.runs()`` expects: ``done``, ``failed`` or ``missing``; then one
+    per external model (``harness.dlib_format.entries.external_rows``).
 
     Results in the store that the spec does not expect (an older grid) are left out.
     """
@@ -109,15 +110,7 @@ def collect(spec, store) -> pd.DataFrame:
             row["eval_seconds"] = _num(prov.get("eval_seconds"))
             row["git_commit"] = str(prov.get("git_commit", ""))
             row["method_code"] = code_signature(result)  # which version of the methods' code ran
-            metrics = result.get("metrics") or {}
-            if not isinstance(metrics, dict):
-                raise LeaderboardError(f"{path}: 'metrics' must be a mapping {{metric: {{key: value}}}}")
-            for mname, values in metrics.items():
-                if not isinstance(values, dict):
-                    raise LeaderboardError(f"{path}: metrics.{mname} must be a mapping {{key: value}}, got {values!r}")
-                for key, v in values.items():
-                    if isinstance(v, numbers.Real) and not isinstance(v, bool):
-                        row[f"{mname}.{key}"] = float(v)
+            row.update(_metric_values(result, path))
         else:
             failure = store.read_failure(rid)
             if failure is not None:
@@ -127,7 +120,35 @@ def collect(spec, store) -> pd.DataFrame:
                 row["result_file"] = str(fpath.relative_to(store.root))
                 row["result_sha256"] = _sha256(fpath)
         rows.append(row)
+    from harness.dlib_format.entries import external_rows  # no TensorFlow: reads stored results only
+
+    try:
+        external = list(external_rows(spec, store))
+    except ValueError as err:
+        raise LeaderboardError(str(err)) from None
+    for ext, result, path in external:
+        row = {**dict.fromkeys(("steps", "final_loss", "train_seconds", "eval_seconds"), math.nan), "error": "",
+               "git_commit": "", "result_file": "", "result_sha256": "", **ext}
+        if result is not None:
+            row.update(result_file=str(path.relative_to(store.root)), result_sha256=_sha256(path),
+                       eval_seconds=_num((result.get("provenance") or {}).get("eval_seconds")))
+            row.update(_metric_values(result, path))
+        rows.append(row)
     return normalise_runs(pd.DataFrame(rows))
+
+
+def _metric_values(result: dict[str, Any], path) -> dict[str, float]:
+    metrics = result.get("metrics") or {}
+    if not isinstance(metrics, dict):
+        raise LeaderboardError(f"{path}: 'metrics' must be a mapping {{metric: {{key: value}}}}")
+    out = {}
+    for mname, values in metrics.items():
+        if not isinstance(values, dict):
+            raise LeaderboardError(f"{path}: metrics.{mname} must be a mapping {{key: value}}, got {values!r}")
+        for key, v in values.items():
+            if isinstance(v, numbers.Real) and not isinstance(v, bool):
+                out[f"{mname}.{key}"] = float(v)
+    return out
 
 
 def _num(v) -> float:

@@ -1,0 +1,111 @@
+"""A study spec's ``external:`` entries: models trained elsewhere, in dlib's format.
+
+    external:
+      - {name: dlib-betavae-0, path: zoo/0, dataset: dsprites_full}
+
+``path`` is a dlib model folder (relative to the spec); ``dataset`` must be one of the
+study's datasets (default: the one the model's train.gin names, read when it is imported).
+``gmgbench run`` evaluates each entry that has no result yet, with the study's metrics;
+leaderboards show it as ``<name> (external)``. Parsing needs no TensorFlow.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ExternalModel", "parse_external", "KEYS"]
+
+KEYS = {"name": "label on the leaderboard (unique)", "path": "dlib model folder, relative to the spec",
+        "dataset": "one of the study's datasets"}
+
+
+@dataclass(frozen=True)
+class ExternalModel:
+    name: str
+    path: str
+    dataset: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} (external)"
+
+
+def parse_external(raw: Any, where: str, datasets: list[str], base: Path, fail) -> tuple[ExternalModel, ...]:
+    """Validate ``raw`` (the spec's ``external`` value); ``fail(where, key, msg)`` builds the error."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise fail(where, "external", "a list of {name, path, dataset}")
+    out, names = [], set()
+    for i, entry in enumerate(raw):
+        key = f"external[{i}]"
+        if not isinstance(entry, dict):
+            raise fail(where, key, "an external model is {name: ..., path: ..., dataset: ...}")
+        unknown = sorted(set(entry) - set(KEYS))
+        if unknown:
+            raise fail(where, f"{key}.{unknown[0]}", f"unknown key; valid keys: {', '.join(sorted(KEYS))}")
+        missing = [k for k in KEYS if not entry.get(k)]
+        if missing:
+            raise fail(where, f"{key}.{missing[0]}", f"missing ({KEYS[missing[0]]})")
+        name, dataset = str(entry["name"]), str(entry["dataset"])
+        if name in names:
+            raise fail(where, f"{key}.name", f"two external models are named {name!r}")
+        if dataset not in datasets:
+            raise fail(where, f"{key}.dataset", f"{dataset!r} is not a dataset of this study ({', '.join(datasets)})")
+        names.add(name)
+        out.append(ExternalModel(name, str((base / str(entry["path"])).resolve()), dataset))
+    return tuple(out)
+
+
+def study_evaluation(evaluation: dict[str, Any] | None) -> dict[str, Any]:
+    """A study's evaluation block as external results record it: ``{metrics, seed}``."""
+    evaluation = evaluation or {}
+    return {"metrics": {k: dict(v or {}) for k, v in (evaluation.get("metrics") or {}).items()},
+            "seed": int(evaluation.get("seed", 0))}
+
+
+def external_id(name: str, dataset: str, evaluation: dict[str, Any]) -> str:
+    """Stable id of an external result: its name, dataset and evaluation settings."""
+    import hashlib
+    import json
+
+    blob = json.dumps({"name": name, "dataset": dataset, "evaluation": study_evaluation(evaluation)},
+                      sort_keys=True, default=str)
+    return "ext-" + hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def external_rows(spec, store):
+    """``(row, result | None, path)`` per external model on the study's leaderboard.
+
+    That is each ``external:`` entry of the spec (``missing`` until imported) and every
+    model imported into the store (``gmgbench import-dlib``) on one of the study's datasets
+    with the study's evaluation settings, so that its numbers are comparable.
+    """
+    import json
+
+    evaluation = study_evaluation(spec.evaluation)
+    datasets = {d for d, _ in spec.datasets}
+    folder = Path(store.root) / "external"
+    wanted = {external_id(e.name, e.dataset, evaluation): e for e in spec.external}
+    found = {}
+    for path in sorted(folder.glob("ext-*.json")) if folder.is_dir() else []:
+        try:
+            result = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: corrupt JSON ({err}); move the file away and import the model again") from None
+        config = result.get("config") or {}
+        if path.stem in wanted or (config.get("dataset") in datasets and
+                                   study_evaluation(config.get("evaluation")) == evaluation):
+            found[path.stem] = (result, path)
+    ids = list(wanted) + sorted(i for i in found if i not in wanted)
+    for ext_id in ids:
+        result, path = found.get(ext_id, (None, folder / f"{ext_id}.json"))
+        if result is not None:
+            name, dataset = result["external"]["name"], result["config"]["dataset"]
+            setting = f"tfhub sha256:{result['external']['module_sha256'][:12]}"
+        else:
+            name, dataset, setting = wanted[ext_id].name, wanted[ext_id].dataset, "not imported"
+        row = {"run_id": ext_id, "dataset": dataset, "method": f"{name} (external)", "setting": setting, "seed": 0,
+               "status": "missing" if result is None else result.get("status", "done")}
+        yield row, result, path

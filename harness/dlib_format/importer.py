@@ -1,0 +1,182 @@
+"""``gmgbench import-dlib MODEL_DIR``: a disentanglement_lib model, scored by our metrics.
+
+A dlib model folder keeps its TF-Hub module in ``tfhub/``. A trained model's module has a
+``gaussian_encoder`` signature (images → ``mean``, ``logvar``); a postprocessed one
+(``postprocessed/<name>/``) has ``representation`` (images → ``default``). The
+representation function is the posterior mean (dlib's ``mean_representation``), or the
+``representation`` output when that is all the module has. It is evaluated with
+:func:`metrics.evaluate` exactly as our own runs are, and stored as an *external* result:
+``<store>/external/<id>.json``, recording the module's SHA-256 (see
+:func:`harness.dlib_format.hub.module_checksum`) as provenance. Leaderboards show it
+labelled ``<name> (external)``.
+"""
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from harness.dlib_format.entries import external_id, study_evaluation
+from harness.dlib_format.errors import DlibFormatError
+from harness.dlib_format.hub import load_signatures, module_checksum
+
+__all__ = ["find_module", "module_representation", "import_model", "external_id", "dataset_from_gin"]
+
+# signature -> (input, output) used as the representation, in order of preference.
+_SIGNATURES = {"gaussian_encoder": ("images", "mean"), "representation": ("images", "default")}
+
+
+def find_module(model_dir: str | Path) -> Path:
+    """``MODEL_DIR/tfhub`` (or MODEL_DIR itself when it is the module folder)."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise DlibFormatError(f"{model_dir}: no such folder")
+    if (model_dir / "tfhub").is_dir():
+        return model_dir / "tfhub"
+    if (model_dir / "saved_model.pb").is_file():
+        return model_dir
+    raise DlibFormatError(f"{model_dir}: no tfhub/ folder (a dlib model folder holds its TF-Hub module in tfhub/)")
+
+
+def module_representation(module_dir: str | Path, observation_shape, *, batch_size: int = 64,
+                          device: str = "auto") -> Callable[[np.ndarray], np.ndarray]:
+    """NHWC float batch → representation ``(N, D)``, computed ``batch_size`` images at a time.
+
+    ``observation_shape`` (H, W, C) is the dataset's; a module expecting other images is an
+    error naming both shapes. ``device``: ``cpu``, ``gpu`` or ``auto`` (a GPU if TF sees one).
+    """
+    from harness.dlib_format._tf import tensorflow
+
+    sigs = load_signatures(module_dir)
+    name = next((s for s in _SIGNATURES if s in sigs), None)
+    if name is None:
+        have = ", ".join(sorted(sigs)) or "none"
+        raise DlibFormatError(f"{module_dir}: the module has neither a 'gaussian_encoder' nor a 'representation' "
+                              f"signature (it has: {have})")
+    in_key, out_key = _SIGNATURES[name]
+    fn = sigs[name]
+    if in_key not in fn.inputs or out_key not in fn.outputs:
+        raise DlibFormatError(f"{module_dir}: signature {name!r} must map {in_key!r} to {out_key!r}; it maps "
+                              f"{sorted(fn.inputs)} to {sorted(fn.outputs)}")
+    want = tuple(int(d) for d in observation_shape)
+    got = tuple(fn.inputs[in_key].shape.as_list()[1:])
+    if len(got) != 3:
+        raise DlibFormatError(f"{module_dir}: signature {name!r} takes {in_key} of shape {[None, *got]}, "
+                              f"not a batch of images [batch, height, width, channels]")
+    if got[:2] != want[:2] and None not in got[:2]:
+        raise DlibFormatError(f"{module_dir}: the module takes {got[0]}×{got[1]} images, the dataset has "
+                              f"{want[0]}×{want[1]}")
+    if got[2] != want[2] and got[2] is not None:
+        raise DlibFormatError(f"{module_dir}: the module takes images with {got[2]} channel(s), the dataset has "
+                              f"{want[2]}")
+    tf = tensorflow()
+    if device not in ("auto", "cpu", "gpu"):
+        raise DlibFormatError(f"device must be auto, cpu or gpu, got {device!r}")
+    if device == "auto":
+        device = "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
+    elif device == "gpu" and not tf.config.list_logical_devices("GPU"):
+        raise DlibFormatError("--device gpu: TensorFlow sees no GPU (tensorflow-cpu is CPU-only)")
+
+    def represent(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        out = []
+        with tf.device(f"/{device.upper()}:0"):
+            for i in range(0, len(x), batch_size):
+                out.append(fn(**{in_key: tf.constant(x[i:i + batch_size])})[out_key].numpy())
+        width = fn.outputs[out_key].shape[-1]
+        return np.concatenate(out) if out else np.zeros((0, width or 0), np.float32)
+
+    represent.signature = f"{name}/{out_key}"  # type: ignore[attr-defined]
+    return represent
+
+
+def dataset_from_gin(model_dir: str | Path) -> str | None:
+    """``dataset.name`` of the model's ``results/gin/train.gin`` (or postprocess.gin), if any."""
+    for name in ("train.gin", "postprocess.gin"):
+        path = Path(model_dir) / "results" / "gin" / name
+        if path.is_file():
+            m = re.search(r"^dataset\.name\s*=\s*['\"]([^'\"]+)['\"]", path.read_text(), re.MULTILINE)
+            if m:
+                return m.group(1)
+    return None
+
+
+def import_model(model_dir: str | Path, store, *, name: str, dataset: str | None = None,
+                 dataset_root: str | None = None, evaluation: dict[str, Any] | None = None,
+                 force: bool = False, device: str = "auto", batch_size: int = 64) -> tuple[Path, dict]:
+    """Evaluate the dlib model at ``model_dir`` and store it as external result ``name``.
+
+    ``evaluation`` is a study's ``{"metrics": {name: kwargs}, "seed": int}`` (default: MIG
+    and DCI at dlib's study sizes, seed 0). Returns the result path and the result.
+    """
+    import metrics
+    from harness import data
+    from harness.results import ResultExists, atomic_write_json, provenance
+
+    model_dir = Path(model_dir)
+    module = find_module(model_dir)
+    dataset = dataset or dataset_from_gin(model_dir)
+    if dataset is None:
+        raise DlibFormatError(f"{model_dir}: no results/gin/train.gin names the dataset; pass --dataset")
+    if dataset not in data.names():
+        raise DlibFormatError(f"{model_dir}: dataset {dataset!r} is not one of gmgbench's: {', '.join(data.names())}")
+    evaluation = study_evaluation({"metrics": {"mig": {}, "dci": {}}} if evaluation is None else evaluation)
+    ext_id = external_id(name, dataset, evaluation)
+    path = store.root / "external" / f"{ext_id}.json"
+    if path.exists() and not force:
+        raise ResultExists(f"{path} already holds external model {name!r} on {dataset}; pass --force to replace it")
+    ds = data.load(dataset, dataset_root)
+    represent = module_representation(module, ds.observation_shape, batch_size=batch_size, device=device)
+    checksum = module_checksum(module)
+    start = time.time()
+    scores = metrics.evaluate(ds, represent, evaluation["metrics"], random_seed=evaluation["seed"])
+    result = {
+        "schema": 1,
+        "status": "done",
+        "external": {"name": name, "format": "disentanglement_lib TF1 Hub module", "model_dir": str(model_dir.resolve()),
+                     "module": str(module.resolve()), "module_sha256": checksum, "representation": represent.signature,
+                     "gin": _gin_summary(model_dir)},
+        "config": {"dataset": dataset, "dataset_root": dataset_root, "evaluation": evaluation},
+        "metrics": scores,
+        "provenance": {**provenance(), "eval_seconds": time.time() - start},
+    }
+    atomic_write_json(path, result)
+    return path, result
+
+
+def _gin_summary(model_dir: Path) -> dict[str, str]:
+    """The model's own description from its gin files (model name, seed, ...), as text."""
+    out: dict[str, str] = {}
+    for name in ("train.gin", "postprocess.gin"):
+        path = model_dir / "results" / "gin" / name
+        if path.is_file():
+            for line in path.read_text(errors="replace").splitlines():
+                if not line.startswith("#") and " = " in line:
+                    key, value = line.split(" = ", 1)
+                    out[key.strip()] = value.strip()
+    return out
+
+
+def import_study_externals(spec, store, *, force: bool = False, report=print) -> list[str]:
+    """Evaluate the spec's ``external:`` models that have no result yet; returns the failures.
+
+    Each failure is one line naming the entry; the others are still evaluated.
+    """
+    failures = []
+    for entry in spec.external:
+        path = store.root / "external" / f"{external_id(entry.name, entry.dataset, spec.evaluation)}.json"
+        if path.exists() and not force:
+            report(f"  skipped {entry.label} (evaluated: {path})")
+            continue
+        root = dict(spec.datasets).get(entry.dataset)
+        try:
+            import_model(entry.path, store, name=entry.name, dataset=entry.dataset, dataset_root=root,
+                         evaluation=spec.evaluation, force=True)
+            report(f"  done    {entry.label}")
+        except DlibFormatError as err:
+            failures.append(f"{entry.label}: {err}")
+            report(f"  failed  {entry.label}  ({err})")
+    return failures
