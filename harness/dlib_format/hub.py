@@ -113,7 +113,7 @@ def load_signatures(module_dir: str | Path, required: tuple[str, ...] = ()) -> d
     tf = tensorflow()
     try:
         loaded = tf.saved_model.load(str(module_dir), tags=[])
-    except (ValueError, RuntimeError, OSError, tf.errors.OpError) as err:
+    except Exception as err:  # any reason a module does not load is the module's, said in one line
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DlibFormatError(f"{module_dir}: TensorFlow cannot load this module: {first}") from None
     signatures = dict(loaded.signatures)
