@@ -58,13 +58,20 @@ def _one_line(err: str) -> str:
 
 
 # -- 1. safe loading ------------------------------------------------------------------------
-def test_planted_model_pt_does_not_run_on_evaluate(one_spec, tmp_path, capsys):
+@pytest.fixture
+def planted_model(one_spec, tmp_path):
+    """A finished run whose model.pt was then replaced by a malicious pickle."""
     store_dir = tmp_path / "store"
     assert main(["run", str(one_spec), "--results", str(store_dir), "--no-leaderboard"]) == 0
     (run,) = load_spec(one_spec).runs()
     marker = tmp_path / "pwned"
     model = ResultsStore(store_dir).workdir(run.run_id) / "model.pt"
     _plant(model, marker)
+    return run, store_dir, model, marker
+
+
+def test_planted_model_pt_does_not_run_on_evaluate(planted_model, capsys):
+    run, store_dir, model, marker = planted_model
     capsys.readouterr()
     code = main(["evaluate", run.run_id, "--results", str(store_dir), "--metrics", "mig", "--no-write"])
     line = _one_line(capsys.readouterr().err)
@@ -72,14 +79,9 @@ def test_planted_model_pt_does_not_run_on_evaluate(one_spec, tmp_path, capsys):
     assert str(model) in line and "refused to load" in line
 
 
-def test_planted_model_pt_does_not_run_on_publish(one_spec, tmp_path, monkeypatch, capsys):
+def test_planted_model_pt_does_not_run_on_publish(planted_model, one_spec, tmp_path, monkeypatch):
+    run, store_dir, model, marker = planted_model
     monkeypatch.setenv("GMGBENCH_LEADERBOARDS", str(tmp_path / "boards"))
-    store_dir = tmp_path / "store"
-    assert main(["run", str(one_spec), "--results", str(store_dir), "--no-leaderboard"]) == 0
-    (run,) = load_spec(one_spec).runs()
-    marker = tmp_path / "pwned"
-    model = ResultsStore(store_dir).workdir(run.run_id) / "model.pt"
-    _plant(model, marker)
     assert main(["leaderboard", str(one_spec), "--results", str(store_dir), "--publish"]) == 0
     assert not marker.exists()
     manifest = json.loads((tmp_path / "boards" / "tiny" / "v1" / "manifest.json").read_text())
