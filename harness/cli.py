@@ -139,6 +139,13 @@ def _callbacks(spec, args) -> tuple:
     names = {name for name, _ in spec.callbacks}
     for name in extra:
         resolve(name)  # an unknown name fails here, before anything trains
+    if "tensorboard" in {*names, *extra}:
+        import importlib.util
+
+        from harness.callbacks import CallbackError
+
+        if importlib.util.find_spec("tensorboard") is None:
+            raise CallbackError("TensorBoard logging needs the tensorboard package: pip install 'gmgbench[tensorboard]'")
     return tuple(spec.callbacks) + tuple((n, {}) for n in dict.fromkeys(extra) if n not in names)
 
 
@@ -510,6 +517,9 @@ def _debug_everywhere(parser: argparse.ArgumentParser) -> None:
             for sub in action.choices.values():
                 if "--debug" not in sub._option_string_actions:
                     sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+                if "--project" not in sub._option_string_actions:  # the same for the project folder
+                    sub.add_argument("--project", type=Path, default=argparse.SUPPRESS, metavar="DIR",
+                                     help="project folder for results/ and leaderboards/ (default: here)")
                 _debug_everywhere(sub)
 
 

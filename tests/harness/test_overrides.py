@@ -98,3 +98,20 @@ def test_only_methods_keeps_the_claims_between_kept_methods(write_spec, two_meth
     spec = load_spec(path, only=["method=bvae,beta_vae+gmg"])
     assert [c["better"] for c in spec.leaderboard["claims"]] == ["beta_vae+gmg"]
     assert [m.label for m in load_spec(path, only=["method=third"]).methods] == ["third"]
+
+
+def test_project_folder_holds_results_and_leaderboards(write_spec, tiny_spec, tmp_path, monkeypatch):
+    from harness import project
+    from harness.executors import store_for
+    from harness.leaderboard import leaderboards_root
+
+    monkeypatch.setenv(project.ENV, "")  # setenv, not delenv: restored after cli.main sets it
+    monkeypatch.setenv(project.LEADERBOARDS_ENV, "")
+    monkeypatch.chdir(tmp_path)
+    assert store_for("tiny").root == tmp_path / "results" / "tiny" and leaderboards_root() == tmp_path / "leaderboards"
+    elsewhere = tmp_path / "proj"
+    for argv in (["--project", str(elsewhere), "status"], ["status", "--project", str(elsewhere)]):
+        monkeypatch.setenv(project.ENV, "")
+        assert cli.main([*argv, str(write_spec(tiny_spec)), "--json"]) == 0
+        assert store_for("tiny").root == elsewhere / "results" / "tiny"
+        assert leaderboards_root() == elsewhere / "leaderboards"
