@@ -46,4 +46,5 @@ def test_readme_starts_with_its_two_self_contained_commands():
     makefile = (REPO / "Makefile").read_text()
     for target in ("demo", "test", "test-fast"):  # each sets up .venv itself (the stamp)
         assert re.search(rf"^{target}: \$\(STAMP\)", makefile, re.M), target
-    assert re.search(r"pip install .* -e \"\.\[test,tensorboard\]\"", makefile)
+    extras = re.search(r"pip install .* -e \"\.\[([\w,]+)\]\"", makefile)
+    assert extras and {"test", "tensorboard"} <= set(extras.group(1).split(","))
