@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["current_code", "code_changes", "stale_reasons", "code_signature"]
+__all__ = ["current_code", "code_changes", "recorded_changes", "stale_reasons", "code_signature"]
 
 
 def _methods(run) -> list[tuple[str, str]]:
@@ -45,20 +45,40 @@ def code_changes(recorded: Any) -> list[str]:
     return out
 
 
-def stale_reasons(run, result: dict[str, Any]) -> list[str]:
-    """Why a stored result of ``run`` no longer matches its method code (empty: it matches,
-    or the result records no code to compare)."""
+def recorded_changes(result: dict[str, Any]) -> list[str]:
+    """What changed in the method code a result records, without importing any method (so
+    ``gmgbench status`` stays light): its ``method_code`` files, or for an older result the
+    single file of each built-in method (``method_source``)."""
     recorded = result.get("method_code")
     if isinstance(recorded, dict) and recorded:
         return code_changes(recorded)
     legacy = result.get("method_source")
-    if isinstance(legacy, dict) and legacy:
-        from methods import registry
+    if not isinstance(legacy, dict):
+        return []
+    from methods.source import builtin_file, file_hash
 
-        # Older results hashed only the file that registered each method.
-        return [f"{name}: {registry.origin(name, kind)} changed" for name, kind in _methods(run)
-                if legacy.get(name) and legacy[name] != registry.source_hash(name, kind)]
-    return []
+    out = []
+    for name, old in sorted(legacy.items()):
+        label = builtin_file(name)
+        if label is not None and old and file_hash(label) != old:
+            out.append(f"{name}: {label} changed")
+    return out
+
+
+def stale_reasons(run, result: dict[str, Any]) -> list[str]:
+    """Why a stored result of ``run`` no longer matches its method code (empty: it matches,
+    or the result records no code to compare). Also judges an older result's plugin methods,
+    through the registry (``gmgbench run`` has loaded them)."""
+    out = recorded_changes(result)
+    legacy = result.get("method_source")
+    if not result.get("method_code") and isinstance(legacy, dict):
+        from methods import registry
+        from methods.source import builtin_file
+
+        for name, kind in _methods(run):
+            if builtin_file(name) is None and legacy.get(name) and legacy[name] != registry.source_hash(name, kind):
+                out.append(f"{name}: {registry.origin(name, kind)} changed")
+    return out
 
 
 def code_signature(result: dict[str, Any]) -> str:

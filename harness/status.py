@@ -112,9 +112,9 @@ def _journalled_jobs(store: ResultsStore, wanted: set[str]) -> dict[str, str]:
 
 def _stale_note(store: ResultsStore, run_id: str) -> str:
     """``"stale: gmg: methods/ot/torch_gw.py changed"`` if the method code changed since the run."""
-    from harness.stale import code_changes
+    from harness.stale import recorded_changes
 
-    changes = code_changes(store.read_result(run_id).get("method_code"))
+    changes = recorded_changes(store.read_result(run_id))
     return f"stale: {'; '.join(changes)}" if changes else ""
 
 

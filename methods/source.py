@@ -30,7 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["code_files", "method_code", "changed_files", "API_MODULES"]
+__all__ = ["code_files", "method_code", "changed_files", "builtin_file", "file_hash", "API_MODULES"]
 
 _METHODS_DIR = Path(__file__).resolve().parent
 API_MODULES = frozenset({"methods.base", "methods.registry", "methods.builtins", "methods.source"})
@@ -168,6 +168,31 @@ def method_code(name: str, kind: str) -> dict[str, Any]:
     if root != _METHODS_DIR.parent:  # built-ins resolve against the installed gmgbench
         code["root"] = str(root)
     return code
+
+
+def builtin_file(name: str) -> str | None:
+    """``methods/....py``: the module that defines built-in method ``name`` (None for others),
+    from the built-ins table, without importing it."""
+    from methods.builtins import BUILTINS
+
+    for table in BUILTINS.values():
+        if name in table:
+            module = table[name].split(":")[0]
+            rel = Path(*module.split("."))
+            for cand in (rel.with_suffix(".py"), rel / "__init__.py"):
+                if (_METHODS_DIR.parent / cand).is_file():
+                    return cand.as_posix()
+    return None
+
+
+def file_hash(label: str) -> str | None:
+    """SHA-256 (16 hex digits) of ``methods/...`` file ``label`` now; None if it is gone."""
+    path = _METHODS_DIR.parent / label
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return _file_sha(path, st.st_mtime_ns, st.st_size)
 
 
 def changed_files(code: dict[str, Any]) -> list[str]:

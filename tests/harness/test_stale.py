@@ -149,3 +149,21 @@ def test_committed_cpu_repro_results_aggregate_and_v1_rebuilds(capsys):
     assert (board.agg.table["code_versions"] == 1).all()
     same, report = leaderboard.verify(REPO / "leaderboards" / "cpu-repro" / "v1")
     assert same, report
+
+
+def test_older_results_are_judged_by_their_builtin_file_without_importing_methods(tmp_path):
+    """Results written before method_code recorded one file's hash per method (method_source)."""
+    import subprocess
+    import sys
+
+    from methods.source import file_hash
+
+    now = file_hash("methods/beta_vae.py")
+    code = ("import json, sys; from harness.stale import recorded_changes; "
+            "print(json.dumps([recorded_changes({'method_source': {'beta_vae': h}}) for h in sys.argv[1:]])); "
+            "print(sorted(m for m in sys.modules if m in ('torch', 'methods.beta_vae')))")
+    out = subprocess.run([sys.executable, "-c", code, now, "0" * 16], capture_output=True, text=True, cwd=REPO,
+                         env={**__import__("os").environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    same, changed = json.loads(out.stdout.splitlines()[0])
+    assert same == [] and changed == ["beta_vae: methods/beta_vae.py changed"]
+    assert out.stdout.splitlines()[1] == "[]", out.stdout  # status stays light
