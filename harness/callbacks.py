@@ -56,12 +56,10 @@ class Callback(Protocol):
 
 def normalise(entries: Any, where: str = "callbacks") -> tuple[tuple[str, dict[str, Any]], ...]:
     """``[name | {name, params}]`` -> ``((name, params), ...)``; a shape error names ``where``."""
-    from harness.spec import SpecError
-
     if entries is None:
         return ()
     if not isinstance(entries, list):
-        raise SpecError(f"{where}: a list of callback names or {{name, params}} mappings, got {entries!r}")
+        raise CallbackError(f"{where}: a list of callback names or {{name, params}} mappings, got {entries!r}")
     out = []
     for i, e in enumerate(entries):
         if isinstance(e, str):
@@ -70,7 +68,7 @@ def normalise(entries: Any, where: str = "callbacks") -> tuple[tuple[str, dict[s
                 and isinstance(e.get("params") or {}, dict):
             out.append((e["name"], dict(e.get("params") or {})))
         else:
-            raise SpecError(f"{where}[{i}]: a callback is a name or {{name: NAME, params: {{...}}}}, got {e!r}")
+            raise CallbackError(f"{where}[{i}]: a callback is a name or {{name: NAME, params: {{...}}}}, got {e!r}")
     return tuple(out)
 
 

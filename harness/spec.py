@@ -1,10 +1,22 @@
 """Study specs: a YAML file → validated :class:`StudySpec` → one :class:`RunSpec` per run.
 
 A study is datasets × methods (each with hyperparameter grids) × seeds, under shared
-training and evaluation settings. Every error names the file and the key that is wrong,
-and every method parameter goes through the method's own ``Config`` before anything runs.
-The run id is a hash of everything that determines a run's result, so a rerun of the same
-spec finds the runs it already finished.
+training and evaluation settings. The spec is checked once, when it loads, and completely:
+exact types (an int where an int is meant; a bool is no int, ``"3"`` is no number), no
+empty grid, every method parameter through the method's own ``Config`` (built here, once,
+and carried to training), every metric setting against the metric, the Slurm resources,
+the leaderboard block (selection protocol, claims, references) and the cross-checks (the
+selection column is computed by this study). Every error is one :class:`SpecError` line
+naming the file and the key; nothing trains first.
+
+The tree (frozen dataclasses): :class:`StudySpec` → :class:`MethodSpec` (its resolved
+:class:`TrainSettings`, the objective's and each :class:`RegulariserSpec`'s grid of
+:class:`GridPoint`, each with its built ``Config``) → :func:`expand` → :class:`RunSpec`.
+The sections that are hashed or published keep the values as written (``train``,
+``evaluation``, ``leaderboard``, ``resources``, ``params``), so the run id is a hash of
+everything that determines a run's result as the user wrote it, and a rerun of the same
+spec finds the runs it already finished. :func:`spec_to_dict` / :func:`spec_from_dict` /
+:func:`spec_hash` are the spec as data (a release's manifest).
 """
 from __future__ import annotations
 
@@ -13,20 +25,76 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
-from harness.errors import UserError, check_keys
+from harness.errors import UserError, check_keys, did_you_mean
 from harness.fileio import load_yaml
 
-__all__ = ["SpecError", "check_metric_settings", "StudySpec", "MethodSpec", "RunSpec", "load_spec", "parse_spec", "expand", "TrainSettings"]
+__all__ = ["SpecError", "check_metric_settings", "StudySpec", "MethodSpec", "RegulariserSpec", "GridPoint", "RunSpec",
+           "TrainSettings", "load_spec", "parse_spec", "expand", "spec_to_dict", "spec_from_dict", "spec_hash"]
 
 
 class SpecError(UserError, ValueError):
     """The study spec is invalid; the message names the file and the key."""
 
 
+def _fail(where: str, key: str, msg: str) -> SpecError:
+    return SpecError(f"{where}: {key}: {msg}")
+
+
+def _check_keys(where: str, prefix: str, got: dict, valid: Iterable[str]) -> None:
+    check_keys(f"{where}: {prefix}", got, valid, error=SpecError)
+
+
+# -- exact types ---------------------------------------------------------------------------
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _text_hint(value: Any) -> str:
+    # YAML 1.1 (PyYAML) reads 1e-4 without a dot as text, a common surprise.
+    return " (YAML reads 1e-4 as text: write 1.0e-4 or 0.0001)" if isinstance(value, str) and "e" in value.lower() else ""
+
+
+def _int(where: str, key: str, value: Any, minimum: int) -> int:
+    if not _is_int(value) or value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer ≥ {minimum}"
+        raise _fail(where, key, f"expected {what}, got {value!r}")
+    return value
+
+
+def _number(where: str, key: str, value: Any, *, positive: bool = False) -> float:
+    if not _is_number(value) or not math.isfinite(value) or (positive and value <= 0):
+        what = "a positive number" if positive else "a number"
+        raise _fail(where, key, f"expected {what}, got {value!r}{_text_hint(value)}")
+    return value
+
+
+def _mapping(where: str, key: str, value: Any, what: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _fail(where, key, f"expected a mapping of {what}, got {value!r}")
+    return dict(value)
+
+
+def _list(where: str, key: str, value: Any, what: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _fail(where, key, f"expected a list of {what}, got {value!r}")
+    return value
+
+
+# -- training ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TrainSettings:
     """Training settings shared by every run of a study (overridable per method)."""
@@ -52,6 +120,22 @@ class TrainSettings:
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
 
+    @classmethod
+    def check(cls, where: str, prefix: str, raw: Any) -> dict[str, Any]:
+        """``raw`` (a ``train:`` block, possibly partial) with every value of its exact type;
+        returned as written (the run id hashes the values as written)."""
+        raw = _mapping(where, prefix.rstrip("."), raw, "training settings")
+        _check_keys(where, prefix, raw, [f.name for f in dataclasses.fields(cls)])
+        for key, value in raw.items():
+            if key == "lr":
+                _number(where, prefix + key, value, positive=True)
+            elif key == "device":
+                if value not in ("auto", "cpu", "cuda"):
+                    raise _fail(where, prefix + key, f"expected auto, cpu or cuda, got {value!r}")
+            else:
+                _int(where, prefix + key, value, 0 if key in ("num_threads", "health_every") else 1)
+        return raw
+
 
 # Only these affect a run's numbers; the rest (logging, checkpoints, device choice,
 # threads) do not enter the run id, so changing them never orphans finished runs.
@@ -73,13 +157,30 @@ _TOP_KEYS = {
 }
 _METHOD_KEYS = {"label", "objective", "params", "regularisers", "train", "resources", "reference"}
 _REG_KEYS = {"name", "params"}
-_EVAL_KEYS = {"metrics", "seed", "batch_size"}
+_EVAL_KEYS = {"metrics", "seed"}
+_DATASET_KEYS = {"name", "root"}
+DEFAULT_SELECTION = "dci.disentanglement"
+
+
+# -- the tree --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GridPoint:
+    """One combination of a method's parameter grid: the values as written (hashed into the
+    run id) and the method's ``Config`` built from them at load (None when the spec was
+    parsed without checking methods)."""
+
+    params: dict[str, Any]
+    config: Any = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
 class RegulariserSpec:
     name: str
-    params: dict[str, Any]
+    params: dict[str, Any]  # as written: a list value is a grid axis
+    grid: tuple[GridPoint, ...] = field(default=(), compare=False)
+
+    def points(self) -> tuple[GridPoint, ...]:
+        return self.grid or tuple(GridPoint(p) for p in _grid(self.params))
 
 
 @dataclass(frozen=True)
@@ -88,16 +189,24 @@ class MethodSpec:
 
     label: str
     objective: str
-    params: dict[str, Any]
+    params: dict[str, Any]  # as written: a list value is a grid axis
     regularisers: tuple[RegulariserSpec, ...] = ()
-    train: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)  # overrides of the study's, as written
     resources: dict[str, Any] = field(default_factory=dict)
     reference: dict[str, Any] = field(default_factory=dict)
+    grid: tuple[GridPoint, ...] = field(default=(), compare=False)  # the objective's, with built Configs
+
+    def points(self) -> tuple[GridPoint, ...]:
+        return self.grid or tuple(GridPoint(p) for p in _grid(self.params))
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """Everything one training run needs. Frozen and picklable (submitit ships it)."""
+    """Everything one training run needs. Frozen and picklable (submitit ships it).
+
+    The methods' built Configs ride along (:meth:`method_configs`) but are never pickled
+    or serialised: a fresh process rebuilds them from the parameters, after loading the
+    study's plugins."""
 
     study: str
     dataset: str
@@ -126,6 +235,22 @@ class RunSpec:
     def run_id(self) -> str:
         blob = json.dumps(self.result_config(), sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def method_configs(self) -> tuple[Any, tuple[Any, ...]]:
+        """(the objective's Config, each regulariser's Config): built when the spec loaded,
+        or here, once per process, for a run that travelled without them."""
+        cached = self.__dict__.get("_configs")
+        if cached is None:
+            from methods import registry
+
+            cached = (registry.make_config(registry.get(self.objective, "objective"), self.objective_params),
+                      tuple(registry.make_config(registry.get(n, "regulariser"), p) for n, p in self.regularisers))
+            object.__setattr__(self, "_configs", cached)
+        return cached
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A plugin's Config class may not be importable where this run is unpickled.
+        return {k: v for k, v in self.__dict__.items() if k != "_configs"}
 
     @property
     def hyperparams(self) -> dict[str, Any]:
@@ -167,10 +292,10 @@ class StudySpec:
     datasets: tuple[tuple[str, str | None], ...]
     methods: tuple[MethodSpec, ...]
     seeds: tuple[int, ...]
-    train: dict[str, Any]
-    evaluation: dict[str, Any]
+    train: dict[str, Any]  # as written; each method's resolved settings: method_train()
+    evaluation: dict[str, Any]  # as written: {metrics: {name: settings}, seed}
     plugins: tuple[str, ...] = ()
-    leaderboard: dict[str, Any] = field(default_factory=dict)
+    leaderboard: dict[str, Any] = field(default_factory=dict)  # as written; harness.leaderboard.options reads it
     resources: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -179,8 +304,13 @@ class StudySpec:
 
     @property
     def selection_metric(self) -> str:
-        sel = self.leaderboard.get("selection", "dci.disentanglement")
+        sel = self.leaderboard.get("selection", DEFAULT_SELECTION)
         return sel["metric"] if isinstance(sel, dict) else sel
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """``{metric: settings or None}`` computed for every run."""
+        return self.evaluation.get("metrics") or {}
 
     def runs(self) -> list[RunSpec]:
         return expand(self)
@@ -190,15 +320,7 @@ class StudySpec:
         return TrainSettings(**{**self.train, **method.train})
 
 
-# ---------------------------------------------------------------------------------------
-def _fail(where: str, key: str, msg: str) -> SpecError:
-    return SpecError(f"{where}: {key}: {msg}")
-
-
-def _check_keys(where: str, prefix: str, got: dict, valid: Iterable[str]) -> None:
-    check_keys(f"{where}: {prefix}", got, valid, error=SpecError)
-
-
+# -- parsing -----------------------------------------------------------------------------------
 def _grid(params: dict[str, Any]) -> list[dict[str, Any]]:
     """A list value is a grid axis; scalars are fixed. Sorted keys keep ids stable."""
     keys = sorted(params)
@@ -206,27 +328,205 @@ def _grid(params: dict[str, Any]) -> list[dict[str, Any]]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*axes)]
 
 
-def _validate_params(where: str, key: str, name: str, kind: str, params: dict[str, Any]) -> None:
+def _param_type_error(cls: type, params: dict[str, Any]) -> tuple[str, str] | None:
+    """(parameter, message) for a value whose type the Config's annotation rules out."""
+    import typing
+
+    try:
+        hints = typing.get_type_hints(cls.Config)
+    except Exception:  # noqa: BLE001 - an annotation we cannot resolve: the Config checks itself
+        return None
+    for key, value in params.items():
+        hint = hints.get(key)
+        if hint is float and not _is_number(value):
+            return key, f"expected a number, got {value!r}{_text_hint(value)}"
+        if hint is int and not _is_int(value):
+            return key, f"expected an integer, got {value!r}"
+        if hint is bool and not isinstance(value, bool):
+            return key, f"expected true or false, got {value!r}"
+        if hint is str and not isinstance(value, str):
+            return key, f"expected a string, got {value!r}"
+    return None
+
+
+def _parse_term(where: str, key: str, name: Any, kind: str, params: Any,
+                check_methods: bool) -> tuple[dict[str, Any], tuple[GridPoint, ...]]:
+    """A method term's parameters, checked, and its grid with each point's Config built."""
+    params = _mapping(where, f"{key}.params", params, f"{kind} parameters (a list value is a grid)")
+    for p, value in params.items():
+        if isinstance(value, list) and not value:
+            raise _fail(where, f"{key}.params.{p}", "an empty grid: give at least one value")
+    if not check_methods:
+        return params, ()
     from methods import registry  # late: methods import torch, which `gmgbench status` never needs
 
     try:
         cls = registry.get(name, kind)
     except KeyError as err:
-        raise _fail(where, key, err.args[0]) from None
+        raise _fail(where, key if kind == "regulariser" else f"{key}.objective", err.args[0]) from None
+    fields = [f.name for f in dataclasses.fields(cls.Config)]
+    _check_keys(where, f"{key}.params.", params, fields)
+    points = []
     for combo in _grid(params):
+        bad = _param_type_error(cls, combo)
+        if bad:
+            raise _fail(where, f"{key}.params.{bad[0]}", bad[1])
         try:
-            registry.make_config(cls, combo)
+            config = registry.make_config(cls, combo)
         except (KeyError, ValueError) as err:
             raise _fail(where, f"{key}.params", err.args[0]) from None
+        weight = getattr(config, "weight", None)
+        if kind == "regulariser" and _is_number(weight) and weight < 0:
+            raise _fail(where, f"{key}.params.weight", f"a negative weight ({weight!r}) turns the penalty into a "
+                                                        "reward; use ≥ 0")
+        points.append(GridPoint(combo, config))
+    return params, tuple(points)
+
+
+def _parse_method(where: str, i: int, m: Any, study_train: dict[str, Any], check_methods: bool) -> MethodSpec:
+    key = f"methods[{i}]"
+    if isinstance(m, str):
+        m = {"objective": m}
+    if not isinstance(m, dict) or not isinstance(m.get("objective"), str):
+        raise _fail(where, key, "a method is {objective: NAME, params: {...}, regularisers: [...]}")
+    _check_keys(where, f"{key}.", m, _METHOD_KEYS)
+    params, grid = _parse_term(where, key, m["objective"], "objective", m.get("params"), check_methods)
+    regs = []
+    for j, r in enumerate(_list(where, f"{key}.regularisers", m.get("regularisers"), "regularisers")):
+        rkey = f"{key}.regularisers[{j}]"
+        if isinstance(r, str):
+            r = {"name": r}
+        if not isinstance(r, dict) or not isinstance(r.get("name"), str):
+            raise _fail(where, rkey, "a regulariser is NAME or {name: NAME, params: {...}}")
+        _check_keys(where, f"{rkey}.", r, _REG_KEYS)
+        rparams, rgrid = _parse_term(where, rkey, r["name"], "regulariser", r.get("params"), check_methods)
+        regs.append(RegulariserSpec(r["name"], rparams, rgrid))
+    label = m.get("label") or "+".join([m["objective"], *(r.name for r in regs)])
+    if not isinstance(label, str):
+        raise _fail(where, f"{key}.label", f"expected a string, got {label!r}")
+    mtrain = TrainSettings.check(where, f"{key}.train.", m.get("train"))
+    try:
+        TrainSettings(**{**study_train, **mtrain})
+    except (TypeError, ValueError) as err:
+        raise _fail(where, f"{key}.train", str(err)) from None
+    resources = _mapping(where, f"{key}.resources", m.get("resources"), "submitit parameters")
+    reference = _mapping(where, f"{key}.reference", m.get("reference"), "{dataset: {values: {...}, source: ...}}")
+    return MethodSpec(label, m["objective"], params, tuple(regs), mtrain, resources, reference, grid)
+
+
+def _parse_datasets(where: str, raw: Any, base: Path) -> tuple[tuple[str, str | None], ...]:
+    from harness import data  # late: keeps spec parsing free of dataset imports
+
+    datasets = []
+    for i, entry in enumerate(_list(where, "datasets", raw, "dataset names or {name, root}")):
+        if isinstance(entry, dict):
+            _check_keys(where, f"datasets[{i}].", entry, _DATASET_KEYS)
+            dname, root = entry.get("name"), entry.get("root")
+        else:
+            dname, root = entry, None
+        if dname not in data.names():
+            raise _fail(where, f"datasets[{i}]", f"unknown dataset {dname!r}{did_you_mean(dname, data.names())}; "
+                                                 f"valid datasets: {', '.join(data.names())}")
+        if root is not None and not isinstance(root, str):
+            raise _fail(where, f"datasets[{i}].root", f"expected a folder path, got {root!r}")
+        datasets.append((dname, str((base / root).resolve()) if root else None))
+    if not datasets:
+        raise _fail(where, "datasets", "needs at least one dataset")
+    return tuple(datasets)
+
+
+def _parse_seeds(where: str, raw: Any) -> tuple[int, ...]:
+    if _is_int(raw):
+        return tuple(range(_int(where, "seeds", raw, 1)))
+    if not isinstance(raw, list):
+        raise _fail(where, "seeds", f"expected a number of seeds n (seeds 0..n-1) or a list of seeds, got {raw!r}")
+    seeds = tuple(_int(where, f"seeds[{i}]", s, 0) for i, s in enumerate(raw))
+    if not seeds:
+        raise _fail(where, "seeds", "needs at least one seed")
+    if len(set(seeds)) != len(seeds):
+        raise _fail(where, "seeds", f"a seed is listed twice: {list(seeds)}")
+    return seeds
+
+
+def _parse_evaluation(where: str, raw: Any, check_methods: bool) -> dict[str, Any]:
+    evaluation = _mapping(where, "evaluation", raw, "evaluation settings (metrics, seed)")
+    if "batch_size" in evaluation:
+        raise _fail(where, "evaluation.batch_size", "not a setting of its own: each metric has one "
+                                                    "(evaluation.metrics.<metric>.batch_size)")
+    _check_keys(where, "evaluation.", evaluation, _EVAL_KEYS)
+    if "seed" in evaluation:
+        _int(where, "evaluation.seed", evaluation["seed"], 0)
+    metrics_cfg = _mapping(where, "evaluation.metrics", evaluation.get("metrics"), "metric name -> settings")
+    if check_methods:
+        check_metric_settings(where, "evaluation.metrics.", metrics_cfg)
+    return evaluation
+
+
+def check_metric_settings(where: str, prefix: str, metrics_cfg: Any) -> None:
+    """``{metric: {setting: value}}`` against the metrics' own signatures (keys named
+    ``prefix<metric>``): known names, known settings, and each value of its default's type
+    (a count stays a positive integer)."""
+    import metrics
+
+    if not isinstance(metrics_cfg, dict):
+        raise _fail(where, prefix.rstrip(".") or "metrics", "expected a mapping of metric name -> settings")
+    valid = metrics.names()
+    for mname, kwargs in metrics_cfg.items():
+        if mname not in valid:
+            raise _fail(where, f"{prefix}{mname}", f"unknown metric{did_you_mean(mname, valid)}; "
+                                                   f"valid metrics: {', '.join(valid)}")
+        if kwargs is not None and not isinstance(kwargs, dict):
+            raise _fail(where, f"{prefix}{mname}", "metric settings are a mapping of keyword arguments")
+        defaults = metrics.settings_of(mname)
+        _check_keys(where, f"{prefix}{mname}.", kwargs or {}, defaults)
+        for key, value in (kwargs or {}).items():
+            default, at = defaults[key], f"{prefix}{mname}.{key}"
+            if isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise _fail(where, at, f"expected true or false, got {value!r}")
+            elif _is_int(default) and default > 0:
+                _int(where, at, value, 1)
+            elif isinstance(default, float):
+                _number(where, at, value)
+
+
+def _check_selection(where: str, spec: StudySpec) -> None:
+    """The leaderboard's selection column is one this study computes; without a
+    ``leaderboard:`` block the default (dci.disentanglement) must be computed too."""
+    import metrics
+
+    if not spec.metrics:
+        return  # a study that computes no metric makes no board
+    selection = spec.selection_metric
+    key = "leaderboard.selection" + (".metric" if isinstance(spec.leaderboard.get("selection"), dict) else "")
+    columns = [f"{m}.{k}" for m in spec.metrics for k in metrics.result_keys(m)]
+    if selection in columns:
+        return
+    given = "" if "selection" in spec.leaderboard else f" (the default; set {key})"
+    raise _fail(where, key, f"{selection!r}{given} is not computed by this study{did_you_mean(selection, columns)}; "
+                            f"its columns: {', '.join(columns)}")
+
+
+def _validate_leaderboard(where: str, spec: StudySpec) -> None:
+    """The leaderboard block (selection protocol, claims, references; its keys belong to
+    harness/leaderboard/options.py) and the selection column, now rather than after training."""
+    from harness.leaderboard.options import LeaderboardError, Options
+
+    if spec.leaderboard:
+        try:
+            Options.from_spec(spec)
+        except LeaderboardError as err:
+            raise SpecError(str(err)) from None
+    _check_selection(where, spec)
 
 
 def parse_spec(raw: dict[str, Any], path: Path | None = None, *, check_methods: bool = True) -> StudySpec:
     """Validate ``raw`` into a :class:`StudySpec`.
 
-    ``check_methods=False`` skips loading plugins and checking method parameters and metric
-    settings against their classes (which imports torch and scikit-learn): run ids do not
-    depend on them, so ``gmgbench status`` answers without that cost. Everything that
-    trains or evaluates parses with the full checks.
+    ``check_methods=False`` skips loading plugins, building method Configs and checking
+    metric settings, resources and the leaderboard (which imports torch, scikit-learn and
+    submitit): run ids do not depend on them, so ``gmgbench status`` answers without that
+    cost. Everything that trains or evaluates parses with the full checks.
     """
     where = str(path) if path else "<study spec>"
     if not isinstance(raw, dict):
@@ -235,85 +535,56 @@ def parse_spec(raw: dict[str, Any], path: Path | None = None, *, check_methods: 
     for key in ("name", "datasets", "methods"):
         if key not in raw:
             raise _fail(where, key, f"missing required key ({_TOP_KEYS[key]})")
-    name = str(raw["name"])
-    if not name.replace("-", "_").isidentifier():
+    name = raw["name"]
+    if not isinstance(name, str) or not name.replace("-", "_").isidentifier():
         raise _fail(where, "name", f"use letters, digits, '-' and '_' only, got {name!r}")
 
     base = path.parent if path else Path.cwd()
-    plugins = tuple(str((base / p).resolve()) for p in raw.get("plugins", []) or [])
+    plugin_files = _list(where, "plugins", raw.get("plugins"), "method files")
+    if not all(isinstance(p, str) for p in plugin_files):
+        raise _fail(where, "plugins", f"expected a list of method file paths, got {plugin_files!r}")
+    plugins = tuple(str((base / p).resolve()) for p in plugin_files)
     if check_methods:
         from methods import registry
 
-        for p in plugins:
-            try:
+        try:
+            for p in plugins:
                 registry.load_plugin_file(p)
-            except registry.PluginError as err:
-                raise _fail(where, "plugins", str(err)) from None
-        registry.load_entry_points()
+            registry.load_entry_points()
+        except registry.PluginError as err:
+            raise _fail(where, "plugins", str(err)) from None
 
-    from harness import data  # late: keeps spec parsing free of dataset imports
-
-    datasets = []
-    for i, entry in enumerate(raw["datasets"] or []):
-        dname, root = (entry, None) if isinstance(entry, str) else (entry.get("name"), entry.get("root"))
-        if dname not in data.names():
-            raise _fail(where, f"datasets[{i}]", f"unknown dataset {dname!r}; valid datasets: {', '.join(data.names())}")
-        datasets.append((dname, str((base / root).resolve()) if root else None))
-    if not datasets:
-        raise _fail(where, "datasets", "needs at least one dataset")
-
-    seeds_raw = raw.get("seeds", 1)
-    seeds = tuple(range(seeds_raw)) if isinstance(seeds_raw, int) else tuple(int(s) for s in seeds_raw)
-    if not seeds:
-        raise _fail(where, "seeds", "needs at least one seed")
-
-    train = dict(raw.get("train") or {})
-    _check_keys(where, "train.", train, [f.name for f in dataclasses.fields(TrainSettings)])
+    datasets = _parse_datasets(where, raw["datasets"], base)
+    seeds = _parse_seeds(where, raw.get("seeds", 1))
+    train = TrainSettings.check(where, "train.", raw.get("train"))
     try:
         TrainSettings(**train)
     except (TypeError, ValueError) as err:
         raise _fail(where, "train", str(err)) from None
-
-    evaluation = dict(raw.get("evaluation") or {})
-    _check_keys(where, "evaluation.", evaluation, _EVAL_KEYS)
-    if check_methods:
-        check_metric_settings(where, "evaluation.metrics.", evaluation.get("metrics") or {})
+    evaluation = _parse_evaluation(where, raw.get("evaluation"), check_methods)
 
     methods, labels = [], set()
-    for i, m in enumerate(raw["methods"] or []):
-        key = f"methods[{i}]"
-        if isinstance(m, str):
-            m = {"objective": m}
-        if not isinstance(m, dict) or "objective" not in m:
-            raise _fail(where, key, "a method is {objective: NAME, params: {...}, regularisers: [...]}")
-        _check_keys(where, f"{key}.", m, _METHOD_KEYS)
-        if check_methods:
-            _validate_params(where, f"{key}.objective", m["objective"], "objective", m.get("params") or {})
-        regs = []
-        for j, r in enumerate(m.get("regularisers") or []):
-            rkey = f"{key}.regularisers[{j}]"
-            if isinstance(r, str):
-                r = {"name": r}
-            _check_keys(where, f"{rkey}.", r, _REG_KEYS)
-            if check_methods:
-                _validate_params(where, rkey, r.get("name"), "regulariser", r.get("params") or {})
-            regs.append(RegulariserSpec(r["name"], dict(r.get("params") or {})))
-        label = m.get("label") or "+".join([m["objective"], *(r.name for r in regs)])
-        if label in labels:
-            raise _fail(where, f"{key}.label", f"two methods are labelled {label!r}; give each a distinct 'label'")
-        labels.add(label)
-        mtrain = dict(m.get("train") or {})
-        _check_keys(where, f"{key}.train.", mtrain, [f.name for f in dataclasses.fields(TrainSettings)])
-        methods.append(MethodSpec(label, m["objective"], dict(m.get("params") or {}), tuple(regs), mtrain,
-                                  dict(m.get("resources") or {}), dict(m.get("reference") or {})))
+    for i, m in enumerate(_list(where, "methods", raw["methods"], "methods")):
+        method = _parse_method(where, i, m, train, check_methods)
+        if method.label in labels:
+            raise _fail(where, f"methods[{i}].label", f"two methods are labelled {method.label!r}; "
+                                                      "give each a distinct 'label'")
+        labels.add(method.label)
+        methods.append(method)
     if not methods:
         raise _fail(where, "methods", "needs at least one method")
-    if not isinstance(raw.get("leaderboard") or {}, dict):
-        raise _fail(where, "leaderboard", f"expected a mapping of leaderboard settings, got {raw['leaderboard']!r}")
+    leaderboard = _mapping(where, "leaderboard", raw.get("leaderboard"), "leaderboard settings")
+    resources = _mapping(where, "resources", raw.get("resources"), "submitit parameters")
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise _fail(where, "description", f"expected text, got {description!r}")
 
     from harness import callbacks as callbacks_mod
 
-    callbacks = callbacks_mod.normalise(raw.get("callbacks"), f"{where}: callbacks")
+    try:
+        callbacks = callbacks_mod.normalise(raw.get("callbacks"), f"{where}: callbacks")
+    except callbacks_mod.CallbackError as err:
+        raise SpecError(str(err)) from None
     for i, (cname, _) in enumerate(callbacks if check_methods else ()):
         try:
             callbacks_mod.resolve(cname)
@@ -324,42 +595,21 @@ def parse_spec(raw: dict[str, Any], path: Path | None = None, *, check_methods: 
 
     external = parse_external(raw.get("external"), where, [d for d, _ in datasets], base, _fail)
     spec = StudySpec(
-        name=name, path=path, datasets=tuple(datasets), methods=tuple(methods), seeds=seeds, train=train,
-        evaluation=evaluation, plugins=plugins, leaderboard=dict(raw.get("leaderboard") or {}),
-        resources=dict(raw.get("resources") or {}), description=str(raw.get("description", "")), raw=copy.deepcopy(raw),
-        callbacks=callbacks, external=external,
+        name=name, path=path, datasets=datasets, methods=tuple(methods), seeds=seeds, train=train,
+        evaluation=evaluation, plugins=plugins, leaderboard=leaderboard, resources=resources,
+        description=description, raw=copy.deepcopy(raw), callbacks=callbacks, external=external,
     )
-    _validate_leaderboard(spec)
+    if check_methods:
+        from harness.slurm.profile import ProfileError, check_resources
+
+        try:
+            check_resources(where, "resources", resources)
+            for i, m in enumerate(spec.methods):
+                check_resources(where, f"methods[{i}].resources", m.resources)
+        except ProfileError as err:
+            raise SpecError(str(err)) from None
+        _validate_leaderboard(where, spec)
     return spec
-
-
-def _validate_leaderboard(spec: StudySpec) -> None:
-    """The leaderboard block (selection protocol, claims, references) is checked now, not
-    after training; its keys belong to harness/leaderboard/options.py. A spec without the
-    block keeps the default selection, checked when a board is built."""
-    from harness.leaderboard.options import LeaderboardError, Options
-
-    if not spec.leaderboard:
-        return
-    try:
-        Options.from_spec(spec)
-    except LeaderboardError as err:
-        raise SpecError(str(err)) from None
-
-
-def check_metric_settings(where: str, prefix: str, metrics_cfg: Any) -> None:
-    """``{metric: {setting: value}}`` against the metrics' own signatures (keys named ``prefix<metric>``)."""
-    import metrics
-
-    if not isinstance(metrics_cfg, dict):
-        raise _fail(where, prefix.rstrip(".") or "metrics", "expected a mapping of metric name -> settings")
-    valid = metrics.names()
-    for mname, kwargs in metrics_cfg.items():
-        if mname not in valid:
-            raise _fail(where, f"{prefix}{mname}", f"unknown metric; valid metrics: {', '.join(valid)}")
-        if kwargs is not None and not isinstance(kwargs, dict):
-            raise _fail(where, f"{prefix}{mname}", "metric settings are a mapping of keyword arguments")
-        _check_keys(where, f"{prefix}{mname}.", kwargs or {}, metrics.settings_of(mname))
 
 
 def load_spec(path: str | Path, *, check_methods: bool = True, sets: Iterable[str] = (),
@@ -390,20 +640,62 @@ def expand(spec: StudySpec) -> list[RunSpec]:
     for dname, root in spec.datasets:
         for m in spec.methods:
             train = spec.method_train(m)
-            obj_grid = _grid(m.params)
-            reg_grids = [_grid(r.params) for r in m.regularisers]
-            for obj_params in obj_grid:
-                for reg_combo in itertools.product(*reg_grids) if reg_grids else [()]:
-                    regs = tuple((r.name, dict(p)) for r, p in zip(m.regularisers, reg_combo))
+            reg_points = [r.points() for r in m.regularisers]
+            for obj in m.points():
+                for combo in itertools.product(*reg_points) if reg_points else [()]:
+                    regs = tuple((r.name, dict(p.params)) for r, p in zip(m.regularisers, combo))
+                    configs = (obj.config, tuple(p.config for p in combo))
                     for seed in spec.seeds:
-                        runs.append(RunSpec(
+                        run = RunSpec(
                             study=spec.name, dataset=dname, dataset_root=root, method=m.label,
-                            objective=m.objective, objective_params=dict(obj_params), regularisers=regs,
+                            objective=m.objective, objective_params=dict(obj.params), regularisers=regs,
                             seed=seed, train=train, evaluation=evaluation,
                             resources={**spec.resources, **m.resources},
-                        ))
+                        )
+                        if obj.config is not None and all(c is not None for c in configs[1]):
+                            object.__setattr__(run, "_configs", configs)  # built once, at load
+                        runs.append(run)
     ids = [r.run_id for r in runs]
     if len(set(ids)) != len(ids):
         dup = next(r for r in runs if ids.count(r.run_id) > 1)
         raise SpecError(f"{spec.path}: two entries expand to the same run {dup.name}; remove the duplicate")
     return runs
+
+
+# -- the spec as data (a release's manifest) ------------------------------------------------
+def spec_to_dict(spec: StudySpec) -> dict[str, Any]:
+    """Everything of a study spec that decides its runs and its leaderboard (JSON-safe)."""
+    return {
+        "name": spec.name,
+        "description": spec.description,
+        "datasets": [{"name": d, "root": r} for d, r in spec.datasets],
+        "methods": [{"label": m.label, "objective": m.objective, "params": m.params,
+                     "regularisers": [{"name": r.name, "params": r.params} for r in m.regularisers],
+                     "train": m.train, "reference": m.reference} for m in spec.methods],
+        "seeds": list(spec.seeds),
+        "train": spec.train,
+        "evaluation": spec.evaluation,
+        "leaderboard": spec.leaderboard,
+    }
+
+
+def spec_from_dict(d: Mapping[str, Any], *, error: type[UserError] = SpecError,
+                   where: str = "manifest.json") -> StudySpec:
+    """The inverse of :func:`spec_to_dict`; no registry lookups, so old releases rebuild
+    even where a plugin method is not installed."""
+    try:
+        methods = tuple(MethodSpec(m["label"], m["objective"], dict(m["params"]),
+                                   tuple(RegulariserSpec(r["name"], dict(r["params"])) for r in m["regularisers"]),
+                                   dict(m["train"]), {}, dict(m["reference"])) for m in d["methods"])
+        return StudySpec(name=d["name"], path=None, datasets=tuple((x["name"], x["root"]) for x in d["datasets"]),
+                         methods=methods, seeds=tuple(d["seeds"]), train=dict(d["train"]),
+                         evaluation=dict(d["evaluation"]), leaderboard=dict(d["leaderboard"]),
+                         description=d.get("description", ""))
+    except (KeyError, TypeError) as err:
+        raise error(f"{where}: spec is malformed ({type(err).__name__}: {err})") from None
+
+
+def spec_hash(spec: StudySpec) -> str:
+    """SHA-256 of :func:`spec_to_dict` in canonical JSON."""
+    blob = json.dumps(spec_to_dict(spec), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()

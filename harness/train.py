@@ -7,6 +7,7 @@ checkpoint and resumed ends bit for bit where an uninterrupted run ends on CPU.
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import math
@@ -74,16 +75,19 @@ def build_model(run: RunSpec, dataset: datasets.GroundTruthData) -> VAE:
 
 
 def _build_terms(run: RunSpec):
-    objective = registry.build(run.objective, "objective", run.objective_params)
-    regs = [registry.build(name, "regulariser", params) for name, params in run.regularisers]
+    """The run's objective and regularisers, from the Configs its spec built (once) at load."""
+    obj_cfg, reg_cfgs = run.method_configs()
+    objective = registry.get(run.objective, "objective")(obj_cfg)
+    regs = [registry.get(name, "regulariser")(cfg) for (name, _), cfg in zip(run.regularisers, reg_cfgs)]
     return objective, regs
 
 
 def method_config(run: RunSpec) -> dict[str, Any]:
     """Every method parameter of ``run`` in effect now, defaults included (stored in results)."""
-    objective, regs = _build_terms(run)
-    return {"objective": objective.to_dict(),
-            "regularisers": [{"name": r.name, "params": r.to_dict()} for r in regs]}
+    obj_cfg, reg_cfgs = run.method_configs()
+    return {"objective": dataclasses.asdict(obj_cfg),
+            "regularisers": [{"name": name, "params": dataclasses.asdict(cfg)}
+                             for (name, _), cfg in zip(run.regularisers, reg_cfgs)]}
 
 
 def changed_defaults(run: RunSpec, result: dict[str, Any]) -> list[str]:

@@ -25,6 +25,8 @@ from harness.fileio import atomic_write_text, load_json
 from harness.leaderboard import export, render
 from harness.leaderboard.aggregate import Aggregate, _sha256, aggregate
 from harness.leaderboard.options import LeaderboardError, Options
+from harness.spec import spec_from_dict as _spec_from_dict
+from harness.spec import spec_hash, spec_to_dict
 
 __all__ = ["ReleaseExists", "spec_to_dict", "spec_from_dict", "spec_hash", "versions", "publish_release",
            "rebuild", "verify", "check_results", "check_files", "changes", "write_index", "MANIFEST_FORMAT"]
@@ -37,46 +39,14 @@ class ReleaseExists(LeaderboardError, FileExistsError):
     """The version folder exists; releases are never overwritten."""
 
 
-# -- the spec as data ---------------------------------------------------------------------
-def spec_to_dict(spec) -> dict[str, Any]:
-    """Everything of a study spec that decides its runs and its leaderboard (JSON-safe)."""
-    return {
-        "name": spec.name,
-        "description": spec.description,
-        "datasets": [{"name": d, "root": r} for d, r in spec.datasets],
-        "methods": [{"label": m.label, "objective": m.objective, "params": m.params,
-                     "regularisers": [{"name": r.name, "params": r.params} for r in m.regularisers],
-                     "train": m.train, "reference": m.reference} for m in spec.methods],
-        "seeds": list(spec.seeds),
-        "train": spec.train,
-        "evaluation": spec.evaluation,
-        "leaderboard": spec.leaderboard,
-    }
-
-
+# -- the spec as data: harness/spec.py owns it (re-exported for the manifest's readers) -------
 def spec_from_dict(d: dict[str, Any]):
-    """The inverse of :func:`spec_to_dict`; no registry lookups, so old releases rebuild
-    even where a plugin method is not installed."""
-    from harness.spec import MethodSpec, RegulariserSpec, StudySpec
-
-    try:
-        methods = tuple(MethodSpec(m["label"], m["objective"], dict(m["params"]),
-                                   tuple(RegulariserSpec(r["name"], dict(r["params"])) for r in m["regularisers"]),
-                                   dict(m["train"]), {}, dict(m["reference"])) for m in d["methods"])
-        return StudySpec(name=d["name"], path=None, datasets=tuple((x["name"], x["root"]) for x in d["datasets"]),
-                         methods=methods, seeds=tuple(d["seeds"]), train=dict(d["train"]),
-                         evaluation=dict(d["evaluation"]), leaderboard=dict(d["leaderboard"]),
-                         description=d.get("description", ""))
-    except (KeyError, TypeError) as err:
-        raise LeaderboardError(f"manifest.json: spec is malformed ({type(err).__name__}: {err})") from None
+    """:func:`harness.spec.spec_from_dict`, failing as a :class:`LeaderboardError`."""
+    return _spec_from_dict(d, error=LeaderboardError)
 
 
 def _canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def spec_hash(spec) -> str:
-    return hashlib.sha256(_canonical(spec_to_dict(spec)).encode()).hexdigest()
 
 
 # -- versions -----------------------------------------------------------------------------

@@ -56,7 +56,7 @@ def test_only_keeps_the_same_runs_of_the_full_study(write_spec, two_method_spec)
 
 @pytest.mark.parametrize("sets, only, message", [
     (["train.steps"], [], "--set train.steps: expected key=value"),
-    (["train.steps=0"], [], "train: steps must be > 0"),
+    (["train.steps=0"], [], "train.steps: expected a positive integer, got 0"),
     (["train.stpes=10"], [], "did you mean 'steps'"),
     (["methods.9.params.beta=1"], [], "index 9 is out of range"),
     (["methods.nope.params.beta=1"], [], "no entry 'nope'"),

@@ -37,14 +37,14 @@ def test_runspec_round_trips_through_dict(write_spec, tiny_spec):
         (lambda s: s.update(seedz=3), "seedz: unknown key (did you mean 'seeds'?)"),
         (lambda s: s["train"].update(stpes=3), "train.stpes: unknown key"),
         (lambda s: s["methods"][0].update(objective="beta_vea"), "unknown objective 'beta_vea'; valid objectives: "),
-        (lambda s: s["methods"][0]["params"].update(betta=1), "has no parameter 'betta'; valid: beta"),
+        (lambda s: s["methods"][0]["params"].update(betta=1), "methods[0].params.betta: unknown key (did you mean 'beta'?); valid keys: beta"),
         (lambda s: s["methods"][0]["params"].update(beta=-1.0), "beta must be >= 0"),
-        (lambda s: s.update(datasets=["dsprites"]), "unknown dataset 'dsprites'; valid datasets: "),
+        (lambda s: s.update(datasets=["dsprites"]), "datasets[0]: unknown dataset 'dsprites' (did you mean"),
         (lambda s: s["evaluation"]["metrics"].update(mgi={}), "evaluation.metrics.mgi: unknown metric"),
         (lambda s: s["evaluation"]["metrics"]["mig"].update(num_trian=5), "evaluation.metrics.mig.num_trian: unknown key (did you mean 'num_train'?)"),
         (lambda s: s["methods"].append(dict(s["methods"][0])), "two methods are labelled 'bvae'"),
         (lambda s: s.pop("methods"), "methods: missing required key"),
-        (lambda s: s["train"].update(steps=0), "steps must be > 0"),
+        (lambda s: s["train"].update(steps=0), "train.steps: expected a positive integer, got 0"),
     ],
 )
 def test_errors_name_the_file_and_key(write_spec, tiny_spec, mutate, needle):

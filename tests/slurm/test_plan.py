@@ -14,7 +14,7 @@ from harness.slurm.cluster import JobState, SlurmError
 from harness.slurm.launch import launch
 from harness.slurm.profile import Profile, ProfileError, load_profile
 from harness.results import ResultsStore
-from harness.spec import parse_spec
+from harness.spec import SpecError, parse_spec
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -123,10 +123,11 @@ def test_launch_without_slurm_says_so(tmp_path, monkeypatch):
         launch(_spec(), ResultsStore(tmp_path), Profile())
 
 
-def test_bad_resources_in_the_spec_are_caught_before_submitting(tmp_path):
-    spec = _spec(resources={"gpus": 1})
-    with pytest.raises(ProfileError, match="gpus: unknown submitit parameter"):
-        launch(spec, ResultsStore(tmp_path), Profile(), dry_run=True, say=lambda s: None)
+def test_bad_resources_in_the_spec_are_caught_when_it_loads(tmp_path):
+    with pytest.raises(SpecError, match="resources.gpus: unknown submitit parameter"):
+        _spec(resources={"gpus": 1})
+    with pytest.raises(SpecError, match=r"methods\[0\].resources.timeout_mins: unknown submitit parameter \(did you mean"):
+        _spec(methods=[{"objective": "beta_vae", "resources": {"timeout_mins": 5}}])
 
 
 # -- run states -------------------------------------------------------------------------------
