@@ -23,35 +23,32 @@ from harness.errors import UserError
 __all__ = ["load_yaml", "load_json", "atomic_write", "atomic_write_text", "atomic_write_json", "file_lock"]
 
 
-def _read(path: Path, what: str, error: type[UserError], hint: str) -> str:
+def _load(path: str | Path, what: str, error: type[UserError], hint: str, parse: Callable[[str], Any],
+          invalid: tuple[type[Exception], ...], describe: Callable[[Exception], str]) -> Any:
+    path, hint = Path(path), f"; {hint}" if hint else ""
     if not path.is_file():
         raise error(f"{path}: {what} not found{hint}")
     try:
-        return path.read_text()
-    except (OSError, UnicodeDecodeError) as err:
+        data = path.read_bytes()
+    except OSError as err:
         raise error(f"{path}: cannot read the {what} ({type(err).__name__}: {err}){hint}") from None
+    try:
+        return parse(data.decode())
+    except (UnicodeDecodeError, *invalid) as err:
+        raise error(f"{path}: {describe(err)}{hint}") from None
 
 
 def load_yaml(path: str | Path, *, what: str = "file", error: type[UserError] = UserError, hint: str = "") -> Any:
     """The YAML document in ``path`` (plain data only: ``safe_load``); ``hint`` ends any error."""
     import yaml
 
-    path, hint = Path(path), f"; {hint}" if hint else ""
-    text = _read(path, what, error, hint)
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise error(f"{path}: not valid YAML: {' '.join(str(err).split())}{hint}") from None
+    return _load(path, what, error, hint, yaml.safe_load, (yaml.YAMLError,),
+                 lambda err: f"not valid YAML: {' '.join(str(err).split())}")
 
 
 def load_json(path: str | Path, *, what: str = "file", error: type[UserError] = UserError, hint: str = "") -> Any:
     """The JSON document in ``path``; ``hint`` (what to do about it) ends any error."""
-    path, hint = Path(path), f"; {hint}" if hint else ""
-    text = _read(path, what, error, hint)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise error(f"{path}: corrupt JSON ({err}){hint}") from None
+    return _load(path, what, error, hint, json.loads, (json.JSONDecodeError,), lambda err: f"corrupt JSON ({err})")
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:

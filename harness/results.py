@@ -14,7 +14,6 @@ unless the caller says ``overwrite=True`` (``--force``).
 """
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shutil
@@ -26,7 +25,7 @@ from typing import Any, Iterator
 
 from harness.errors import UserError
 # Re-exported: the store's writers are the one atomic writer of harness/fileio.py.
-from harness.fileio import atomic_write_json, atomic_write_text
+from harness.fileio import atomic_write_json, atomic_write_text, load_json
 
 __all__ = ["ResultsStore", "atomic_write_text", "atomic_write_json", "provenance", "ResultExists", "StoreError"]
 
@@ -246,7 +245,4 @@ def check_result(path: Path, doc: Any, run_id: str) -> dict[str, Any]:
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise StoreError(f"{path}: corrupt JSON ({err}); {REPAIR_HINT}") from None
+    return load_json(path, what="store file", error=StoreError, hint=REPAIR_HINT)
