@@ -18,15 +18,19 @@ import copy
 import re
 from typing import Any, Iterable
 
-__all__ = ["apply_sets", "apply_only", "parse_only", "ONLY_KEYS"]
+from harness.errors import UserError
+
+__all__ = ["apply_sets", "apply_only", "parse_only", "ONLY_KEYS", "OverrideError"]
 
 ONLY_KEYS = ("dataset", "method", "seed")
 
 
-def _error(msg: str) -> Exception:
-    from harness.spec import SpecError  # the CLI reports spec errors as one line
+class OverrideError(UserError, ValueError):
+    """A ``--set``/``--only`` that cannot apply; :func:`harness.spec.load_spec` reports it as a spec error."""
 
-    return SpecError(msg)
+
+def _error(msg: str) -> Exception:
+    return OverrideError(msg)
 
 
 def _value(text: str) -> Any:

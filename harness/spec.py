@@ -383,22 +383,24 @@ def _parse_term(where: str, key: str, name: Any, kind: str, params: Any,
     return params, tuple(points)
 
 
+def _entry(where: str, key: str, raw: Any, name_key: str, valid: Iterable[str], shape: str) -> dict[str, Any]:
+    """A method or regulariser entry: ``NAME`` or a mapping with ``name_key`` and known keys."""
+    if isinstance(raw, str):
+        raw = {name_key: raw}
+    if not isinstance(raw, dict) or not isinstance(raw.get(name_key), str):
+        raise _fail(where, key, shape)
+    _check_keys(where, f"{key}.", raw, valid)
+    return raw
+
+
 def _parse_method(where: str, i: int, m: Any, study_train: dict[str, Any], check_methods: bool) -> MethodSpec:
     key = f"methods[{i}]"
-    if isinstance(m, str):
-        m = {"objective": m}
-    if not isinstance(m, dict) or not isinstance(m.get("objective"), str):
-        raise _fail(where, key, "a method is {objective: NAME, params: {...}, regularisers: [...]}")
-    _check_keys(where, f"{key}.", m, _METHOD_KEYS)
+    m = _entry(where, key, m, "objective", _METHOD_KEYS, "a method is {objective: NAME, params: {...}, regularisers: [...]}")
     params, grid = _parse_term(where, key, m["objective"], "objective", m.get("params"), check_methods)
     regs = []
     for j, r in enumerate(_list(where, f"{key}.regularisers", m.get("regularisers"), "regularisers")):
         rkey = f"{key}.regularisers[{j}]"
-        if isinstance(r, str):
-            r = {"name": r}
-        if not isinstance(r, dict) or not isinstance(r.get("name"), str):
-            raise _fail(where, rkey, "a regulariser is NAME or {name: NAME, params: {...}}")
-        _check_keys(where, f"{rkey}.", r, _REG_KEYS)
+        r = _entry(where, rkey, r, "name", _REG_KEYS, "a regulariser is NAME or {name: NAME, params: {...}}")
         rparams, rgrid = _parse_term(where, rkey, r["name"], "regulariser", r.get("params"), check_methods)
         regs.append(RegulariserSpec(r["name"], rparams, rgrid))
     label = m.get("label") or "+".join([m["objective"], *(r.name for r in regs)])
@@ -621,10 +623,16 @@ def load_spec(path: str | Path, *, check_methods: bool = True, sets: Iterable[st
     path = Path(path)
     raw = load_yaml(path, what="study spec", error=SpecError)
     sets, only = list(sets or []), list(only or [])
-    raw = overrides.apply_sets(raw, sets)
+    try:
+        raw = overrides.apply_sets(raw, sets)
+    except overrides.OverrideError as err:
+        raise SpecError(str(err)) from None
     try:
         if only:
-            raw = overrides.apply_only(raw, only, parse_spec(raw, path, check_methods=False))
+            try:
+                raw = overrides.apply_only(raw, only, parse_spec(raw, path, check_methods=False))
+            except overrides.OverrideError as err:
+                raise SpecError(str(err)) from None
         return parse_spec(raw, path, check_methods=check_methods)
     except SpecError as err:
         if not (sets or only) or str(err).startswith("--"):
