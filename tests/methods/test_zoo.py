@@ -333,6 +333,7 @@ def factor_run(tmp_path):
         "seeds": 1,
         "train": {"steps": 6, "batch_size": 8, "checkpoint_every": 2, "log_every": 1, "num_threads": 1},
         "evaluation": {"metrics": {"mig": {"num_train": 64, "batch_size": 16}}},
+        "leaderboard": {"selection": "mig.discrete_mig"},
     }
     path = tmp_path / "fvae.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))

@@ -88,7 +88,8 @@ def _wait_for(cond, timeout: float, what: str):
 def test_preempted_run_resumes_from_checkpoint_to_the_same_result(slurm_cluster, study, profile, tmp_path):
     train = {**TRAIN, "steps": 120}
     spec_path, results = study("preempt", methods=[{"label": "bvae", "objective": "beta_vae", "params": {"beta": 2.0}}],
-                               train=train, evaluation=MIG)
+                               train=train, evaluation=MIG,
+                               leaderboard={"selection": "mig.discrete_mig"})
     res = cli("launch", spec_path, "--profile", profile(), "--results", results)
     assert res.returncode == 0, res.stdout + res.stderr
     store = ResultsStore(results)
