@@ -396,12 +396,10 @@ def cmd_status(args) -> int:
 # -- parser ------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gmgbench", description=__doc__.splitlines()[0])
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    for flag, kwargs in _GLOBAL_OPTIONS.items():
+        parser.add_argument(flag, **kwargs)
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (INFO level)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    parser.add_argument("--project", type=Path, default=None, metavar="DIR",
-                        help="project folder for results/ and leaderboards/ (default: $GMGBENCH_PROJECT, "
-                             "else the current folder)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="train and evaluate the shipped small study, print its leaderboard")
@@ -507,20 +505,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _debug_everywhere(parser: argparse.ArgumentParser) -> None:
-    """Accept ``--debug`` after any (sub)command too, including those other modules register.
+# Options accepted before the subcommand and after it (by every subcommand, nested ones and
+# those other modules register included: see _global_options_everywhere).
+_GLOBAL_OPTIONS = {
+    "--debug": dict(action="store_true", default=False, help="show tracebacks"),
+    "--project": dict(type=Path, default=None, metavar="DIR",
+                      help="project folder for results/ and leaderboards/ (default: $GMGBENCH_PROJECT, "
+                           "else the current folder)"),
+}
 
-    SUPPRESS keeps a subcommand that was not given ``--debug`` from resetting the value
+
+def _global_options_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Add :data:`_GLOBAL_OPTIONS` to every subcommand below ``parser``.
+
+    SUPPRESS keeps a subcommand that was not given the option from resetting the value
     parsed before it."""
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():
-                if "--debug" not in sub._option_string_actions:
-                    sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
-                if "--project" not in sub._option_string_actions:  # the same for the project folder
-                    sub.add_argument("--project", type=Path, default=argparse.SUPPRESS, metavar="DIR",
-                                     help="project folder for results/ and leaderboards/ (default: here)")
-                _debug_everywhere(sub)
+                for flag, kwargs in _GLOBAL_OPTIONS.items():
+                    if flag not in sub._option_string_actions:
+                        sub.add_argument(flag, **{**kwargs, "default": argparse.SUPPRESS})
+                _global_options_everywhere(sub)
 
 
 def _version() -> str:
@@ -534,7 +540,7 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    _debug_everywhere(parser)
+    _global_options_everywhere(parser)
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
