@@ -343,3 +343,26 @@ def test_signal_to_parent_stops_workers_which_checkpoint(write_spec, tiny_spec, 
     steps = [int(torch.load(p, weights_only=True)["step"]) for p in store_dir.glob("work/*/checkpoint.pt")]
     assert len(steps) == 2 and all(0 < s < 100000 for s in steps), out
     assert "stopped" in out
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_single_process_run_checkpoints_and_exits(write_spec, tiny_spec, tmp_path):
+    tiny_spec["train"].update(steps=100000, checkpoint_every=100000, log_every=1000)
+    spec_path = write_spec(tiny_spec)
+    store_dir = tmp_path / "store"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(spec_path), "--results", str(store_dir),
+                             "--no-leaderboard"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not list(store_dir.glob("work/*/.lock")):
+            time.sleep(0.5)
+        time.sleep(3)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out
+    steps = [int(torch.load(p, weights_only=True)["step"]) for p in store_dir.glob("work/*/checkpoint.pt")]
+    assert len(steps) == 1 and 0 < steps[0] < 100000, out
