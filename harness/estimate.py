@@ -47,7 +47,7 @@ def measured_step_seconds(store: ResultsStore, unit: str | None = None) -> float
     from harness.spec import RunSpec as _RunSpec
 
     per_unit = []
-    if not (store.root / "runs").is_dir():
+    if not store.runs_dir().is_dir():
         return None
     for result in store.iter_results():
         seconds = (result.get("training") or {}).get("seconds_per_step")

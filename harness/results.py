@@ -6,6 +6,13 @@ Layout under the store's root (default ``results/<study>/``)::
     failed/<run_id>.json     the last failure of a run that did not finish (never a result)
     work/<run_id>/           checkpoint.pt, model.pt, curve.csv, log of the run in progress
     jobs/<run_id>.json       Slurm job ids a launch recorded for the run
+    work/<run_id>/attempts.jsonl   one line per start/requeue/end of the run's Slurm jobs
+    launches/                the launch journal (one file per launch) and the launch lock
+    slurm/                   submitit's task pickles and the jobs' stdout/stderr
+    quarantine/              corrupt files moved aside by ``run --repair``
+    external/<id>.json       scores of a model trained elsewhere (``gmgbench import-dlib``)
+
+Every path of this layout is a method of :class:`ResultsStore`; no other module builds one.
 
 A result is written by ``os.replace`` of a temporary file in the same folder, so readers
 see either nothing or the whole document, and concurrent jobs never corrupt each other
@@ -93,7 +100,7 @@ class ResultsStore:
 
     # -- paths ---------------------------------------------------------------------------
     def result_path(self, run_id: str) -> Path:
-        return self.root / "runs" / f"{run_id}.json"
+        return self.runs_dir() / f"{run_id}.json"
 
     def failure_path(self, run_id: str) -> Path:
         return self.root / "failed" / f"{run_id}.json"
@@ -110,6 +117,23 @@ class ResultsStore:
 
     def quarantine_dir(self) -> Path:
         return self.root / "quarantine"
+
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    def external_path(self, external_id: str) -> Path:
+        """The scores of a model trained elsewhere (a spec's ``external:`` entry)."""
+        return self.root / "external" / f"{external_id}.json"
+
+    def attempts_path(self, run_id: str) -> Path:
+        return self.workdir(run_id) / "attempts.jsonl"
+
+    def launches_dir(self) -> Path:
+        return self.root / "launches"
+
+    def slurm_dir(self) -> Path:
+        """Absolute: submitit and the jobs on other nodes read it."""
+        return self.root.resolve() / "slurm"
 
     # -- results -------------------------------------------------------------------------
     def has_result(self, run_id: str) -> bool:
@@ -167,7 +191,7 @@ class ResultsStore:
 
     def iter_results(self) -> Iterator[dict[str, Any]]:
         """Every stored result, sorted by run id; a corrupt file raises naming it."""
-        for path in sorted((self.root / "runs").glob("*.json")):
+        for path in sorted(self.runs_dir().glob("*.json")):
             yield check_result(path, _read_json(path), path.stem)
 
     # -- --force: retrain beside the old run, swap in when complete ----------------------

@@ -125,7 +125,7 @@ def import_model(model_dir: str | Path, store, *, name: str, dataset: str | None
         raise DlibFormatError(f"{model_dir}: dataset {dataset!r} is not one of gmgbench's: {', '.join(data.names())}")
     evaluation = study_evaluation({"metrics": {"mig": {}, "dci": {}}} if evaluation is None else evaluation)
     ext_id = external_id(name, dataset, evaluation)
-    path = store.root / "external" / f"{ext_id}.json"
+    path = store.external_path(ext_id)
     if path.exists() and not force:
         raise ResultExists(f"{path} already holds external model {name!r} on {dataset}; pass --force to replace it")
     ds = data.load(dataset, dataset_root)
@@ -167,7 +167,7 @@ def import_study_externals(spec, store, *, force: bool = False, report=print) ->
     """
     failures = []
     for entry in spec.external:
-        path = store.root / "external" / f"{external_id(entry.name, entry.dataset, spec.evaluation)}.json"
+        path = store.external_path(external_id(entry.name, entry.dataset, spec.evaluation))
         if path.exists() and not force:
             report(f"  skipped {entry.label} (evaluated: {path})")
             continue

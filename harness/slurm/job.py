@@ -82,7 +82,7 @@ class TrainJob(submitit.helpers.Checkpointable):
 
 def _note_attempt(store: ResultsStore, run_id: str, event: str, **info: Any) -> None:
     """Append to ``work/<run_id>/attempts.jsonl``: one line per start/requeue/end of a job."""
-    path = store.workdir(run_id) / "attempts.jsonl"
+    path = store.attempts_path(run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps({"event": event, "time": time.time(), "host": os.uname().nodename, **info}, default=str)
     with open(path, "a") as f:  # one short O_APPEND write: lines of concurrent writers never interleave
@@ -98,7 +98,7 @@ def _last_event(store: ResultsStore, run_id: str) -> str | None:
 
 
 def attempts(store: ResultsStore, run_id: str) -> list[dict[str, Any]]:
-    path = store.workdir(run_id) / "attempts.jsonl"
+    path = store.attempts_path(run_id)
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -14,27 +14,19 @@ from harness.results import ResultsStore
 from harness.slurm import cluster
 from harness.slurm.cluster import SlurmError
 
-__all__ = ["Journal", "launch_lock", "log_folder", "log_paths", "record_jobs", "recover"]
-
-
-def journal_dir(store: ResultsStore) -> Path:
-    return store.root / "launches"
-
-
-def log_folder(store: ResultsStore) -> Path:
-    return store.root.resolve() / "slurm"
+__all__ = ["Journal", "launch_lock", "log_paths", "record_jobs", "recover"]
 
 
 def log_paths(store: ResultsStore, job_id: str) -> tuple[Path, Path]:
     """(stdout, stderr) of a submitit job, e.g. ``slurm/123_4_0_log.err``."""
-    paths = submitit.core.utils.JobPaths(log_folder(store), job_id=job_id, task_id=0)
+    paths = submitit.core.utils.JobPaths(store.slurm_dir(), job_id=job_id, task_id=0)
     return paths.stdout, paths.stderr
 
 
 @contextlib.contextmanager
 def launch_lock(store: ResultsStore):
     """One launcher per store at a time; the OS drops the lock when a launcher dies."""
-    with file_lock(journal_dir(store) / ".lock") as held:
+    with file_lock(store.launches_dir() / ".lock") as held:
         if not held:
             raise SlurmError(f"another `gmgbench launch` is running on {store.root}; wait for it to finish")
         yield
@@ -53,13 +45,13 @@ class Journal:
 
     @classmethod
     def new(cls, store: ResultsStore, study: str, token: str) -> "Journal":
-        path = journal_dir(store) / f"{time.strftime('%Y%m%d-%H%M%S')}-{token}.json"
+        path = store.launches_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{token}.json"
         return cls(path, {"study": study, "token": token, "created": time.time(), "arrays": []})
 
     @classmethod
     def all(cls, store: ResultsStore) -> list["Journal"]:
         return [cls(p, load_json(p, what="launch journal", error=SlurmError))
-                for p in sorted(journal_dir(store).glob("*.json"))]
+                for p in sorted(store.launches_dir().glob("*.json"))]
 
     @property
     def arrays(self) -> list[dict[str, Any]]:
@@ -97,7 +89,7 @@ def recover(store: ResultsStore, say: Callable[[str], None] = print) -> None:
             base = row["array_job_id"]
             n = len(entry["runs"])
             job_ids = [f"{base}_{i}" for i in range(n)] if n > 1 else [base]
-            pickles = [submitit.core.utils.JobPaths(log_folder(store), job_id=j).submitted_pickle for j in job_ids]
+            pickles = [submitit.core.utils.JobPaths(store.slurm_dir(), job_id=j).submitted_pickle for j in job_ids]
             if all(p.is_file() for p in pickles):
                 entry.update(state="held", job_id=base, job_ids=job_ids)
                 journal.save()

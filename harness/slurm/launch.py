@@ -16,7 +16,7 @@ from harness.results import ResultsStore
 from harness.slurm import cluster
 from harness.slurm.cluster import SlurmError
 from harness.slurm.job import TrainJob
-from harness.slurm.journal import Journal, launch_lock, log_folder, record_jobs, recover
+from harness.slurm.journal import Journal, launch_lock, record_jobs, recover
 from harness.slurm.plan import ArrayPlan, plan_arrays, resource_notes
 from harness.slurm.profile import Profile, check_resources
 from harness.spec import StudySpec
@@ -34,7 +34,7 @@ def _executor(store: ResultsStore, profile: Profile, plan: ArrayPlan) -> submiti
     kwargs = {"slurm_max_num_timeout": profile.max_num_timeout}
     if profile.python:
         kwargs["slurm_python"] = profile.python
-    ex = submitit.AutoExecutor(folder=log_folder(store), cluster="slurm", **kwargs)
+    ex = submitit.AutoExecutor(folder=store.slurm_dir(), cluster="slurm", **kwargs)
     res = dict(plan.resources)
     extra = {**(res.pop("slurm_additional_parameters", None) or {}), "hold": True}
     ex.update_parameters(name=plan.name, slurm_array_parallelism=plan.parallelism,
@@ -154,5 +154,5 @@ def _launch_locked(spec, store, profile, runs, *, dry_run, retry_failed, say, ve
         entry["state"] = "released"
         journal.save()
         say(f"submitted {plan.name}: job {entry['job_id']}, {len(plan.runs)} runs, --array={plan.array_spec}")
-    say(f"logs in {log_folder(store)}/; follow with `{status_command(spec, store)}`")
+    say(f"logs in {store.slurm_dir()}/; follow with `{status_command(spec, store)}`")
     return plans

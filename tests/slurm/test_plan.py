@@ -188,7 +188,7 @@ def test_recover_adopts_a_held_array_whose_pickles_are_in_place(tmp_path, monkey
     monkeypatch.setattr(cluster, "queue", lambda: [{"job_id": "7_0", "array_job_id": "7", "name": "gmg-a-r0-c0",
                                                    "state": "PENDING", "reason": "JobHeldUser"}])
     for jid in ("7_0", "7_1"):
-        p = submitit.core.utils.JobPaths(journal.log_folder(store), job_id=jid).submitted_pickle
+        p = submitit.core.utils.JobPaths(store.slurm_dir(), job_id=jid).submitted_pickle
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"x")
     journal.recover(store, say=lambda s: None)
