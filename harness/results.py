@@ -97,6 +97,9 @@ def provenance() -> dict[str, Any]:
 class ResultsStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
+        # run id -> ((inode, mtime_ns, size), state, reason, code record): a result is parsed
+        # once per change, however often status and run ask whether it is done.
+        self._states: dict[str, tuple[tuple[int, ...], str, str, dict[str, Any]]] = {}
 
     # -- paths ---------------------------------------------------------------------------
     def result_path(self, run_id: str) -> Path:
@@ -142,14 +145,29 @@ class ResultsStore:
 
     def result_state(self, run_id: str) -> tuple[str, str]:
         """``("done", "")``, ``("absent", "")`` or ``("corrupt", one-line reason naming the file)``."""
+        return self._state(run_id)[1:3]
+
+    def code_record(self, run_id: str) -> dict[str, Any]:
+        """The method code a done result records (``method_code`` / ``method_source``), else ``{}``."""
+        return self._state(run_id)[3]
+
+    def _state(self, run_id: str) -> tuple[tuple[int, ...], str, str, dict[str, Any]]:
         path = self.result_path(run_id)
-        if not path.is_file():
-            return "absent", ""
         try:
-            check_result(path, _read_json(path), run_id)
+            st = path.stat()
+        except OSError:
+            return (), "absent", "", {}
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)  # a rewrite is a new inode (os.replace)
+        hit = self._states.get(run_id)
+        if hit is not None and hit[0] == key:
+            return hit
+        try:
+            doc = check_result(path, _read_json(path), run_id)
+            entry = (key, "done", "", {k: doc[k] for k in ("method_code", "method_source") if k in doc})
         except StoreError as err:
-            return "corrupt", str(err)
-        return "done", ""
+            entry = (key, "corrupt", str(err), {})
+        self._states[run_id] = entry
+        return entry
 
     def failure_state(self, run_id: str) -> tuple[str, str]:
         """Like :meth:`result_state`, for ``failed/<id>.json`` (``"failed"`` when readable)."""

@@ -114,7 +114,7 @@ def _stale_note(store: ResultsStore, run_id: str) -> str:
     """``"stale: gmg: methods/ot/torch_gw.py changed"`` if the method code changed since the run."""
     from harness.stale import recorded_changes
 
-    changes = recorded_changes(store.read_result(run_id))
+    changes = recorded_changes(store.code_record(run_id))
     return f"stale: {'; '.join(changes)}" if changes else ""
 
 
