@@ -185,6 +185,10 @@ def _how_to_read(agg: Aggregate, data: str) -> list[str]:
     ]
     if o.claims:
         out.append(f"- **Claims**: {claims_method(o)} (see Claims).")
+    if runs["method"].str.endswith(" (external)").any():
+        out.append("- **External**: entries marked *(external)* were trained elsewhere and evaluated here from their "
+                   "disentanglement_lib TF-Hub module (`gmgbench import-dlib`, docs/dlib.md), with the same metrics; "
+                   "their setting is the module's SHA-256, and they have one seed.")
     return out + [""]
 
 

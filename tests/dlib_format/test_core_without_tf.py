@@ -63,3 +63,42 @@ def test_external_paths_are_relative_to_the_spec(tmp_path):
     raw["external"].append(dict(raw["external"][0]))
     with pytest.raises(SpecError, match="two external models are named 'z'"):
         parse_spec(raw, tmp_path / "s.yaml")
+
+
+def _external_result(name: str, dataset: str, evaluation: dict, mig: float) -> dict:
+    return {"schema": 1, "status": "done",
+            "external": {"name": name, "module_sha256": "ab" * 32, "representation": "gaussian_encoder/mean"},
+            "config": {"dataset": dataset, "evaluation": evaluation}, "metrics": {"mig": {"discrete_mig": mig}},
+            "provenance": {"eval_seconds": 1.0}}
+
+
+def test_leaderboard_rows_of_external_results(tmp_path):
+    """Stored external results become labelled rows; only comparable ones (same dataset and
+    evaluation settings) appear; a spec entry not yet imported is missing; a corrupt file is one line."""
+    import json
+
+    from harness.dlib_format.entries import external_id
+    from harness.leaderboard import LeaderboardError, build
+    from harness.results import ResultsStore
+
+    raw = {"name": "s", "datasets": ["dsprites_procedural"], "methods": ["beta_vae"], "seeds": 1,
+           "evaluation": {"metrics": {"mig": {"num_train": 100}}}, "leaderboard": {"selection": "mig.discrete_mig"},
+           "external": [{"name": "listed", "path": "zoo/1", "dataset": "dsprites_procedural"}]}
+    spec = parse_spec(raw, tmp_path / "s.yaml")
+    store = ResultsStore(tmp_path / "store")
+    ev = {"metrics": {"mig": {"num_train": 100}}, "seed": 0}
+    folder = store.root / "external"
+    folder.mkdir(parents=True)
+    for name, evaluation, mig in (("zoo-0", ev, 0.25), ("other-sizes", {"metrics": {"mig": {}}, "seed": 0}, 0.5)):
+        (folder / f"{external_id(name, 'dsprites_procedural', evaluation)}.json").write_text(
+            json.dumps(_external_result(name, "dsprites_procedural", evaluation, mig)))
+    board = build(spec, store)
+    runs = board.agg.runs.set_index("method")
+    assert runs.loc["zoo-0 (external)", "mig.discrete_mig"] == 0.25
+    assert runs.loc["zoo-0 (external)", "setting"] == "tfhub sha256:" + "ab" * 6
+    assert runs.loc["listed (external)", "status"] == "missing"
+    assert "other-sizes (external)" not in runs.index  # scored with other metric sizes: not comparable
+    assert "| zoo-0 (external)" in board.markdown and "trained elsewhere" in board.markdown
+    (folder / "ext-0000000000000000.json").write_text("{not json")
+    with pytest.raises(LeaderboardError, match="ext-0000000000000000.json: corrupt JSON"):
+        build(spec, store)

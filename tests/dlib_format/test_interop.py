@@ -176,6 +176,7 @@ def test_import_dlib_puts_the_model_on_the_leaderboard(trained, dlib_built, tmp_
     assert rows.loc["dlib-vae-0 (external)", "setting"] == f"tfhub sha256:{checksum[:12]}"
     assert rows.loc["dlib-vae-0 (external)", "mig.discrete_mig"] == result["metrics"]["mig"]["discrete_mig"]
     assert "dlib-vae-0 (external)" in board.markdown and "bvae" in board.markdown
+    assert "entries marked *(external)* were trained elsewhere" in board.markdown
     # Importing again is refused (the stored result is kept) unless --force.
     assert cli.main(["import-dlib", str(dlib_built), "--study", str(spec_path), "--results", str(store.root),
                      "--name", "dlib-vae-0"]) == 1
