@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.dlib_format import graph, hub
+from harness.dlib_format import graph, hub, importer
 from harness.dlib_format.errors import DlibFormatError
 
 __all__ = ["export_run", "CHECK_TOLERANCE"]
@@ -103,7 +103,6 @@ def _check(model, run, folder: Path, device: str) -> float:
     import torch
 
     from harness import data
-    from harness.dlib_format.importer import module_representation
 
     try:
         dataset = data.load(run.dataset, run.dataset_root)
@@ -115,7 +114,7 @@ def _check(model, run, folder: Path, device: str) -> float:
         want = model.encode(torch.from_numpy(x).permute(0, 3, 1, 2))[0].numpy()
     diffs = []
     for sub in ("tfhub", "postprocessed/mean/tfhub"):
-        got = module_representation(folder / sub, x.shape[1:], device=device)(x)
+        got = importer.module_representation(folder / sub, x.shape[1:], device=device)(x)
         diffs.append(float(np.abs(got - want).max()))
     if max(diffs) > CHECK_TOLERANCE:
         raise DlibFormatError(f"export of run {run.run_id}: the TensorFlow module's means differ from the torch "
@@ -151,16 +150,6 @@ def _train_gin(run, result: dict[str, Any], shape) -> str:
                                        "not dlib's conv_encoder/deconv_decoder.")
 
 
-def _gin_dict(text: str) -> dict[str, str]:
-    """dlib's ``results.gin_dict``: ``key = value`` lines, comments skipped."""
-    out = {}
-    for line in text.split("\n"):
-        if not line.startswith("#") and " = " in line:
-            key, value = line.split(" = ", 1)
-            out[key] = value
-    return out
-
-
 def _results_dir(folder: Path, steps: dict[str, tuple[str, dict]]) -> None:
     """dlib's ``results.update_result_directory`` layout, for each step in order."""
     json_dir = folder / "json"
@@ -168,7 +157,7 @@ def _results_dir(folder: Path, steps: dict[str, tuple[str, dict]]) -> None:
     for step, (gin_text, results) in steps.items():
         (folder / "gin").mkdir(exist_ok=True)
         (folder / "gin" / f"{step}.gin").write_text(gin_text)
-        (json_dir / f"{step}_config.json").write_text(json.dumps(_gin_dict(gin_text), indent=2))
+        (json_dir / f"{step}_config.json").write_text(json.dumps(importer.gin_dict(gin_text), indent=2))
         (json_dir / f"{step}_results.json").write_text(json.dumps({**results, "uuid": str(uuid.uuid4())}, indent=2))
         aggregate = {}
         for f in sorted(json_dir.glob("*.json")):

@@ -12,7 +12,6 @@ labelled ``<name> (external)``.
 """
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -93,15 +92,30 @@ def module_representation(module_dir: str | Path, observation_shape, *, batch_si
     return represent
 
 
-def dataset_from_gin(model_dir: str | Path) -> str | None:
-    """``dataset.name`` of the model's ``results/gin/train.gin`` (or postprocess.gin), if any."""
+def gin_dict(text: str) -> dict[str, str]:
+    """dlib's ``results.gin_dict``: the ``key = value`` lines of a gin file, comments skipped."""
+    out = {}
+    for line in text.split("\n"):
+        if not line.startswith("#") and " = " in line:
+            key, value = line.split(" = ", 1)
+            out[key.strip()] = value.strip()
+    return out
+
+
+def _gin_bindings(model_dir: str | Path) -> dict[str, str]:
+    """The bindings of the model's ``results/gin/train.gin`` and ``postprocess.gin``, as text."""
+    out: dict[str, str] = {}
     for name in ("train.gin", "postprocess.gin"):
         path = Path(model_dir) / "results" / "gin" / name
         if path.is_file():
-            m = re.search(r"^dataset\.name\s*=\s*['\"]([^'\"]+)['\"]", path.read_text(), re.MULTILINE)
-            if m:
-                return m.group(1)
-    return None
+            out.update(gin_dict(path.read_text(errors="replace")))
+    return out
+
+
+def dataset_from_gin(model_dir: str | Path) -> str | None:
+    """``dataset.name`` of the model's gin files, if they name one."""
+    name = _gin_bindings(model_dir).get("dataset.name", "").strip("'\"")
+    return name or None
 
 
 def import_model(model_dir: str | Path, store, *, name: str, dataset: str | None = None,
@@ -138,26 +152,13 @@ def import_model(model_dir: str | Path, store, *, name: str, dataset: str | None
         "status": "done",
         "external": {"name": name, "format": "disentanglement_lib TF1 Hub module", "model_dir": str(model_dir.resolve()),
                      "module": str(module.resolve()), "module_sha256": checksum, "representation": represent.signature,
-                     "gin": _gin_summary(model_dir)},
+                     "gin": _gin_bindings(model_dir)},
         "config": {"dataset": dataset, "dataset_root": dataset_root, "evaluation": evaluation},
         "metrics": scores,
         "provenance": {**provenance(), "eval_seconds": time.time() - start},
     }
     atomic_write_json(path, result)
     return path, result
-
-
-def _gin_summary(model_dir: Path) -> dict[str, str]:
-    """The model's own description from its gin files (model name, seed, ...), as text."""
-    out: dict[str, str] = {}
-    for name in ("train.gin", "postprocess.gin"):
-        path = model_dir / "results" / "gin" / name
-        if path.is_file():
-            for line in path.read_text(errors="replace").splitlines():
-                if not line.startswith("#") and " = " in line:
-                    key, value = line.split(" = ", 1)
-                    out[key.strip()] = value.strip()
-    return out
 
 
 def import_study_externals(spec, store, *, force: bool = False, report=print) -> list[str]:
