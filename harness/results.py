@@ -124,9 +124,13 @@ class ResultsStore:
     def runs_dir(self) -> Path:
         return self.root / "runs"
 
+    def external_dir(self) -> Path:
+        """Scores of models trained elsewhere (``gmgbench import-dlib``), one file each."""
+        return self.root / "external"
+
     def external_path(self, external_id: str) -> Path:
         """The scores of a model trained elsewhere (a spec's ``external:`` entry)."""
-        return self.root / "external" / f"{external_id}.json"
+        return self.external_dir() / f"{external_id}.json"
 
     def attempts_path(self, run_id: str) -> Path:
         return self.workdir(run_id) / "attempts.jsonl"

@@ -86,7 +86,7 @@ def external_rows(spec, store):
 
     evaluation = study_evaluation(spec.evaluation)
     datasets = {d for d, _ in spec.datasets}
-    folder = Path(store.root) / "external"
+    folder = store.external_dir()
     wanted = {external_id(e.name, e.dataset, evaluation): e for e in spec.external}
     found = {}
     for path in sorted(folder.glob("ext-*.json")) if folder.is_dir() else []:
@@ -100,7 +100,7 @@ def external_rows(spec, store):
             found[path.stem] = (result, path)
     ids = list(wanted) + sorted(i for i in found if i not in wanted)
     for ext_id in ids:
-        result, path = found.get(ext_id, (None, folder / f"{ext_id}.json"))
+        result, path = found.get(ext_id, (None, store.external_path(ext_id)))
         if result is not None:
             name, dataset = result["external"]["name"], result["config"]["dataset"]
             setting = f"tfhub sha256:{result['external']['module_sha256'][:12]}"
