@@ -134,7 +134,8 @@ def test_failed_run_is_reported_with_its_log_and_only_it_reruns_after_the_fix(sl
         if all(r.get("slurm", {}).get("state") == "FAILED" for r in report["runs"] if r["status"] == "failed"):
             break
         time.sleep(1)
-    assert report["counts"] == {"done": 2, "running": 0, "queued": 0, "held": 0, "failed": 1, "missing": 0}
+    assert report["counts"] == {"done": 2, "running": 0, "queued": 0, "held": 0, "failed": 1, "missing": 0,
+                                "corrupt": 0, "stale": 0}
     (failed,) = [r for r in report["runs"] if r["status"] == "failed"]
     assert failed["name"].startswith("bvae_fast")
     assert "FloatingPointError" in failed["note"] and "learning rate" in failed["note"]
