@@ -363,7 +363,9 @@ def _parse_term(where: str, key: str, name: Any, kind: str, params: Any,
     try:
         cls = registry.get(name, kind)
     except KeyError as err:
-        raise _fail(where, key if kind == "regulariser" else f"{key}.objective", err.args[0]) from None
+        unknown = f"unknown {kind} {name!r}"
+        msg = err.args[0].replace(unknown, unknown + did_you_mean(name, registry.names(kind)), 1)
+        raise _fail(where, key if kind == "regulariser" else f"{key}.objective", msg) from None
     fields = [f.name for f in dataclasses.fields(cls.Config)]
     _check_keys(where, f"{key}.params.", params, fields)
     points = []

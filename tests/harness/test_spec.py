@@ -36,7 +36,7 @@ def test_runspec_round_trips_through_dict(write_spec, tiny_spec):
     [
         (lambda s: s.update(seedz=3), "seedz: unknown key (did you mean 'seeds'?)"),
         (lambda s: s["train"].update(stpes=3), "train.stpes: unknown key"),
-        (lambda s: s["methods"][0].update(objective="beta_vea"), "unknown objective 'beta_vea'; valid objectives: "),
+        (lambda s: s["methods"][0].update(objective="beta_vea"), "unknown objective 'beta_vea' (did you mean 'beta_vae'?); valid objectives: "),
         (lambda s: s["methods"][0]["params"].update(betta=1), "methods[0].params.betta: unknown key (did you mean 'beta'?); valid keys: beta"),
         (lambda s: s["methods"][0]["params"].update(beta=-1.0), "beta must be >= 0"),
         (lambda s: s.update(datasets=["dsprites"]), "datasets[0]: unknown dataset 'dsprites' (did you mean"),

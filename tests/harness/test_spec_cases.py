@@ -48,6 +48,10 @@ CASES = {
     "a claim about a missing entry": (
         lambda s: s["leaderboard"].update(claims=[{"claim": "x", "better": "bvae", "than": "gone"}]),
         "leaderboard.claims[0].than", "not a method label"),
+    "an objective typo": (lambda s: s["methods"][0].update(objective="beta_vea"), "methods[0].objective",
+                          "unknown objective 'beta_vea' (did you mean 'beta_vae'?); valid objectives: "),
+    "a regulariser typo": (lambda s: s["methods"][0].update(regularisers=["gmgg"]), "methods[0].regularisers[0]",
+                           "unknown regulariser 'gmgg' (did you mean 'gmg'?)"),
     "resources as a list": (lambda s: s.update(resources=["gpu"]), "resources", "expected a mapping"),
     "a resources typo": (lambda s: s.update(resources={"timeout_mins": 5}), "resources.timeout_mins",
                          "(did you mean 'timeout_min'?)"),
