@@ -7,6 +7,10 @@ For a batch of M posterior samples ``z_i ~ q(z|n_i)`` from a dataset of N observ
     TC   = mean_i [log q(z_i) − Σ_d log q(z_id)]
     DWKL = mean_i [Σ_d log q(z_id) − log p(z_i)]
 
+(``form: chen``). ``form: dlib`` is disentanglement_lib's ``beta_tc_vae`` instead:
+``recon + KL + (β − 1)·TC`` with the closed-form KL and the ``mws`` TC without its constant
+(needs ``estimator: mws`` and α = γ = 1; the same objective in expectation).
+
 The three add up to the Monte-Carlo KL ``mean_i [log q(z_i|n_i) − log p(z_i)]`` for any
 estimator of the aggregate posterior q(z) = (1/N) Σ_n q(z|n). Three estimators of
 ``log q(z_i)`` (and of each marginal ``log q(z_id)``) from the batch, each a matrix of
@@ -47,6 +51,7 @@ from methods.beta_vae import BetaVAE, gaussian_kl, reconstruction_loss
 __all__ = ["BetaTCVAE", "kl_decomposition", "log_density_gaussian"]
 
 ESTIMATORS = ("mss", "mws", "hfs")
+FORMS = ("chen", "dlib")
 _LOG_2PI = math.log(2 * math.pi)
 
 
@@ -133,6 +138,7 @@ class BetaTCVAE(Objective):
         alpha: float = 1.0
         gamma: float = 1.0
         estimator: str = "mss"
+        form: str = "chen"
 
         def __post_init__(self):
             super().__post_init__()
@@ -141,11 +147,23 @@ class BetaTCVAE(Objective):
                     raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
             if self.estimator not in ESTIMATORS:
                 raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {self.estimator!r}")
+            if self.form not in FORMS:
+                raise ValueError(f"form must be one of {', '.join(FORMS)}, got {self.form!r}")
+            if self.form == "dlib" and (self.estimator != "mws" or self.alpha != 1 or self.gamma != 1):
+                raise ValueError("form 'dlib' is disentanglement_lib's beta_tc_vae: it needs estimator 'mws' "
+                                 f"and alpha = gamma = 1, got {self.estimator!r}, {self.alpha}, {self.gamma}")
 
     def __call__(self, out: ForwardPass) -> LossAndLogs:
         rec = reconstruction_loss(out)
         parts = kl_decomposition(out.z, out.mu, out.logvar, out.dataset_size, self.cfg.estimator)
-        loss = rec + self.cfg.alpha * parts["mi"] + self.cfg.beta * parts["tc"] + self.cfg.gamma * parts["dim_kl"]
-        logs = {"recon": rec.item(), "kl": gaussian_kl(out.mu, out.logvar).sum().item()}
+        kl = gaussian_kl(out.mu, out.logvar).sum()
+        if self.cfg.form == "dlib":
+            # dlib's total_correlation drops the constant (D − 1)·log(N·M) of the mws estimate.
+            m, d = out.z.shape
+            tc = parts["tc"] - (d - 1) * math.log(out.dataset_size * m)
+            loss = rec + kl + (self.cfg.beta - 1) * tc
+        else:
+            loss = rec + self.cfg.alpha * parts["mi"] + self.cfg.beta * parts["tc"] + self.cfg.gamma * parts["dim_kl"]
+        logs = {"recon": rec.item(), "kl": kl.item()}
         logs.update({k: v.item() for k, v in parts.items()})
         return loss, logs

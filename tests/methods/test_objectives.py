@@ -142,7 +142,7 @@ def test_beta_tcvae_with_unit_weights_is_the_vae_with_a_monte_carlo_kl():
 
 def test_beta_tcvae_config_extends_beta_vae_config():
     assert issubclass(BetaTCVAE.Config, BetaVAE.Config)
-    assert BetaTCVAE.parameters() == {"beta": 6.0, "alpha": 1.0, "gamma": 1.0, "estimator": "mss"}
+    assert BetaTCVAE.parameters() == {"beta": 6.0, "alpha": 1.0, "gamma": 1.0, "estimator": "mss", "form": "chen"}
     with pytest.raises(ValueError, match="beta must be >= 0"):
         BetaTCVAE.Config(beta=-1.0)
     with pytest.raises(ValueError, match="alpha"):

@@ -230,6 +230,29 @@ def test_beta_tcvae_accepts_the_hfs_estimator():
         registry.build("beta_tcvae", "objective", {"estimator": "hfs_mss"})
 
 
+def np_dlib_tc(z, mu, lv) -> float:
+    """dlib's total_correlation: constants dropped, log q(z) and the marginals by plain logsumexp."""
+    cross = -0.5 * (lv[None] + (z[:, None] - mu[None]) ** 2 * np.exp(-lv[None]) + np.log(2 * np.pi))
+
+    def lse(a, axis):
+        m = a.max(axis, keepdims=True)
+        return np.squeeze(m, axis) + np.log(np.exp(a - m).sum(axis))
+
+    return float(np.mean(lse(cross.sum(2), 1) - lse(cross, 1).sum(1)))
+
+
+@pytest.mark.parametrize("beta", [1.0, 6.0])
+def test_beta_tcvae_dlib_form_matches_numpy(beta):
+    out = _batch(seed=8)
+    method = registry.build("beta_tcvae", "objective", {"beta": beta, "estimator": "mws", "form": "dlib"})
+    loss, _ = call_checked(method, out)
+    expected = np_recon(out) + np_kl(out) + (beta - 1) * np_dlib_tc(_np(out.z), _np(out.mu), _np(out.logvar))
+    assert loss.item() == pytest.approx(expected, rel=1e-10)
+    for bad in ({"estimator": "mss"}, {"estimator": "mws", "alpha": 0.5}):
+        with pytest.raises(ValueError, match="form 'dlib'.*needs estimator 'mws'"):
+            registry.build("beta_tcvae", "objective", {"form": "dlib", **bad})
+
+
 @pytest.mark.parametrize("name, params", [
     ("factor_vae", {"gamma": -1.0}), ("factor_vae", {"discriminator_beta1": 1.0}),
     ("factor_vae", {"discriminator_layers": 0}), ("dip_vae_i", {"lambda_od": -1.0}),
