@@ -11,6 +11,7 @@ Then it binds the gin parameters of dlib's unsupervised study configs.
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import os
 import sys
 import types
@@ -48,6 +49,9 @@ def _install_shims() -> None:
         compat = types.ModuleType("tensorflow.compat")
         compat.v1 = compat_v1  # type: ignore[attr-defined]
         tf = types.ModuleType("tensorflow")
+        # A spec without an origin: importlib.util.find_spec("tensorflow") (torch._dynamo asks
+        # when it first loads) raises on a module whose __spec__ is None.
+        tf.__spec__ = importlib.machinery.ModuleSpec("tensorflow", None)
         tf.compat = compat  # type: ignore[attr-defined]
         tf.gfile = gfile  # type: ignore[attr-defined]
         sys.modules.update({"tensorflow": tf, "tensorflow.compat": compat, "tensorflow.compat.v1": compat_v1})
