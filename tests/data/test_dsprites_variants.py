@@ -170,3 +170,28 @@ def test_data_check_lists_the_scream_image_beside_dsprites(tmp_path, capsys):
     assert main(["data", "check", "scream_dsprites", "--root", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert re.search(r"unknown checksum +\S*scream/scream\.jpg", out) and "MISMATCH" in out
+
+
+@pytest.mark.parametrize("name", ["noisy_dsprites_procedural", "scream_dsprites_procedural"])
+def test_a_run_trains_on_a_variant(tmp_path, name):
+    """RGB observations reach a 3-channel VAE through the ordinary loop, and resume exactly."""
+    import yaml
+
+    from harness.spec import load_spec
+    from harness.train import Interrupted, train_run
+
+    spec = {"name": "variant", "datasets": [name], "methods": [{"label": "bvae", "objective": "beta_vae"}],
+            "seeds": 1, "train": {"steps": 3, "batch_size": 4, "checkpoint_every": 1, "log_every": 1, "num_threads": 1},
+            "evaluation": {"metrics": {"mig": {"num_train": 32, "batch_size": 16}}},
+            "leaderboard": {"selection": "mig.discrete_mig"}}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    run = load_spec(path).runs()[0]
+    done = train_run(run, tmp_path / "a", progress=False)
+    assert done["steps"] == 3 and np.isfinite(done["final"]["loss"])
+    with pytest.raises(Interrupted):
+        train_run(run, tmp_path / "b", progress=False, stop_after=2)
+    train_run(run, tmp_path / "b", progress=False)
+    a = torch.load(tmp_path / "a" / "model.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "b" / "model.pt", weights_only=True)["model"]
+    assert a["encoder.0.weight"].shape[1] == 3 and all(torch.equal(a[k], b[k]) for k in a)
