@@ -102,3 +102,21 @@ def test_leaderboard_rows_of_external_results(tmp_path):
     (folder / "ext-0000000000000000.json").write_text("{not json")
     with pytest.raises(LeaderboardError, match="ext-0000000000000000.json: corrupt JSON"):
         build(spec, store)
+
+
+def test_without_tensorflow_the_interop_commands_say_how_to_get_it(tmp_path):
+    (tmp_path / "m" / "tfhub").mkdir(parents=True)
+    (tmp_path / "m" / "tfhub" / "saved_model.pb").write_bytes(b"")
+    code = textwrap.dedent(f"""
+        import sys
+        sys.modules["tensorflow"] = None  # as if the tf extra were not installed
+        from harness import cli
+        sys.exit(cli.main(["import-dlib", {str(tmp_path / 'm')!r}, "--results", {str(tmp_path / 's')!r},
+                           "--dataset", "dsprites_procedural"]))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [
+        "gmgbench import-dlib: error: disentanglement_lib interop needs TensorFlow: pip install 'gmgbench[tf]' "
+        "(or `make venv`, which installs it)"]
