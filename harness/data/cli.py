@@ -205,19 +205,3 @@ def show(args) -> int:
     out = write_sheet(ds, args.out or f"{args.name}_samples.png", seed=args.seed)
     _out(f"wrote {out}: 2 rows of samples, then one row per factor ({', '.join(ds.factor_names)})")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry for ``python -m harness.data.cli``; gmgbench wires ``register`` itself."""
-    parser = argparse.ArgumentParser(prog="gmgbench")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except DatasetError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
