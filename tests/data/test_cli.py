@@ -200,8 +200,11 @@ def test_show_real_dataset_without_files_is_a_clear_error(tmp_path, capsys):
 
 
 def test_main_prints_dataset_errors(tmp_path, capsys):
-    assert cli.main(["data", "show", "cars3d", "--root", str(tmp_path)]) == 1
-    assert "error: cars3d: missing folder" in capsys.readouterr().err
+    from harness.cli import main
+
+    assert main(["data", "show", "cars3d", "--root", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "gmgbench data: error: cars3d: missing folder" in err and "Traceback" not in err
 
 
 def test_check_counts_cars_files(tmp_path, capsys):
