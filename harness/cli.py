@@ -11,6 +11,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from harness.errors import UsageError, UserError
 
@@ -190,13 +191,26 @@ def cmd_init(args) -> int:
     return 0
 
 
+def _metric_settings(text: str) -> dict[str, Any]:
+    """``--metrics``: comma-separated names or a JSON ``{name: {setting: value}}``, checked
+    as a spec's ``evaluation.metrics`` is."""
+    import json
+
+    from harness.spec import check_metric_settings
+
+    try:
+        settings = json.loads(text) if text.strip().startswith("{") else {m: {} for m in text.split(",")}
+    except json.JSONDecodeError as err:
+        raise UserError(f"--metrics: not valid JSON ({err})") from None
+    check_metric_settings("--metrics", "", settings)
+    return settings
+
+
 def cmd_evaluate(args) -> int:
     import json
 
     from harness import train
     from harness.results import ResultExists, ResultsStore
-
-    from harness.spec import check_metric_settings
 
     store = ResultsStore(args.results)
     if not store.has_result(args.run_id):
@@ -204,11 +218,7 @@ def cmd_evaluate(args) -> int:
     if not (store.workdir(args.run_id) / "model.pt").is_file():
         raise UserError(f"{store.workdir(args.run_id) / 'model.pt'}: the run's model is gone; rerun it with --force")
     result = store.read_result(args.run_id)
-    try:
-        settings = json.loads(args.metrics) if args.metrics.strip().startswith("{") else {m: {} for m in args.metrics.split(",")}
-    except json.JSONDecodeError as err:
-        raise UserError(f"--metrics: not valid JSON ({err})") from None
-    check_metric_settings("--metrics", "", settings)
+    settings = _metric_settings(args.metrics)
     # Refuse before the (slow) evaluation: a stored metric is replaced only when asked.
     stored = sorted(set(settings) & set(result.get("metrics", {})))
     if stored and not (args.force or args.no_write):
@@ -249,8 +259,7 @@ def cmd_import_dlib(args) -> int:
     else:
         raise DlibFormatError("import-dlib: give --study SPEC (its store, metrics and leaderboard) or --results STORE")
     if args.metrics:
-        evaluation = {"metrics": json.loads(args.metrics) if args.metrics.strip().startswith("{")
-                      else {m: {} for m in args.metrics.split(",")}, "seed": (evaluation or {}).get("seed", 0)}
+        evaluation = {"metrics": _metric_settings(args.metrics), "seed": (evaluation or {}).get("seed", 0)}
     name = args.name or args.model_dir.resolve().name
     path, result = import_model(args.model_dir, store, name=name, dataset=args.dataset, dataset_root=root,
                                 evaluation=evaluation, force=args.force, device=args.device,

@@ -82,7 +82,8 @@ def external_rows(spec, store):
     model imported into the store (``gmgbench import-dlib``) on one of the study's datasets
     with the study's evaluation settings, so that its numbers are comparable.
     """
-    import json
+    from harness.fileio import load_json
+    from harness.results import StoreError
 
     evaluation = study_evaluation(spec.evaluation)
     datasets = {d for d, _ in spec.datasets}
@@ -90,10 +91,8 @@ def external_rows(spec, store):
     wanted = {external_id(e.name, e.dataset, evaluation): e for e in spec.external}
     found = {}
     for path in sorted(folder.glob("ext-*.json")) if folder.is_dir() else []:
-        try:
-            result = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: corrupt JSON ({err}); move the file away and import the model again") from None
+        result = load_json(path, what="imported model's scores", error=StoreError,
+                           hint="move the file away and import the model again")
         config = result.get("config") or {}
         if path.stem in wanted or (config.get("dataset") in datasets and
                                    study_evaluation(config.get("evaluation")) == evaluation):
