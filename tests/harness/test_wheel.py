@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-_NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "results",
-                                     "leaderboards", "tests", ".benchmarks", ".pytest_cache")
+# .venv-dlib: dlib's TF1 environment (`make venv-dlib`), 1.6 GB that the copy must not carry.
+_NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", ".venv-dlib", "build", "dist", "*.egg-info", "__pycache__",
+                                     "results", "leaderboards", "tests", ".benchmarks", ".pytest_cache")
 TINY_DEMO = ["--workers", "1", "--only", "seed=0", "--set", "train.steps=12", "--set", "train.log_every=4",
              "--set", "train.checkpoint_every=6", "--set", "evaluation.metrics.mig.num_train=200",
              "--set", "evaluation.metrics.dci.num_train=200", "--set", "evaluation.metrics.dci.num_test=100"]
