@@ -46,19 +46,24 @@ def solver(backend: str = "torch", **solver_kw):
         raise TypeError(f"GW backend {backend!r}: {err}") from err
 
 
-def solve_gw(cost_x: torch.Tensor, cost_y: torch.Tensor, epsilon, backend: str = "torch", **solver_kw) -> GWOutput:
+def solve_gw(cost_x: torch.Tensor, cost_y: torch.Tensor, epsilon, backend: str = "torch", *,
+             init: torch.Tensor | None = None, **solver_kw) -> GWOutput:
     """Entropic GW between ``cost_x`` and ``cost_y`` with uniform marginals.
 
     Args:
       cost_x: ``[n, n]`` or ``[B, n, n]``.
       cost_y: ``[m, m]`` or ``[B, m, m]``.
-      epsilon: entropic regularisation on the raw costs' scale (ott-jax's ε; POT's is twice
-        it). The GMG regulariser passes ``ε0·mean(C_X)·mean(C_Y)``.
+      epsilon: entropic regularisation (ott-jax's ε; POT's is twice it), on the raw costs'
+        scale, or relative to ``mean(C_X)·mean(C_Y)`` with ``relative_epsilon=True`` (what
+        the GMG regulariser does with its ε0).
       backend: ``"torch"`` or ``"ott"``.
-      **solver_kw: solver settings (``threshold``, ``sinkhorn_threshold``, ``max_iterations``, ...).
+      init: the coupling to linearise at first (torch backend only; default the product
+        coupling), e.g. ``GWProblem(cost_x, cost_y).identity_coupling()``.
+      **solver_kw: solver settings (``relative_epsilon``, ``threshold``, ``sinkhorn_threshold``,
+        ``max_iterations``, ...).
 
     Returns:
       a :class:`GWOutput`; ``.cost`` is differentiable with respect to the cost matrices
       with the coupling held fixed (envelope theorem).
     """
-    return solver(backend, epsilon=epsilon, **solver_kw)(GWProblem(cost_x, cost_y))
+    return solver(backend, epsilon=epsilon, **solver_kw)(GWProblem(cost_x, cost_y), init=init)

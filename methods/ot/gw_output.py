@@ -16,8 +16,11 @@ class GWSettings:
     """Settings both backends take, with ott-jax's defaults; each solver adds its own.
 
     Args:
-      epsilon: entropic regularisation on the scale of the raw costs (ott-jax's convention;
-        POT's ε is twice this). A float, or a tensor of the batch shape.
+      epsilon: entropic regularisation (ott-jax's convention; POT's ε is twice this). A float,
+        or a tensor of the batch shape. On the raw costs' scale, or, with ``relative_epsilon``,
+        relative to the problem's scale ``mean(C_X)·mean(C_Y)``.
+      relative_epsilon: read ``epsilon`` relative to the problem's cost scale (ott-jax's
+        ``relative_epsilon``/``scale_cost``): ε0 = 0.01 means the same blur at any cost scale.
       threshold: relative change of the GW cost between linearisations that stops the outer
         loop (ott-jax's default 1e-3).
       min_iterations, max_iterations: outer-loop bounds (ott-jax's defaults 5 and 50).
@@ -28,6 +31,7 @@ class GWSettings:
     """
 
     epsilon: float | torch.Tensor = 1e-2
+    relative_epsilon: bool = False
     threshold: float = 1e-3
     min_iterations: int = 5
     max_iterations: int = 50
@@ -47,6 +51,8 @@ class GWOutput:
         respect to the cost matrices by the envelope theorem when they require grad.
       converged: outer and inner loops met their thresholds and the marginals check passed
         (bool tensor, ``[]`` or ``[B]``).
+      feasible: the coupling's marginals are within ``marginal_tolerance`` and its cost is
+        finite, converged or not (``[]`` or ``[B]``): whether ``cost`` may be used.
       n_iters: outer (linearisation) iterations run.
       marginal_error: L1 error of the coupling's marginals (``[]`` or ``[B]``).
       costs: normalised-problem cost after each outer iteration, ``[n_iters]`` (``[n_iters, B]``
@@ -57,6 +63,7 @@ class GWOutput:
     coupling: torch.Tensor
     cost: torch.Tensor
     converged: torch.Tensor
+    feasible: torch.Tensor
     n_iters: int
     marginal_error: torch.Tensor
     costs: torch.Tensor
@@ -67,17 +74,20 @@ class GWOutput:
 
 
 def finish(prob: GWProblem, coupling, trace, ok, n_outer, epsilon, tol) -> GWOutput:
-    """Shared by both backends: the marginal check and the envelope-theorem cost."""
+    """Shared by both backends: the marginal check and the envelope-theorem cost, once."""
     coupling = coupling.detach()
     merr = prob.marginal_error(coupling)
     finite = torch.isfinite(coupling).flatten(-2).all(-1)
-    converged = ok & finite & (merr <= tol)
+    cost = prob.cost(coupling)
+    # A non-finite coupling has a NaN marginal error, so `merr <= tol` also rejects it.
+    feasible = (merr <= tol) & torch.isfinite(cost.detach())
     return GWOutput(
         coupling=coupling,
-        cost=prob.cost(coupling),
-        converged=converged,
+        cost=cost,
+        converged=ok & finite & (merr <= tol),
+        feasible=feasible,
         n_iters=int(n_outer),
         marginal_error=merr,
         costs=trace,
-        epsilon=torch.as_tensor(epsilon).detach(),
+        epsilon=epsilon.detach(),
     )

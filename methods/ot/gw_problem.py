@@ -58,10 +58,16 @@ class GWProblem:
       cost_x: ``[n, n]`` or ``[B, n, n]``.
       cost_y: ``[m, m]`` or ``[B, m, m]`` (same batch shape as ``cost_x``).
 
-    The solvers work on ``C / mean(C)`` (``normalised``): the coupling is the same as on the
-    raw costs with ``ε / (mean(C_X)·mean(C_Y))`` (the marginal terms of the linearisation are
-    separable and the cross term scales by the product of the means), and it keeps float32
-    solves sane when a collapsed decoder gives costs of 1e-6.
+    The problem knows its cost scale (``mean_x``, ``mean_y``: each matrix's mean, clamped
+    once here), as ott-jax's ``scale_cost="mean"`` geometries do. The solvers work on
+    ``C / mean(C)`` (``normalised``): the coupling is the same as on the raw costs with
+    ``ε / (mean(C_X)·mean(C_Y))`` (the marginal terms of the linearisation are separable and
+    the cross term scales by the product of the means), and it keeps float32 solves sane when
+    a collapsed decoder gives costs of 1e-6. A solver with ``relative_epsilon=True`` reads its
+    ε in these units (:meth:`absolute_epsilon`).
+
+    The cost matrices may require grad: the solvers use detached copies, and
+    :meth:`cost` of the solved coupling is then differentiable (the envelope theorem).
     """
 
     def __init__(self, cost_x: torch.Tensor, cost_y: torch.Tensor):
@@ -73,6 +79,11 @@ class GWProblem:
             raise ValueError(f"cost_x and cost_y must share device and dtype, got {cost_x.device}/{cost_x.dtype} and {cost_y.device}/{cost_y.dtype}")
         self.cost_x = cost_x
         self.cost_y = cost_y
+        # The one clamp of the scale: an all-zero cost matrix (every point equal) keeps a
+        # positive scale and is left as is by the normalisation.
+        tiny = torch.finfo(cost_x.dtype).tiny
+        self.mean_x = cost_x.detach().mean((-1, -2)).clamp_min(tiny)
+        self.mean_y = cost_y.detach().mean((-1, -2)).clamp_min(tiny)
 
     @property
     def is_batched(self) -> bool:
@@ -92,22 +103,36 @@ class GWProblem:
         m = self.shape[1]
         return torch.full(self.cost_y.shape[:-1], 1.0 / m, dtype=self.cost_y.dtype, device=self.cost_y.device)
 
-    def normalised(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(C_X / mean(C_X), C_Y / mean(C_Y), mean(C_X)·mean(C_Y))``, all detached.
+    @property
+    def scale(self) -> torch.Tensor:
+        """``mean(C_X)·mean(C_Y)`` (``[]`` or ``[B]``): a raw ε divided by it is the ε of the
+        normalised problem."""
+        return self.mean_x * self.mean_y
 
-        The scale has the batch shape (``[]`` or ``[B]``); divide a raw ε by it to get the ε of
-        the normalised problem. An all-zero cost matrix (every point equal) is left as is.
-        """
+    def absolute_epsilon(self, epsilon, relative: bool) -> torch.Tensor:
+        """ε on the raw costs' scale, detached: ``epsilon`` itself, or, when ``relative``,
+        ``epsilon·mean(C_X)·mean(C_Y)`` (ε0 in the GMG regulariser)."""
+        eps = torch.as_tensor(epsilon, dtype=self.cost_x.dtype, device=self.cost_x.device).detach()
+        return eps * self.mean_x * self.mean_y if relative else eps
+
+    def normalised(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(C_X / mean(C_X), C_Y / mean(C_Y), mean(C_X)·mean(C_Y))``, all detached."""
         cx, cy = self.cost_x.detach(), self.cost_y.detach()
-        tiny = torch.finfo(cx.dtype).tiny
-        mx = cx.mean((-1, -2)).clamp_min(tiny)
-        my = cy.mean((-1, -2)).clamp_min(tiny)
-        return cx / mx[..., None, None], cy / my[..., None, None], mx * my
+        return cx / self.mean_x[..., None, None], cy / self.mean_y[..., None, None], self.scale
+
+    def identity_coupling(self) -> torch.Tensor:
+        """``I/n``: the coupling a map ``x_i ↦ y_i`` induces (square problems only); its
+        :meth:`cost` is DST. A solver started from it is started from the map's own coupling."""
+        n, m = self.shape
+        if n != m:
+            raise ValueError(f"the identity coupling needs a square problem, got {n}×{m}")
+        eye = torch.eye(n, dtype=self.cost_x.dtype, device=self.cost_x.device) / n
+        return eye.expand(*self.cost_x.shape[:-2], n, n).clone()
 
     def marginal_error(self, coupling: torch.Tensor) -> torch.Tensor:
         """L1 distance of the coupling's marginals to ``a`` and ``b`` (sum of both); ``[]`` or ``[B]``."""
         return (coupling.sum(-1) - self.a).abs().sum(-1) + (coupling.sum(-2) - self.b).abs().sum(-1)
 
     def cost(self, coupling: torch.Tensor) -> torch.Tensor:
-        """:func:`quadratic_cost` on the raw costs."""
+        """:func:`quadratic_cost` on the raw costs (differentiable in them if they require grad)."""
         return quadratic_cost(self.cost_x, self.cost_y, coupling)

@@ -75,9 +75,11 @@ class OttGW(GWSettings):
 
     warm_start: bool = True
 
-    def __call__(self, prob: GWProblem) -> GWOutput:
+    def __call__(self, prob: GWProblem, init: torch.Tensor | None = None) -> GWOutput:
+        if init is not None:
+            raise ValueError("OttGW: a start coupling (init) is supported by the torch backend only")
         cx, cy, scale = prob.normalised()
-        eps = torch.as_tensor(self.epsilon, dtype=cx.dtype, device=cx.device).detach()
+        eps = abs_eps = prob.absolute_epsilon(self.epsilon, self.relative_epsilon)
         if prob.is_batched:
             eps = eps.reshape(-1).expand(cx.shape[0])
         elif eps.numel() != 1:
@@ -87,7 +89,7 @@ class OttGW(GWSettings):
         if not bool((eps > 0).all()):
             raise ValueError(f"OttGW: epsilon must be positive, got {self.epsilon}")
         # Not asdict(): it deep-copies ε, a tensor, on every solve.
-        settings = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("epsilon", "marginal_tolerance")}
+        settings = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("epsilon", "relative_epsilon", "marginal_tolerance")}
         fn = _jitted(**settings, batched=prob.is_batched)
         matrix, costs, ok, n_iters = fn(_to_jax(cx), _to_jax(cy), _to_jax((eps / scale).contiguous()))
         # Without jax_enable_x64, JAX computes float64 inputs in float32: hand back the caller's dtype.
@@ -97,4 +99,4 @@ class OttGW(GWSettings):
         if prob.is_batched:
             trace = trace.transpose(0, 1)
         ok = torch.as_tensor(np.array(ok), device=cx.device)
-        return finish(prob, coupling, trace, ok, n_outer, self.epsilon, self.marginal_tolerance)
+        return finish(prob, coupling, trace, ok, n_outer, abs_eps, self.marginal_tolerance)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
@@ -49,24 +50,31 @@ class TorchGW(GWSettings):
         if not 1.0 <= self.momentum < 2.0:
             raise ValueError(f"TorchGW: momentum (Sinkhorn over-relaxation ω) must be in [1, 2), got {self.momentum}")
 
-    def __call__(self, prob: GWProblem) -> GWOutput:
+    def __call__(self, prob: GWProblem, init: torch.Tensor | None = None) -> GWOutput:
+        """Solve ``prob``; ``init`` is the coupling the first linearisation is taken at
+        (default: the product coupling ``a bᵀ``, as ott-jax), e.g. ``prob.identity_coupling()``."""
+        eps = prob.absolute_epsilon(self.epsilon, self.relative_epsilon)
         with torch.no_grad():
-            coupling, trace, ok, n_outer = self._solve(prob)
-        return finish(prob, coupling, trace, ok, n_outer, self.epsilon, self.marginal_tolerance)
+            coupling, trace, ok, n_outer = self._solve(prob, eps, init)
+        return finish(prob, coupling, trace, ok, n_outer, eps, self.marginal_tolerance)
 
-    def _solve(self, prob: GWProblem):
+    def _solve(self, prob: GWProblem, eps: torch.Tensor, init: torch.Tensor | None):
         cx, cy, scale = prob.normalised()
         squeeze = not prob.is_batched
         if squeeze:
             cx, cy, scale = cx[None], cy[None], scale[None]
         bsz, n, m = cx.shape[0], cx.shape[-1], cy.shape[-1]
-        eps = torch.as_tensor(self.epsilon, dtype=cx.dtype, device=cx.device).detach().reshape(-1) / scale
+        eps = eps.reshape(-1) / scale
         if eps.numel() not in (1, bsz) or not bool((eps > 0).all()):
             raise ValueError(f"TorchGW: epsilon must be positive, scalar or one per problem, got {self.epsilon}")
+        if init is not None:
+            if init.shape != prob.cost_x.shape[:-1] + (m,):
+                raise ValueError(f"TorchGW: init must be a coupling of shape {tuple(prob.cost_x.shape[:-1]) + (m,)}, got {tuple(init.shape)}")
+            init = init.detach().to(cx.dtype).reshape(bsz, n, m)
         coupling, trace, ok, n_outer = _gw_loop(
             cx, cy, eps.expand(bsz).contiguous(), float(self.threshold), int(self.min_iterations),
             int(self.max_iterations), float(self.sinkhorn_threshold), int(self.sinkhorn_max_iterations),
-            int(self.inner_iterations), float(self.momentum))
+            int(self.inner_iterations), float(self.momentum), init)
         if squeeze:
             coupling, trace, ok = coupling[0], trace[:, 0], ok[0]
         return coupling, trace, ok, n_outer
@@ -81,8 +89,10 @@ class TorchGW(GWSettings):
 
 def _gw_loop(cx: torch.Tensor, cy: torch.Tensor, eps: torch.Tensor, threshold: float, min_iterations: int,
              max_iterations: int, sinkhorn_threshold: float, sinkhorn_max_iterations: int, inner: int,
-             momentum: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
-    """Linearisation loop on normalised costs ``[B, n, n]``, ``[B, m, m]`` with ε ``[B]``.
+             momentum: float, init: Optional[torch.Tensor] = None
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Linearisation loop on normalised costs ``[B, n, n]``, ``[B, m, m]`` with ε ``[B]``,
+    from the coupling ``init`` ``[B, n, m]`` (default: the product coupling).
 
     Returns ``(coupling [B, n, m], trace [iterations, B], ok [B], iterations)``.
     """
@@ -93,7 +103,10 @@ def _gw_loop(cx: torch.Tensor, cy: torch.Tensor, eps: torch.Tensor, threshold: f
     cyt = cy.transpose(-1, -2)
     sx_sq, sy_sq = cx * cx, cy * cy
 
-    coupling = torch.full((bsz, n, m), 1.0 / (n * m), dtype=cx.dtype, device=cx.device)
+    if init is None:
+        coupling = torch.full((bsz, n, m), 1.0 / (n * m), dtype=cx.dtype, device=cx.device)
+    else:
+        coupling = init
     f = torch.full((bsz, n, 1), log_a, dtype=cx.dtype, device=cx.device)  # f/ε + log a
     g = torch.full((bsz, 1, m), log_b, dtype=cx.dtype, device=cx.device)  # g/ε + log b
     a = torch.full((bsz, n, 1), 1.0 / n, dtype=cx.dtype, device=cx.device)

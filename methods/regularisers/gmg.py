@@ -2,21 +2,29 @@
 
 ``GMG(T) = DST(T) − GW(r, T#r)``. On a batch: the cost matrices ``C_X``, ``C_Y`` of the
 judged map (:mod:`methods.regularisers.map_pairs`), ``DST = (1/n²) Σ ½ (C_X − C_Y)²``, and
-an entropic GW solve between ``(C_X, uniform)`` and ``(C_Y, uniform)`` with
-``ε = ε0 · mean(C_X) · mean(C_Y)`` (not differentiated).
+an entropic GW solve between ``(C_X, uniform)`` and ``(C_Y, uniform)`` with ε0 relative to
+the problem's cost scale (``ε = ε0·mean(C_X)·mean(C_Y)``, done in :mod:`methods.ot`).
 
-Estimator (``estimator``). The coupling that T itself induces (``I/n``) is feasible and its
-quadratic cost is exactly DST, so the true GW ≤ DST. The entropic coupling is blurred and its
-cost ``GW_ε`` can exceed DST (large ε0, or a map already near-optimal), so the plain
-``DST − GW_ε`` can be negative. Our default, ``"clipped"``, uses the tighter of the two upper
-bounds on GW: ``GMG = DST − min(GW_ε, DST) = max(DST − GW_ε, 0)``; it is never negative, is
-a lower bound on the true gap, and is 0 with zero gradient where the entropic solve cannot
-tell T from an optimal map. ``"plain"`` is ``DST − GW_ε`` as written in the paper.
+Estimators (``estimator``; docs/gw.md compares them on known ground truth). ``GW_ε(X, Y)`` is
+the quadratic cost of the entropic coupling. The map's own coupling ``I/n`` costs exactly DST,
+so the true GW ≤ DST; ``GW_ε`` lands above it when the blur costs more than the map's
+distortion, or when the non-convex solve, started from the product coupling, stops in a worse
+local optimum. So:
 
-Gradient (envelope theorem): the coupling is solved without autograd and held fixed; the
-GW term is differentiated through ``C_X`` and ``C_Y`` at that coupling. A solve whose
-coupling fails the marginal check contributes nothing that step (GW := DST, gap 0) and logs
-``gw_failed = 1``.
+- ``"plain"`` (default, the paper's formula): ``DST − GW_ε(X, Y)`` from the product coupling;
+  may be negative.
+- ``"clipped"``: ``max(plain, 0)``; 0 with zero gradient whenever the solve cannot beat the
+  map's own coupling. An ablation, never the default.
+- ``"debiased"``: ``DST − (GW_ε(X, Y) − ½GW_ε(X, X) − ½GW_ε(Y, Y))``, removing the entropic
+  blur the way Sinkhorn divergences do; the two self-terms are one batched solve started from
+  their own optimum, the identity coupling (torch backend).
+- ``"warm"``: ``DST − GW_ε(X, Y)`` with the solve started from the map's own coupling ``I/n``
+  (torch backend).
+
+Gradient (envelope theorem): every coupling is solved without autograd and held fixed; each
+``GW_ε`` term is differentiated through ``C_X`` and ``C_Y`` at its coupling (ε is not
+differentiated). A solve whose coupling fails the solver's marginal check
+(``GWOutput.feasible``) makes the whole estimate 0 that step and logs ``gw_failed = 1``.
 """
 from __future__ import annotations
 
@@ -26,36 +34,69 @@ import torch
 
 from methods import ot
 from methods.base import ForwardPass, LossAndLogs, Regulariser
-from methods.ot.gw_problem import GWProblem, distortion, quadratic_cost
+from methods.ot.gw_problem import GWProblem, distortion
 from methods.regularisers.map_pairs import GeometricConfig, cost_matrices
 
-__all__ = ["GromovMongeGap", "gmg_from_costs", "ESTIMATORS"]
+__all__ = ["GromovMongeGap", "gmg_from_costs", "ESTIMATORS", "TORCH_ONLY"]
 
-ESTIMATORS = ("clipped", "plain")
+ESTIMATORS = ("plain", "clipped", "debiased", "warm")
+TORCH_ONLY = ("debiased", "warm")  # they start a solve from a given coupling
+
+
+def check_estimator(estimator: str, backend: str) -> None:
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {', '.join(map(repr, ESTIMATORS))}, got {estimator!r}")
+    if estimator in TORCH_ONLY and backend != "torch":
+        raise ValueError(f"estimator {estimator!r} needs backend 'torch' (it starts a solve from a given coupling), got {backend!r}")
 
 
 def gmg_from_costs(cost_x: torch.Tensor, cost_y: torch.Tensor, epsilon0: float = 0.01, *,
-                   backend: str = "torch", estimator: str = "clipped", **solver_kw) -> tuple[torch.Tensor, dict]:
+                   backend: str = "torch", estimator: str = "plain", **solver_kw) -> tuple[torch.Tensor, dict]:
     """GMG estimate from paired cost matrices ``[n, n]`` (row i of both is the same sample).
 
-    Returns ``(gmg, parts)`` with ``parts`` = ``dst``, ``gw`` (tensors, differentiable) and
-    ``output`` (the :class:`~methods.ot.GWOutput`).
+    Returns ``(gmg, parts)``: ``dst``, ``gw`` (``GW_ε(X, Y)``; DST if a solve failed), and for
+    ``debiased`` ``gw_xx``, ``gw_yy`` (tensors, differentiable); ``output`` (the cross solve's
+    :class:`~methods.ot.GWOutput`), ``self_output`` (the self-terms' batched one, debiased only)
+    and ``ok`` (every solve feasible).
     """
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"estimator must be one of {', '.join(map(repr, ESTIMATORS))}, got {estimator!r}")
+    check_estimator(estimator, backend)
+    solve = ot.solver(backend, epsilon=epsilon0, relative_epsilon=True, **solver_kw)
     dst = distortion(cost_x, cost_y)
-    tiny = torch.finfo(cost_x.dtype).tiny
-    # ε0 times the (clamped) means: exactly ε0 on the normalised problem the solvers see.
-    eps = epsilon0 * cost_x.detach().mean().clamp_min(tiny) * cost_y.detach().mean().clamp_min(tiny)
-    sol = ot.solver(backend, epsilon=eps, **solver_kw)(GWProblem(cost_x.detach(), cost_y.detach()))
-    gw = quadratic_cost(cost_x, cost_y, sol.coupling)
-    # The marginal check is one host sync per step; it guards against a broken float32
-    # coupling (total mass far from 1) giving a meaningless, huge or negative gap.
-    ok = bool(sol.marginal_error <= solver_kw.get("marginal_tolerance", 1e-2)) and bool(torch.isfinite(gw))
-    if not ok:
-        gw = dst
-    gap = dst - torch.minimum(gw, dst) if estimator == "clipped" else dst - gw
-    return gap, {"dst": dst, "gw": gw, "output": sol, "ok": ok}
+    prob = GWProblem(cost_x, cost_y)
+    sol = solve(prob, init=prob.identity_coupling() if estimator == "warm" else None)
+    parts = {"dst": dst, "output": sol}
+    ok = bool(sol.feasible)
+    if estimator == "debiased":
+        both = torch.stack([cost_x, cost_y])
+        selves = GWProblem(both, both)
+        parts["self_output"] = self_sol = solve(selves, init=selves.identity_coupling())
+        parts["gw_xx"], parts["gw_yy"] = self_sol.cost.unbind()
+        ok = ok and bool(self_sol.feasible.all())
+    # A failed solve says nothing about the map: GW := DST, so the estimate is 0 this step.
+    parts["gw"] = gw = sol.cost if ok else dst
+    parts["ok"] = ok
+    if estimator == "clipped":
+        return dst - torch.minimum(gw, dst), parts
+    if estimator == "debiased" and ok:
+        return dst - (gw - 0.5 * (parts["gw_xx"] + parts["gw_yy"])), parts
+    return dst - gw, parts
+
+
+def gmg_logs(gap: torch.Tensor, parts: dict) -> dict[str, float]:
+    """The logged values (docs/gw.md lists them): always ``gmg``, ``dst``, ``gw_eps``,
+    ``gw_iters``, ``gw_failed``; with the debiased estimator also ``gw_eps_xx``, ``gw_eps_yy``,
+    ``gw_iters_self``."""
+    logs = {
+        "gmg": gap.item(),
+        "dst": parts["dst"].item(),
+        "gw_eps": parts["gw"].item(),
+        "gw_iters": float(parts["output"].n_iters),
+        "gw_failed": 0.0 if parts["ok"] else 1.0,
+    }
+    if "self_output" in parts:
+        logs.update(gw_eps_xx=parts["gw_xx"].item(), gw_eps_yy=parts["gw_yy"].item(),
+                    gw_iters_self=float(parts["self_output"].n_iters))
+    return logs
 
 
 class GromovMongeGap(Regulariser):
@@ -66,16 +107,17 @@ class GromovMongeGap(Regulariser):
         """GMG's settings; the shared ones are documented on :class:`GeometricConfig`.
 
         Args:
-          epsilon0: ε0 in ε = ε0·mean(C_X)·mean(C_Y); in (0, 1]. Our default 0.01 (the
-            paper's could not be read).
+          epsilon0: ε0, relative to the batch's cost scale (ε = ε0·mean(C_X)·mean(C_Y));
+            in (0, 1]. Our default 0.01 (the paper's could not be read).
           backend: GW solver, ``"torch"`` (native, default) or ``"ott"`` (ott-jax).
-          estimator: ``"clipped"`` (default, ≥ 0) or ``"plain"`` (see the module docstring).
+          estimator: ``"plain"`` (default), ``"clipped"``, ``"debiased"`` or ``"warm"`` (see
+            the module docstring; the last two need the torch backend).
           threshold: GW outer-loop threshold (relative change of the cost); ott-jax's default.
         """
 
         epsilon0: float = 0.01
         backend: str = "torch"
-        estimator: str = "clipped"
+        estimator: str = "plain"
         threshold: float = 1e-3
 
         def __post_init__(self):
@@ -84,8 +126,7 @@ class GromovMongeGap(Regulariser):
                 raise ValueError(f"epsilon0 must be in (0, 1], got {self.epsilon0}")
             if self.backend not in ot.BACKENDS:
                 raise ValueError(f"backend must be one of {', '.join(map(repr, ot.BACKENDS))}, got {self.backend!r}")
-            if self.estimator not in ESTIMATORS:
-                raise ValueError(f"estimator must be one of {', '.join(map(repr, ESTIMATORS))}, got {self.estimator!r}")
+            check_estimator(self.estimator, self.backend)
             if not 0 < self.threshold < 1:
                 raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
 
@@ -93,11 +134,4 @@ class GromovMongeGap(Regulariser):
         cx, cy = cost_matrices(out, self.cfg)
         gap, parts = gmg_from_costs(cx, cy, self.cfg.epsilon0, backend=self.cfg.backend,
                                     estimator=self.cfg.estimator, threshold=self.cfg.threshold)
-        sol = parts["output"]
-        return gap, {
-            "gmg": gap.item(),
-            "dst": parts["dst"].item(),
-            "gw_eps": parts["gw"].item(),
-            "gw_iters": float(sol.n_iters),
-            "gw_failed": 0.0 if parts["ok"] else 1.0,
-        }
+        return gap, gmg_logs(gap, parts)

@@ -4,9 +4,10 @@
 - ``side="decoder"``: T = decoder, z ↦ sigmoid(decode(z)); the reference batch is the
   encoded batch.
 
-``use_mean`` picks the code: the posterior mean (default) or the reparameterised sample
-``out.z``. On the decoder side the sample's decoding is ``out.logits``, already computed;
-the mean needs one more decoder pass (docs/performance.md gives its cost).
+``use_mean`` picks the code: the posterior mean or the reparameterised sample ``out.z``. By
+default (``None``) the decoder is judged on the sample, the codes it decodes in training
+(whose decoding is ``out.logits``, already computed), and the encoder on the mean; the mean
+on the decoder side needs one more decoder pass (docs/performance.md gives its cost).
 """
 from __future__ import annotations
 
@@ -31,19 +32,25 @@ class GeometricConfig(Regulariser.Config):
       cost: ``"l2sq"``, ``"scl2sq"`` (L2² over its batch mean) or ``"cos"`` (1 − cosine),
         used on both sides of the map.
       side: ``"encoder"`` or ``"decoder"`` (see the module docstring).
-      use_mean: code = posterior mean (True) or the reparameterised sample (False).
+      use_mean: code = posterior mean (True) or the reparameterised sample (False); None
+        (default): the sample on the decoder side, the mean on the encoder side.
     """
 
     cost: str = "cos"
     side: str = "decoder"
-    use_mean: bool = True
+    use_mean: bool | None = None
 
     def __post_init__(self):
         check_cost_name(self.cost, "cost")
         if self.side not in SIDES:
             raise ValueError(f"side must be one of {', '.join(map(repr, SIDES))}, got {self.side!r}")
-        if not isinstance(self.use_mean, bool):
-            raise TypeError(f"use_mean must be a bool, got {self.use_mean!r}")
+        if self.use_mean is not None and not isinstance(self.use_mean, bool):
+            raise ValueError(f"use_mean must be true, false or null (per side), got {self.use_mean!r}")
+
+    @property
+    def code_is_mean(self) -> bool:
+        """Whether the judged code is the posterior mean (``use_mean``, resolved per side)."""
+        return self.side == "encoder" if self.use_mean is None else self.use_mean
 
 
 def map_pairs(out: ForwardPass, side: str, use_mean: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,5 +66,5 @@ def map_pairs(out: ForwardPass, side: str, use_mean: bool) -> tuple[torch.Tensor
 
 def cost_matrices(out: ForwardPass, cfg: GeometricConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """``(C_X, C_Y)``, each ``[n, n]`` and differentiable."""
-    src, img = map_pairs(out, cfg.side, cfg.use_mean)
+    src, img = map_pairs(out, cfg.side, cfg.code_is_mean)
     return pairwise_cost(src, cfg.cost), pairwise_cost(img, cfg.cost)

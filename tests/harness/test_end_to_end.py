@@ -85,7 +85,7 @@ def test_a_done_run_whose_defaults_changed_is_kept_and_named(write_spec, tiny_sp
     assert main(["run", str(spec_path), "--results", str(store_dir), "--no-leaderboard"]) == 0
     (path,) = (store_dir / "runs").glob("*.json")
     result = json.loads(path.read_text())
-    assert result["method_config"]["regularisers"][0]["params"]["use_mean"] is True
+    assert result["method_config"]["regularisers"][0]["params"]["use_mean"] is None
     capsys.readouterr()
 
     assert main(["run", str(spec_path), "--results", str(store_dir), "--no-leaderboard"]) == 0
@@ -95,5 +95,5 @@ def test_a_done_run_whose_defaults_changed_is_kept_and_named(write_spec, tiny_sp
     path.write_text(json.dumps(result))
     assert main(["run", str(spec_path), "--results", str(store_dir), "--no-leaderboard"]) == 0
     captured = capsys.readouterr()
-    assert "gmg.use_mean: False (stored) -> True (now)" in captured.err and "--force reruns it" in captured.err
+    assert "gmg.use_mean: False (stored) -> None (now)" in captured.err and "--force reruns it" in captured.err
     assert "tiny: 0 done, 1 already done, 0 failed" in captured.out

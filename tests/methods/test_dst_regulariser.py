@@ -69,4 +69,4 @@ def test_regulariser_value_and_gradient():
     assert float(loss.detach()) == pytest.approx(float(want), rel=1e-5) and logs["dst"] == pytest.approx(float(want), rel=1e-5)
     loss.backward()
     assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in model.encoder.parameters())
-    assert registry.get("dst", "regulariser").parameters() == {"weight": 1.0, "cost": "cos", "side": "decoder", "use_mean": True}
+    assert registry.get("dst", "regulariser").parameters() == {"weight": 1.0, "cost": "cos", "side": "decoder", "use_mean": None}
