@@ -226,3 +226,57 @@ def test_small_epsilon_goes_through_absorption_and_still_agrees_with_ott():
     t, o = ot.solve_gw(cx, cy, eps, backend="torch"), ot.solve_gw(cx, cy, eps, backend="ott")
     assert bool(t.converged) and float(t.marginal_error) < 2e-3
     assert float(t.cost) == pytest.approx(float(o.cost), rel=1e-2)
+
+
+# -- relative ε, start couplings, feasibility (methods/ot owns them) -------------------------
+
+@pytest.mark.parametrize("backend", ["torch", "ott"])
+def test_relative_epsilon_is_epsilon0_times_the_problems_cost_scale(backend):
+    cx, cy = costs(11, 16, "cos")
+    rel = ot.solve_gw(cx, cy, 0.05, backend=backend, relative_epsilon=True)
+    absolute = ot.solve_gw(cx, cy, 0.05 * cx.mean() * cy.mean(), backend=backend)
+    assert torch.equal(rel.coupling, absolute.coupling)
+    assert float(rel.epsilon) == pytest.approx(0.05 * float(cx.mean()) * float(cy.mean()), rel=1e-6)
+    # Scale-free: the same ε0 on costs 1e3 times larger gives the same coupling.
+    big = ot.solve_gw(cx * 1e3, cy, 0.05, backend=backend, relative_epsilon=True)
+    assert torch.allclose(big.coupling, rel.coupling, atol=1e-5)
+
+
+def test_a_start_coupling_is_used_and_checked():
+    cx, cy = costs(12, 12, "l2sq")
+    prob = ot.GWProblem(cx, cy)
+    eye = prob.identity_coupling()
+    assert torch.allclose(eye.sum(0), prob.b) and float(ot.distortion(cx, cy)) == pytest.approx(float(prob.cost(eye)), rel=1e-5)
+    solver = ot.TorchGW(epsilon=0.01, relative_epsilon=True)
+    from_eye, from_product = solver(prob, init=eye), solver(prob)
+    assert not torch.equal(from_eye.coupling, from_product.coupling)
+    with pytest.raises(ValueError, match="init must be a coupling of shape"):
+        solver(prob, init=eye[:5])
+    with pytest.raises(ValueError, match="torch backend only"):
+        ot.OttGW(epsilon=0.01)(prob, init=eye)
+    with pytest.raises(ValueError, match="identity coupling needs a square problem"):
+        ot.GWProblem(cx, cy[:6, :6]).identity_coupling()
+
+
+def test_feasible_is_the_marginal_check_and_converged_also_needs_the_loops():
+    cx, cy = costs(13, 12, "cos")
+    capped = ot.solve_gw(cx, cy, 0.01, relative_epsilon=True, max_iterations=1, min_iterations=1, threshold=1e-12)
+    assert bool(capped.feasible) and not bool(capped.converged)
+    broken = ot.solve_gw(cx, cy, 0.01, relative_epsilon=True, marginal_tolerance=0.0)
+    assert not bool(broken.feasible) and not bool(broken.converged)
+
+
+def test_the_gw_cost_is_computed_once_per_gmg_step(monkeypatch):
+    # The solver's envelope cost is the one the regulariser differentiates: no second
+    # quadratic_cost in the regulariser (issue 16).
+    from methods.ot import gw_problem
+    from methods.regularisers.gmg import gmg_from_costs
+
+    calls = []
+    real = gw_problem.quadratic_cost
+    monkeypatch.setattr(gw_problem, "quadratic_cost", lambda *a: calls.append(1) or real(*a))
+    x = points(14, 12, 3).requires_grad_(True)
+    gap, parts = gmg_from_costs(ot.pairwise_cost(x, "cos"), ot.pairwise_cost(points(15, 12, 3), "cos"), 0.01)
+    assert len(calls) == 1 and parts["gw"] is parts["output"].cost
+    (grad,) = torch.autograd.grad(gap, x)
+    assert float(grad.abs().sum()) > 0
