@@ -96,23 +96,31 @@ def synthetic(costs, eps0s, draws: int, n: int, d: int = 10) -> list[dict]:
     return rows
 
 
-def training_batches(steps: int, batches: int, eps0: float) -> list[dict]:
+def briefly_trained_vae(steps: int, seed: int = 0):
+    """A standard VAE after ``steps`` β-VAE steps (β = 4, Adam 5e-4, batch 64) on
+    ``dsprites_procedural``; returns ``(model, dataset, numpy RandomState, torch Generator)``,
+    the last two positioned after training. The GW benchmark times its "trained" steps on it."""
     from harness import data
     from methods.architectures import VAE
     from methods.beta_vae import BetaVAE
 
-    torch.manual_seed(0)
-    ds = data.load("dsprites_procedural")
-    rs = np.random.RandomState(0)
+    torch.manual_seed(seed)
     model = VAE(num_channels=1, latent_dim=10)
+    ds = data.load("dsprites_procedural")
+    rs = np.random.RandomState(seed)
     opt = torch.optim.Adam(model.parameters(), lr=5e-4)
-    objective, gen = BetaVAE(BetaVAE.Config(beta=4.0)), torch.Generator().manual_seed(0)
+    objective, gen = BetaVAE(BetaVAE.Config(beta=4.0)), torch.Generator().manual_seed(seed)
     for _ in range(steps):
         out = model(ds.training_batch(ds.sample_factors(64, rs), rs), generator=gen, dataset_size=ds.dataset_size)
         loss, _ = objective(out)
         opt.zero_grad()
         loss.backward()
         opt.step()
+    return model, ds, rs, gen
+
+
+def training_batches(steps: int, batches: int, eps0: float) -> list[dict]:
+    model, ds, rs, gen = briefly_trained_vae(steps)
     rows = []
     for b in range(batches):
         with torch.no_grad():

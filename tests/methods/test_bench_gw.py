@@ -71,22 +71,13 @@ WARM_STEPS = int(os.environ.get("GMGBENCH_BENCH_WARM_STEPS", "300" if FULL else 
 @functools.lru_cache(maxsize=None)
 def _model_state(state: str):
     """``(state_dict, batch)`` of the benchmark's VAE: ``"init"`` or ``"trained"``."""
-    torch.manual_seed(0)
-    model = VAE(num_channels=1, latent_dim=10)
     if state == "init":
+        torch.manual_seed(0)
+        model = VAE(num_channels=1, latent_dim=10)
         return model.state_dict(), (torch.rand(64, 1, 64, 64, generator=torch.Generator().manual_seed(0)) > 0.8).float()
-    from harness import data
+    from harness.gmg_estimators import briefly_trained_vae
 
-    ds = data.load("dsprites_procedural")
-    rs = np.random.RandomState(0)
-    opt = torch.optim.Adam(model.parameters(), lr=5e-4)
-    objective, gen = BetaVAE(BetaVAE.Config(beta=4.0)), torch.Generator().manual_seed(0)
-    for _ in range(WARM_STEPS):
-        out = model(ds.training_batch(ds.sample_factors(64, rs), rs), generator=gen, dataset_size=ds.dataset_size)
-        loss, _ = objective(out)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    model, ds, rs, _ = briefly_trained_vae(WARM_STEPS)
     return copy.deepcopy(model.state_dict()), ds.training_batch(ds.sample_factors(64, rs), rs)
 
 
