@@ -25,13 +25,15 @@ Old results have no ``health`` key: :func:`health_state` calls them ``"unknown"`
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch only where gradients are measured: status and leaderboards stay light
+    import torch
 
 __all__ = ["INERT_SHARE", "INERT_FRACTION", "HealthMonitor", "is_inert", "health_state", "summarise_health",
-           "term_names"]
+           "term_names", "status_rows", "format_health"]
 
 #: A term whose gradient share is below this at a measured step did not act at that step.
 INERT_SHARE = 0.01
@@ -75,8 +77,10 @@ class HealthMonitor:
     def due(self, step: int) -> bool:
         return bool(self.names) and self.every > 0 and step % self.every == 0
 
-    def term_grads(self, terms: Sequence[torch.Tensor], params: Sequence[torch.nn.Parameter]) -> list[list]:
+    def term_grads(self, terms: Sequence["torch.Tensor"], params: Sequence["torch.nn.Parameter"]) -> list[list]:
         """Each unweighted term's gradient on ``params`` (``None`` where unused), graph kept."""
+        import torch
+
         grads = []
         for term in terms:
             if term.requires_grad:
@@ -85,11 +89,17 @@ class HealthMonitor:
                 grads.append([None] * len(params))
         return grads
 
-    @torch.no_grad()
-    def record_grads(self, step: int, term_grads: list[list], params: Sequence[torch.nn.Parameter]) -> None:
+    def record_grads(self, step: int, term_grads: list[list], params: Sequence["torch.nn.Parameter"]) -> None:
         """After the ordinary backward: split ``p.grad`` into the base objective's part and each
         term's, and record each term's share on the parameters it shares with the objective."""
-        base = [None if p.grad is None else p.grad.clone() for p in params]
+        import torch
+
+        with torch.no_grad():
+            self._record(step, term_grads, [None if p.grad is None else p.grad.clone() for p in params])
+
+    def _record(self, step: int, term_grads: list[list], base: list) -> None:
+        import torch
+
         for w, grads in zip(self.weights, term_grads):
             for i, g in enumerate(grads):
                 if g is not None and base[i] is not None:
@@ -218,3 +228,29 @@ def summarise_health(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                      "grad share (median)": "-", "|λR|/|loss|": "-", "zero windows": "-",
                      "GW failed": "-", "GW iters": "-"})
     return rows
+
+
+def status_rows(spec, store) -> list[dict[str, Any]]:
+    """:func:`summarise_health` over the study's finished results in ``store`` (for ``gmgbench status``)."""
+    results = []
+    for run in spec.runs():
+        if store.has_result(run.run_id):
+            res = store.read_result(run.run_id)
+            if res.get("status", "done") == "done":
+                results.append(res)
+    return summarise_health(results)
+
+
+def format_health(rows: list[dict[str, Any]]) -> list[str]:
+    """The ``health:`` block of ``gmgbench status`` (no lines when no run has a regulariser)."""
+    if not rows:
+        return []
+    from tabulate import tabulate
+
+    table = tabulate([list(r.values()) for r in rows], headers=list(rows[0]), tablefmt="simple", disable_numparse=True)
+    lines = ["regulariser health (finished runs; medians over runs; inert: share < 1 % at more than half "
+             "of the measured steps):"]
+    lines += ["  " + line for line in table.splitlines()]
+    if any(isinstance(r["inert"], int) and r["inert"] for r in rows):
+        lines.append("  an inert regulariser did not act: those runs measure the base model, not the method")
+    return lines

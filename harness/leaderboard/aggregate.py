@@ -19,6 +19,7 @@ import pandas as pd
 # are re-exported here for the callers that import them from this one.
 from harness.leaderboard.options import LeaderboardError, Options, references
 from harness.stale import code_signature
+from harness.leaderboard.health import run_columns as health_columns
 
 __all__ = ["LeaderboardError", "Options", "Aggregate", "collect", "aggregate", "RUN_COLUMNS", "metric_columns",
            "normalise_runs"]
@@ -26,9 +27,10 @@ __all__ = ["LeaderboardError", "Options", "Aggregate", "collect", "aggregate", "
 
 # Per-run columns that are not metrics; every other column is a ``<metric>.<key>`` value.
 RUN_COLUMNS = ("run_id", "dataset", "method", "setting", "seed", "status", "error", "steps", "final_loss",
-               "train_seconds", "eval_seconds", "git_commit", "result_file", "result_sha256", "method_code")
+               "train_seconds", "eval_seconds", "git_commit", "result_file", "result_sha256", "method_code",
+               "health", "grad_share")  # regulariser health: harness/leaderboard/health.py
 _STR_COLUMNS = ("run_id", "dataset", "method", "setting", "status", "error", "git_commit", "result_file",
-                "result_sha256", "method_code")
+                "result_sha256", "method_code", "health")
 
 
 @dataclass
@@ -95,7 +97,8 @@ def collect(spec, store) -> pd.DataFrame:
         row: dict[str, Any] = {"run_id": rid, "dataset": run.dataset, "method": run.method, "setting": run.setting,
                                "seed": int(run.seed), "status": "missing", "error": "", "steps": math.nan,
                                "final_loss": math.nan, "train_seconds": math.nan, "eval_seconds": math.nan,
-                               "git_commit": "", "result_file": "", "result_sha256": ""}
+                               "git_commit": "", "result_file": "", "result_sha256": "", "health": "",
+                               "grad_share": math.nan}
         path = store.result_path(rid)
         if path.is_file():
             result = store.read_result(rid)
@@ -111,6 +114,7 @@ def collect(spec, store) -> pd.DataFrame:
             row["git_commit"] = str(prov.get("git_commit", ""))
             row["method_code"] = code_signature(result)  # which version of the methods' code ran
             row.update(_metric_values(result, path))
+            row.update(health_columns(result))
         else:
             failure = store.read_failure(rid)
             if failure is not None:

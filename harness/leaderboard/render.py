@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from tabulate import tabulate
 
+from harness.leaderboard import health as hl
 from harness.leaderboard.aggregate import Aggregate
 from harness.leaderboard.options import MIN_PAIRS
 
@@ -84,6 +85,31 @@ def render(agg: Aggregate, release: dict[str, Any] | None = None) -> str:
         out += [" ".join(agg.description.split()), ""]
 
     out += _how_to_read(agg, "data" if release else "latest") if o.text_version >= 2 else _how_to_read_v1(agg, release)
+    best = "lowest" if o.direction(sel) < 0 else "highest"
+    if o.all_settings:
+        selection = "none: every hyperparameter setting is its own row (`--all-settings`)."
+    else:
+        selection = (f"per method and dataset, the hyperparameter setting with the {best} mean `{sel}` over "
+                     f"seeds (ties: the first setting in the spec); every setting is in "
+                     f"`{'data' if release else 'latest'}/aggregate.csv`.")
+    out += [
+        "## How to read this",
+        "",
+        f"- **Model selection**: {selection}",
+        "- **Cells**: mean ± sample standard deviation (number of seeds with a value) of the shown setting; "
+        "**bold** is the best mean of its column (↑ higher is better, ↓ lower is better).",
+        f"- **Rank**: per dataset by mean `{sel}` (1 = best, ties share the average rank), averaged over the "
+        f"datasets where the entry has a value; the interval is the 2.5–97.5 % range of the average rank over "
+        f"{o.bootstrap} bootstrap resamples of the seeds (seed {o.bootstrap_seed}, selection held fixed).",
+        f"- **Runs**: the spec expects {len(runs)} runs: {counts['done']} done, {counts['failed']} failed, "
+        f"{counts['missing']} missing. A cell's note counts the failed and missing runs behind it.",
+    ]
+    if hl.has_health(runs):
+        out += ["- **Health**: whether each entry's regulariser acted: the median over its runs of the smallest "
+                "term's median share of the gradient on the parameters it shares with the base objective. "
+                f"**{hl.FLAG}** marks an entry most of whose runs had a share below 1 % at more than half of the "
+                "measured steps; `health unknown`: results from before health was recorded."]
+    out += [""]
 
     if o.claims:
         out += _claims_section(agg)
@@ -100,9 +126,12 @@ def render(agg: Aggregate, release: dict[str, Any] | None = None) -> str:
     bold_rank = _bold_best([rk.loc[e, "avg_rank"] for e in ranked], -1)
     bold_ds = {ds: _bold_best([per_ds[ds][e][f"{sel}.mean"] if e in per_ds[ds] else math.nan for e in ranked],
                               o.direction(sel) or 1) for ds in agg.datasets}
+    show_health = hl.has_health(runs)
     for i, e in enumerate(ranked):
         avg = _fmt(rk.loc[e, "avg_rank"], 2)
-        row = [_esc(e), f"**{avg}**" if i in bold_rank else avg,
+        inert = show_health and any(hl.entry_health(runs, ds, r["method"], r["setting"])["state"] == "inert"
+                                    for ds in agg.datasets for r in [per_ds[ds].get(e)] if r is not None)
+        row = [_esc(e) + (f" **{hl.FLAG}**" if inert else ""), f"**{avg}**" if i in bold_rank else avg,
                "—" if not math.isfinite(rk.loc[e, "rank_lo"]) else f"[{rk.loc[e, 'rank_lo']:.2f}, {rk.loc[e, 'rank_hi']:.2f}]"]
         for ds in agg.datasets:
             r = per_ds[ds].get(e)
@@ -115,6 +144,8 @@ def render(agg: Aggregate, release: dict[str, Any] | None = None) -> str:
             row.append(f"{c} · {note}" if note else c)
         rows.append(row)
     out += [f"## Overall: `{sel}`", "", _table(headers, rows, ["left", "right", "center"] + ["right"] * len(agg.datasets)), ""]
+    if show_health and any(hl.FLAG in r[0] for r in rows):
+        out += [hl.EXPLANATION, ""]
 
     # -- per dataset -----------------------------------------------------------------------
     figures = (release or {}).get("figures", [])
@@ -229,6 +260,9 @@ def _dataset_section(agg: Aggregate, ds: str, ranked: list[str], rows_by_entry: 
                 and any(math.isfinite(rows_by_entry[e][f"{c}.reference"]) for e in entries)]
     headers = ["Method"] + ([] if o.all_settings else ["Setting"]) + ["Rank"]
     headers += [f"{c}{_arrow(o.direction(c))}" for c in agg.metrics] + ["Runs"]
+    show_health = hl.has_health(agg.runs)
+    if show_health:
+        headers += ["Health"]
     for c in ref_cols:
         headers += [f"Reference {c}", f"Δ {c}"]
     bold = {c: _bold_best([rows_by_entry[e][f"{c}.mean"] for e in entries], o.direction(c)) for c in agg.metrics}
@@ -237,7 +271,8 @@ def _dataset_section(agg: Aggregate, ds: str, ranked: list[str], rows_by_entry: 
     rows = []
     for i, e in enumerate(entries):
         r = rows_by_entry[e]
-        row = [_esc(e)]
+        h = hl.entry_health(agg.runs, ds, r["method"], r["setting"]) if show_health else None
+        row = [_esc(e) + (f" **{hl.FLAG}**" if h and h["state"] == "inert" else "")]
         if not o.all_settings:
             setting = r["setting"] or "(none)"
             row.append(_esc(setting) + (f" (best of {int(r['settings'])})" if int(r["settings"]) > 1 else ""))
@@ -247,13 +282,18 @@ def _dataset_section(agg: Aggregate, ds: str, ranked: list[str], rows_by_entry: 
             row.append(f"**{txt}**" if i in bold[c] else txt)
         note = status_note(r)
         row.append(f"{int(r['done'])}/{int(r['expected'])}" + (f" ({note})" if note else ""))
+        if h is not None:
+            row.append(hl.cell(h))
         for c in ref_cols:
             ref, delta = r[f"{c}.reference"], r[f"{c}.delta"]
             row += [_fmt(ref, d), "—" if not math.isfinite(delta) else f"{delta:+.{d}f}"]
         rows.append(row)
     align = ["left"] + ([] if o.all_settings else ["left"]) + ["right"] * (1 + len(agg.metrics)) + ["center"]
+    align += ["left"] if show_health else []
     align += ["right"] * (2 * len(ref_cols))
     out = [f"## {ds}", "", _table(headers, rows, align), ""]
+    if show_health and any(hl.FLAG in r[0] for r in rows):
+        out += [hl.EXPLANATION, ""]
     sources = [(m, ref["source"]) for (rds, m), ref in agg.references.items() if rds == ds and ref["source"]]
     if sources:
         out += ["Reference values: " + "; ".join(f"{_esc(m)}: {_esc(s)}" for m, s in sources)
