@@ -85,31 +85,6 @@ def render(agg: Aggregate, release: dict[str, Any] | None = None) -> str:
         out += [" ".join(agg.description.split()), ""]
 
     out += _how_to_read(agg, "data" if release else "latest") if o.text_version >= 2 else _how_to_read_v1(agg, release)
-    best = "lowest" if o.direction(sel) < 0 else "highest"
-    if o.all_settings:
-        selection = "none: every hyperparameter setting is its own row (`--all-settings`)."
-    else:
-        selection = (f"per method and dataset, the hyperparameter setting with the {best} mean `{sel}` over "
-                     f"seeds (ties: the first setting in the spec); every setting is in "
-                     f"`{'data' if release else 'latest'}/aggregate.csv`.")
-    out += [
-        "## How to read this",
-        "",
-        f"- **Model selection**: {selection}",
-        "- **Cells**: mean ± sample standard deviation (number of seeds with a value) of the shown setting; "
-        "**bold** is the best mean of its column (↑ higher is better, ↓ lower is better).",
-        f"- **Rank**: per dataset by mean `{sel}` (1 = best, ties share the average rank), averaged over the "
-        f"datasets where the entry has a value; the interval is the 2.5–97.5 % range of the average rank over "
-        f"{o.bootstrap} bootstrap resamples of the seeds (seed {o.bootstrap_seed}, selection held fixed).",
-        f"- **Runs**: the spec expects {len(runs)} runs: {counts['done']} done, {counts['failed']} failed, "
-        f"{counts['missing']} missing. A cell's note counts the failed and missing runs behind it.",
-    ]
-    if hl.has_health(runs):
-        out += ["- **Health**: whether each entry's regulariser acted: the median over its runs of the smallest "
-                "term's median share of the gradient on the parameters it shares with the base objective. "
-                f"**{hl.FLAG}** marks an entry most of whose runs had a share below 1 % at more than half of the "
-                "measured steps; `health unknown`: results from before health was recorded."]
-    out += [""]
 
     if o.claims:
         out += _claims_section(agg)
@@ -126,6 +101,7 @@ def render(agg: Aggregate, release: dict[str, Any] | None = None) -> str:
     bold_rank = _bold_best([rk.loc[e, "avg_rank"] for e in ranked], -1)
     bold_ds = {ds: _bold_best([per_ds[ds][e][f"{sel}.mean"] if e in per_ds[ds] else math.nan for e in ranked],
                               o.direction(sel) or 1) for ds in agg.datasets}
+    runs = agg.runs
     show_health = hl.has_health(runs)
     for i, e in enumerate(ranked):
         avg = _fmt(rk.loc[e, "avg_rank"], 2)
@@ -220,6 +196,11 @@ def _how_to_read(agg: Aggregate, data: str) -> list[str]:
         out.append("- **External**: entries marked *(external)* were trained elsewhere and evaluated here from their "
                    "disentanglement_lib TF-Hub module (`gmgbench import-dlib`, docs/dlib.md), with the same metrics; "
                    "their setting is the module's SHA-256, and they have one seed.")
+    if hl.has_health(runs):
+        out.append("- **Health**: whether each entry's regulariser acted: the median over its runs of the smallest "
+                   "term's median share of the gradient on the parameters it shares with the base objective. "
+                   f"**{hl.FLAG}** marks an entry most of whose runs had a share below 1 % at more than half of the "
+                   "measured steps; `health unknown`: results from before health was recorded.")
     return out + [""]
 
 
