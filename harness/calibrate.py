@@ -40,7 +40,7 @@ SHARES = (0.01, 0.10, 0.50)
 CANDIDATES = [
     (f"{reg}_{cost}_{side[:3]}", reg, {"cost": cost, "side": side, "use_mean": side == "encoder",
                                        **({"estimator": "plain"} if reg == "gmg" else {})})
-    for reg in ("gmg", "dst") for cost in ("cos", "l2sq") for side in ("decoder", "encoder")
+    for reg in ("gmg", "dst") for cost in ("cos", "l2sq", "scl2sq") for side in ("decoder", "encoder")
 ]
 
 
@@ -125,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--every", type=int, default=50, help="measure every this many steps (default 50)")
     p.add_argument("--method", default=None, help="method label whose objective to train (default: the first)")
     p.add_argument("--dataset", action="append", default=None, help="only this dataset (repeatable)")
+    p.add_argument("--terms", default=None,
+                   help="comma-separated candidate labels (default: all: " + ", ".join(c[0] for c in CANDIDATES) + ")")
     p.add_argument("--out", type=Path, default=None, help="write the JSON here (and the table beside it as .md)")
     args = p.parse_args(argv)
     spec = load_spec(args.study)
@@ -135,7 +137,14 @@ def main(argv: list[str] | None = None) -> int:
         if r.dataset not in seen and (not args.dataset or r.dataset in args.dataset):
             seen.add(r.dataset)
             chosen.append(r)
-    reports = [calibrate(r, steps=args.steps, every=args.every) for r in chosen]
+    candidates = CANDIDATES
+    if args.terms:
+        wanted = [t.strip() for t in args.terms.split(",") if t.strip()]
+        unknown = [t for t in wanted if t not in {c[0] for c in CANDIDATES}]
+        if unknown:
+            p.error(f"--terms: unknown label {unknown[0]!r}; valid: {', '.join(c[0] for c in CANDIDATES)}")
+        candidates = [c for c in CANDIDATES if c[0] in wanted]
+    reports = [calibrate(r, steps=args.steps, every=args.every, candidates=candidates) for r in chosen]
     table = to_markdown(reports)
     print(table)
     if args.out:

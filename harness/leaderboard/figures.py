@@ -1,4 +1,5 @@
-"""Release figures (matplotlib, PNG): seed spread, training curves, traversals, reconstructions.
+"""Release figures (matplotlib, PNG): seed spread, training curves, regulariser health,
+traversals, reconstructions.
 
 Each function writes one PNG and returns its record ``{path, kind, dataset, caption, ...}``
 for the manifest; the markdown links the figures listed there. Figures use matplotlib's
@@ -15,7 +16,7 @@ import numpy as np
 
 from harness.leaderboard.aggregate import Aggregate
 
-__all__ = ["make_figures", "selection_chart", "training_curves", "model_figures", "slug"]
+__all__ = ["make_figures", "selection_chart", "training_curves", "health_figure", "model_figures", "slug"]
 
 _DPI = 100
 
@@ -137,9 +138,7 @@ def training_curves(agg: Aggregate, ds: str, curves: dict[str, list[dict]], out_
             ax.plot(steps, mean, color=f"C{i}", lw=1.6, label=f"{entry} ({len(cs)} seeds)")
             if len(cs) > 1:
                 ax.fill_between(steps, lo, hi, color=f"C{i}", alpha=0.2, lw=0)
-        # Losses fall by orders of magnitude early on; a log axis keeps the end readable.
-        if values_seen and min(values_seen) > 0 and max(values_seen) / min(values_seen) > 20:
-            ax.set_yscale("log")
+        _scale(ax, values_seen)
         ax.set_title(key)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
@@ -150,6 +149,65 @@ def training_curves(agg: Aggregate, ds: str, curves: dict[str, list[dict]], out_
     _save(fig, path)
     return {"path": f"figures/{path.name}", "kind": "curves", "dataset": ds,
             "caption": f"{ds}: training curves (mean over seeds, band: min to max)"}
+
+
+def _scale(ax, values: list[float]) -> None:
+    """Losses fall by orders of magnitude early on: a log axis keeps the end readable. A term
+    that is exactly 0 or changes sign (a clipped or plain GMG) would vanish from a log axis and
+    sit flat on a linear one next to its early values, so it gets a symmetric log axis whose
+    linear band is set by its smallest non-zero magnitude: a term near 0 stays visible."""
+    if not values:
+        return
+    lo, hi = min(values), max(values)
+    if lo > 0 and hi / lo > 20:
+        ax.set_yscale("log")
+    elif lo <= 0:
+        mags = [abs(v) for v in values if v != 0]
+        if mags and max(mags) / min(mags) > 20:
+            ax.set_yscale("symlog", linthresh=max(min(mags), max(mags) * 1e-6))
+        ax.axhline(0.0, color="0.3", lw=0.6, ls=":")
+
+
+def health_figure(agg: Aggregate, ds: str, healths: dict[str, dict], out_dir: Path) -> dict[str, Any] | None:
+    """Per run of each shown regularised entry: each term's gradient share over training (log
+    axis), with the 1 % line below which a term counts as not acting (harness/health.py)."""
+    items = [(e, r) for e, r in _board_entries(agg, ds)]
+    runs = agg.runs
+    panels: list[tuple[str, list[tuple[int, str, list]]]] = []
+    for entry, row in items:
+        sub = runs[(runs["dataset"] == ds) & (runs["method"] == row["method"]) & (runs["setting"] == row["setting"])
+                   & (runs["status"] == "done")]
+        lines = []
+        for rid, seed in zip(sub["run_id"], sub["seed"]):
+            for term, rec in ((healths.get(rid) or {}).get("terms") or {}).items():
+                if rec.get("series"):
+                    lines.append((int(seed), term, rec["series"]))
+        if lines:
+            panels.append((entry, lines))
+    if not panels:
+        return None
+    ncols = min(len(panels), 2)
+    nrows = math.ceil(len(panels) / ncols)
+    fig = _figure(4.8 * ncols, 3.0 * nrows + 0.3)
+    for j, (entry, lines) in enumerate(panels):
+        ax = fig.add_subplot(nrows, ncols, j + 1)
+        for k, (seed, term, series) in enumerate(lines):
+            steps = [p[0] for p in series]
+            share = [max(p[1], 1e-7) for p in series]  # an exact 0 sits at the axis floor
+            ax.plot(steps, share, color=f"C{k % 10}", lw=1.4, marker=".", ms=3, label=f"{term}, seed {seed}")
+        ax.axhline(0.01, color="C3", lw=1, ls="--", label="1 % (inert below)")
+        ax.set_yscale("log")
+        ax.set_ylim(1e-7, 1.0)
+        ax.set_title(entry, fontsize=8)
+        ax.set_xlabel("step")
+        ax.set_ylabel("gradient share")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.suptitle(f"{ds}: regulariser gradient share ‖λ∇R‖ / (‖λ∇R‖ + ‖∇L_base‖), per run", fontsize=10)
+    path = out_dir / f"{slug(ds)}-health.png"
+    _save(fig, path)
+    return {"path": f"figures/{path.name}", "kind": "health", "dataset": ds,
+            "caption": f"{ds}: each run's regulariser gradient share over training (dashed: 1 %)"}
 
 
 def _representative(agg: Aggregate, ds: str, row) -> tuple[str, int] | None:
@@ -248,9 +306,12 @@ def make_figures(agg: Aggregate, store, out_dir: Path) -> tuple[list[dict[str, A
     records: list[dict[str, Any]] = []
     notes: list[str] = []
     curves: dict[str, list[dict]] = {}
+    healths: dict[str, dict] = {}
     for rid in agg.runs.loc[agg.runs["status"] == "done", "run_id"]:
         if store is not None and store.has_result(rid):
-            curves[rid] = (store.read_result(rid).get("training") or {}).get("curve") or []
+            res = store.read_result(rid)
+            curves[rid] = (res.get("training") or {}).get("curve") or []
+            healths[rid] = res.get("health") or {}
     for ds in agg.datasets:
         done = agg.runs[(agg.runs["dataset"] == ds) & (agg.runs["status"] == "done")]
         if done.empty or not done[agg.options.selection].notna().any():
@@ -262,6 +323,9 @@ def make_figures(agg: Aggregate, store, out_dir: Path) -> tuple[list[dict[str, A
             records.append(rec)
         else:
             notes.append(f"{ds}: no training curves in the results")
+        rec = health_figure(agg, ds, healths, out_dir)
+        if rec is not None:
+            records.append(rec)
         dataset = None
         shown_methods: set[str] = set()
         for entry, row in _board_entries(agg, ds):

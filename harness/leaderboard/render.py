@@ -281,7 +281,7 @@ def _dataset_section(agg: Aggregate, ds: str, ranked: list[str], rows_by_entry: 
                 + ". Δ is the shown mean minus the reference.", ""]
 
     figs = [f for f in figures if f.get("dataset") == ds]
-    for kind in ("selection", "curves"):
+    for kind in ("selection", "curves", "health"):
         for f in (f for f in figs if f["kind"] == kind):
             out += [f"![{f['caption']}]({f['path']})", "", f"*{f['caption']}*", ""]
     models = [f for f in figs if f["kind"] in ("traversal", "reconstruction")]

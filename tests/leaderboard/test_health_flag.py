@@ -62,17 +62,43 @@ def test_results_without_health_render_as_unknown_not_healthy(tmp_path):
 
 
 def test_committed_cpu_repro_results_render_with_health_unknown():
-    from harness.executors import store_for
-    from harness.spec import load_spec
+    """The v1 results predate health; the study's grids changed since, so use v1's own spec."""
+    import json
 
-    spec = load_spec(REPO / "studies" / "cpu-repro.yaml")
-    store = store_for("cpu-repro", REPO / "results" / "cpu-repro")
-    if not any(store.has_result(r.run_id) for r in spec.runs()):
-        pytest.skip("the cpu-repro results no longer match this spec's run ids (its grids changed)")
-    md = build(spec, store).markdown
-    assert "health unknown" in _row(md, "beta_vae+gmg_cos_dec", "## dsprites_procedural")
+    from harness.leaderboard import spec_from_dict
+    from harness.results import ResultsStore
+
+    manifest = json.loads((REPO / "leaderboards" / "cpu-repro" / "v1" / "manifest.json").read_text())
+    spec = spec_from_dict(manifest["spec"])
+    md = build(spec, ResultsStore(REPO / "results" / "cpu-repro")).markdown
+    row = _row(md, "beta_vae+gmg_cos_dec", "## dsprites_procedural")
+    assert "health unknown" in row and FLAG not in row and "active" not in row
+    assert _row(md, "beta_vae", "## dsprites_procedural").split("|")[-2].strip() == "—"
 
 
 def test_release_from_before_health_rebuilds_byte_for_byte():
     ok, report = verify(REPO / "leaderboards" / "cpu-repro" / "v1")
     assert ok, report
+
+
+def test_health_figure_draws_each_run_and_curves_keep_a_zero_term_visible(tmp_path):
+    from harness.leaderboard import figures
+
+    store = _store(tmp_path)
+    agg = build(_spec(), store).agg
+    healths = {}
+    for rid in agg.runs["run_id"]:
+        h = store.read_result(rid).get("health")
+        if h:
+            h["terms"]["gmg"]["series"] = [[0, 0.0], [50, 2e-4], [100, 0.3]]
+            healths[rid] = h
+    rec = figures.health_figure(agg, "ds_a", healths, tmp_path / "fig")
+    assert rec["kind"] == "health" and (tmp_path / "fig" / "ds_a-health.png").stat().st_size > 0
+    assert figures.health_figure(agg, "ds_a", {}, tmp_path / "none") is None  # no record, no figure
+
+    ax = figures._figure(3, 2).add_subplot(1, 1, 1)
+    figures._scale(ax, [0.0, 1e-3, -2e-3, 50.0])  # a clipped/plain GMG next to its early values
+    assert ax.get_yscale() == "symlog"
+    ax = figures._figure(3, 2).add_subplot(1, 1, 1)
+    figures._scale(ax, [1.0, 500.0])
+    assert ax.get_yscale() == "log"
