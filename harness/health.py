@@ -195,7 +195,6 @@ def summarise_health(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     runs, how many inert/unknown, median gradient share, mean |λR|/|loss|, zero windows,
     GW failures and iterations."""
     groups: dict[tuple[str, str], list[dict]] = {}
-    unknown: dict[str, int] = {}
     for res in results:
         cfg = res.get("config") or {}
         label = cfg.get("method", res.get("name", "?"))
@@ -204,8 +203,10 @@ def summarise_health(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         terms = (res.get("health") or {}).get("terms")
         if not terms:
-            unknown[label] = unknown.get(label, 0) + 1
-            continue
+            # No record (a result from before health): what the stored curve still says, with
+            # the gradient share and the inert verdict unknown.
+            terms = {f"{name} (curve only)": curve_health(res, name, float((r.get("params") or {}).get("weight", 1.0)))
+                     for r in regs for name in [r.get("name", "?")]}
         for name, rec in terms.items():
             groups.setdefault((label, name), []).append(rec)
     rows = []
@@ -216,28 +217,45 @@ def summarise_health(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             return float(np.median(xs)) if xs else None
         rows.append({
             "method": label, "term": name, "runs": len(recs),
-            "inert": sum(1 for r in recs if r.get("inert") is True),
+            "inert": sum(1 for r in recs if r.get("inert") is True) if any("inert" in r for r in recs) else "unknown",
             "grad share (median)": _fmt(med("grad_share", "median"), pct=True),
             "|λR|/|loss|": _fmt(med("loss_ratio")),
             "zero windows": _fmt(med("zero_windows"), pct=True),
             "GW failed": _fmt(med("gw_failed_rate"), pct=True),
             "GW iters": _fmt(med("gw_iters")),
         })
-    for label, n in sorted(unknown.items()):
-        rows.append({"method": label, "term": "(health unknown)", "runs": n, "inert": "-",
-                     "grad share (median)": "-", "|λR|/|loss|": "-", "zero windows": "-",
-                     "GW failed": "-", "GW iters": "-"})
     return rows
 
 
-def status_rows(spec, store) -> list[dict[str, Any]]:
-    """:func:`summarise_health` over the study's finished results in ``store`` (for ``gmgbench status``)."""
+def curve_health(result: dict[str, Any], name: str, weight: float) -> dict[str, Any]:
+    """What a stored (downsampled) training curve says about a term without a health record:
+    zero windows, GW failures and iterations, and ``|λ·R| / |loss|`` of the window means."""
+    curve = (result.get("training") or {}).get("curve") or []
+    rec: dict[str, Any] = {}
+    vals = [row[name] for row in curve if name in row]
+    if vals:
+        rec["zero_windows"] = float(np.mean([v == 0.0 for v in vals]))
+        ratios = [abs(weight * row[name]) / abs(row["loss"]) for row in curve if name in row and row.get("loss")]
+        if ratios:
+            rec["loss_ratio"] = float(np.mean(ratios))
+    for log_key, out_key in (("gw_failed", "gw_failed_rate"), ("gw_iters", "gw_iters")):
+        xs = [row[f"{name}.{log_key}"] for row in curve if f"{name}.{log_key}" in row]
+        if xs:
+            rec[out_key] = float(np.mean(xs))
+    return rec
+
+
+def status_rows(store, runs) -> list[dict[str, Any]]:
+    """:func:`summarise_health` over the finished ``runs`` (RunSpecs) in ``store``, for
+    ``gmgbench status``; a result that cannot be read is left to status's own checks."""
     results = []
-    for run in spec.runs():
-        if store.has_result(run.run_id):
+    for run in runs:
+        try:
             res = store.read_result(run.run_id)
-            if res.get("status", "done") == "done":
-                results.append(res)
+        except Exception:  # noqa: BLE001 - status reports corrupt files itself; health skips them
+            continue
+        if isinstance(res, dict) and res.get("status", "done") == "done":
+            results.append(res)
     return summarise_health(results)
 
 

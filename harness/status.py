@@ -160,7 +160,11 @@ def collect_status(spec: StudySpec, store: ResultsStore, tail: int = 5) -> dict[
         rows.append(row)
     counts = {s: sum(r["status"] == s for r in rows) for s in STATES}
     counts["stale"] = sum(r["status"] == "done" and r["note"].startswith("stale:") for r in rows)
-    return {"study": spec.name, "store": str(store.root), "total": len(rows), "counts": counts, "runs": rows}
+    from harness.health import status_rows
+
+    health = status_rows(store, [st.run for st in statuses if st.status == "done"])
+    return {"study": spec.name, "store": str(store.root), "total": len(rows), "counts": counts, "runs": rows,
+            "health": health}
 
 
 def format_status(report: dict[str, Any]) -> str:
@@ -195,6 +199,9 @@ def format_status(report: dict[str, Any]) -> str:
                 lines.extend(f"    | {t}" for t in r.get("stderr_tail", []))
             elif status in ("missing", "corrupt", "held", "queued") and r.get("note"):
                 lines.append(f"    {r['note']}")
+    from harness.health import format_health
+
+    lines += format_health(report.get("health") or [])
     if c.get("corrupt"):
         lines.append("corrupt files: `gmgbench run STUDY --repair` moves them to quarantine/ and reruns their runs")
     if c["failed"]:

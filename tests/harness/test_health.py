@@ -90,7 +90,12 @@ def test_old_results_are_health_unknown_not_healthy():
     assert health_state(old) == "unknown"
     assert health_state({"config": {"method": "b", "regularisers": []}}) == "none"
     rows = summarise_health([old])
-    assert rows[0]["term"] == "(health unknown)"
+    assert rows[0]["term"] == "gmg (curve only)" and rows[0]["inert"] == "unknown"
+    assert rows[0]["grad share (median)"] == "-"
+    old["training"] = {"curve": [{"step": 50, "loss": 10.0, "gmg": 0.0}, {"step": 100, "loss": 10.0, "gmg": 0.1}]}
+    old["config"]["regularisers"][0]["params"] = {"weight": 100.0}
+    row = summarise_health([old])[0]
+    assert row["zero windows"] == "50.0%" and row["|λR|/|loss|"] == "0.5"  # mean of 0 and 100·0.1/10
 
 
 def test_repeated_terms_get_unique_keys():
