@@ -143,7 +143,9 @@ def test_leaderboard_refuses_to_average_two_code_versions(plugin_spec, tmp_path,
 def test_committed_cpu_repro_results_aggregate_and_v1_rebuilds(capsys):
     from harness import leaderboard
 
-    spec = load_spec(REPO / "studies" / "cpu-repro.yaml")
+    # v1's own spec: studies/cpu-repro.yaml has calibrated lambda grids since (new run ids)
+    manifest = json.loads((REPO / "leaderboards" / "cpu-repro" / "v1" / "manifest.json").read_text())
+    spec = leaderboard.spec_from_dict(manifest["spec"])
     board = leaderboard.build(spec, ResultsStore(REPO / "results" / "cpu-repro"))
     assert int((board.agg.runs["status"] == "done").sum()) == 24
     assert (board.agg.table["code_versions"] == 1).all()
