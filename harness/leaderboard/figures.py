@@ -144,11 +144,16 @@ def training_curves(agg: Aggregate, ds: str, curves: dict[str, list[dict]], out_
         ax.grid(alpha=0.3)
         if j == 0:
             ax.legend(fontsize=8)
-    fig.suptitle(f"{ds}: training curves of the shown settings (line: mean over seeds, band: min–max)", fontsize=10)
-    path = out_dir / f"{slug(ds)}-curves.png"
+    return _finish(fig, ds, "curves", out_dir, f"{ds}: training curves of the shown settings (line: mean over seeds, "
+                   "band: min–max)", f"{ds}: training curves (mean over seeds, band: min to max)")
+
+
+def _finish(fig, ds: str, kind: str, out_dir: Path, title: str, caption: str) -> dict[str, Any]:
+    """Title, save as ``<dataset>-<kind>.png`` and return the figure's manifest record."""
+    fig.suptitle(title, fontsize=10)
+    path = out_dir / f"{slug(ds)}-{kind}.png"
     _save(fig, path)
-    return {"path": f"figures/{path.name}", "kind": "curves", "dataset": ds,
-            "caption": f"{ds}: training curves (mean over seeds, band: min to max)"}
+    return {"path": f"figures/{path.name}", "kind": kind, "dataset": ds, "caption": caption}
 
 
 def _scale(ax, values: list[float]) -> None:
@@ -203,11 +208,8 @@ def health_figure(agg: Aggregate, ds: str, healths: dict[str, dict], out_dir: Pa
         ax.set_ylabel("gradient share")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
-    fig.suptitle(f"{ds}: regulariser gradient share ‖λ∇R‖ / (‖λ∇R‖ + ‖∇L_base‖), per run", fontsize=10)
-    path = out_dir / f"{slug(ds)}-health.png"
-    _save(fig, path)
-    return {"path": f"figures/{path.name}", "kind": "health", "dataset": ds,
-            "caption": f"{ds}: each run's regulariser gradient share over training (dashed: 1 %)"}
+    return _finish(fig, ds, "health", out_dir, f"{ds}: regulariser gradient share ‖λ∇R‖ / (‖λ∇R‖ + ‖∇L_base‖), per run",
+                   f"{ds}: each run's regulariser gradient share over training (dashed: 1 %)")
 
 
 def _representative(agg: Aggregate, ds: str, row) -> tuple[str, int] | None:
