@@ -114,7 +114,7 @@ def training_curves(agg: Aggregate, ds: str, curves: dict[str, list[dict]], out_
     keys += extra[:2]
     ncols = min(len(keys), 2)  # two panels a row stay legible when the page scales the image down
     nrows = math.ceil(len(keys) / ncols)
-    fig = _figure(4.6 * ncols, 3.1 * nrows + 0.3)
+    fig = _figure(4.6 * ncols, 3.1 * nrows + 0.3 + 0.18 * len(series))
     for j, key in enumerate(keys):
         ax = fig.add_subplot(nrows, ncols, j + 1)
         values_seen: list[float] = []
@@ -142,8 +142,11 @@ def training_curves(agg: Aggregate, ds: str, curves: dict[str, list[dict]], out_
         ax.set_title(key)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-        if j == 0:
-            ax.legend(fontsize=8)
+    # One legend below the panels: inside the first panel, long entry names (every setting
+    # spelled out with --all-settings) squeeze the panels to slivers.
+    handles, labels = fig.axes[0].get_legend_handles_labels() if fig.axes else ([], [])
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", fontsize=7, ncols=1)
     return _finish(fig, ds, "curves", out_dir, f"{ds}: training curves of the shown settings (line: mean over seeds, "
                    "band: min–max)", f"{ds}: training curves (mean over seeds, band: min to max)")
 
