@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from methods.base import ForwardPass, LossAndLogs, Objective
+from methods.base import ForwardPass, LossAndLogs, Objective, check_non_negative
 from methods.beta_vae import gaussian_kl, reconstruction_loss
 
 __all__ = ["AnnealedVAE", "capacity"]
@@ -36,9 +36,7 @@ class AnnealedVAE(Objective):
         iteration_threshold: int = 100000
 
         def __post_init__(self):
-            for key in ("gamma", "c_max"):
-                if not getattr(self, key) >= 0:
-                    raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
+            check_non_negative(self, "gamma", "c_max")
             t = self.iteration_threshold
             if isinstance(t, bool) or not isinstance(t, int) or t < 1:
                 raise ValueError(f"iteration_threshold must be an integer >= 1, got {t!r}")

@@ -26,7 +26,7 @@ from typing import Any, Callable, ClassVar
 import torch
 
 __all__ = ["ForwardPass", "Objective", "Regulariser", "LossAndLogs", "MethodOutputError", "call_checked",
-           "update_checked"]
+           "update_checked", "check_non_negative"]
 
 LossAndLogs = tuple[torch.Tensor, dict[str, float]]
 
@@ -65,6 +65,15 @@ class ForwardPass:
     @property
     def batch_size(self) -> int:
         return self.x.shape[0]
+
+
+def check_non_negative(config: Any, *keys: str) -> None:
+    """Raise ``ValueError`` naming the first of ``keys`` whose value in ``config`` is not >= 0
+    (NaN included): the weights of a method's Config, checked in its ``__post_init__``."""
+    for key in keys:
+        value = getattr(config, key)
+        if not value >= 0:
+            raise ValueError(f"{key} must be >= 0, got {value}")
 
 
 class _Configured:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from methods.base import ForwardPass, LossAndLogs, Objective
+from methods.base import ForwardPass, LossAndLogs, Objective, check_non_negative
 from methods.beta_vae import gaussian_kl, reconstruction_loss
 
 __all__ = ["DIPVAEI", "DIPVAEII", "covariance", "dip_penalty"]
@@ -49,9 +49,7 @@ class DIPVAEI(Objective):
         lambda_d_factor: float = 10.0
 
         def __post_init__(self):
-            for key in ("lambda_od", "lambda_d_factor"):
-                if not getattr(self, key) >= 0:
-                    raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
+            check_non_negative(self, "lambda_od", "lambda_d_factor")
 
     def target_covariance(self, out: ForwardPass) -> torch.Tensor:
         return covariance(out.mu)

@@ -344,15 +344,12 @@ class Registry:
 
 REGISTRY = Registry(BUILTINS)
 
-register = REGISTRY.register
-get = REGISTRY.get
-names = REGISTRY.names
-origin = REGISTRY.origin
-source_of = REGISTRY.source_of
-source_hash = REGISTRY.source_hash
-make_config = REGISTRY.make_config
-build = REGISTRY.build
-rebuild = REGISTRY.rebuild
-load_plugin_file = REGISTRY.load_plugin_file
-load_entry_points = REGISTRY.load_entry_points
-isolated = REGISTRY.isolated
+# The module-level API (``registry.get(...)``, ``@methods.registry.register``) is REGISTRY's
+# methods of the same names, looked up on use: one list of them, __all__, not one line each.
+_API = frozenset(__all__) - {"PluginError", "Registry", "REGISTRY", "ENTRY_POINT_GROUP"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        return getattr(REGISTRY, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,7 +12,7 @@ import numpy as np
 
 from metrics import sampling
 from metrics.discretize import histogram_discretize
-from metrics.validation import check_codes_factors, check_random_state
+from metrics.validation import check_codes_factors
 
 __all__ = ["compute_irs", "irs_from_codes", "scalable_disentanglement_score"]
 
@@ -22,9 +22,8 @@ def compute_irs(ground_truth_data, representation_function, random_state, artifa
                 num_bins: int = 20) -> dict[str, float]:
     """dlib's ``compute_irs`` (its ``batch_size`` has no default there; 16 like the other metrics)."""
     del artifact_dir
-    check_random_state(random_state)
-    codes, factors = sampling.generate_batch_factor_code(
-        ground_truth_data, representation_function, num_train, random_state, batch_size)
+    codes, factors = sampling.checked_codes(ground_truth_data, representation_function, random_state,
+                                            num_train, batch_size)
     return irs_from_codes(codes, factors, diff_quantile=diff_quantile, num_bins=num_bins)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from metrics import sampling
 from metrics.discretize import discrete_entropy, discrete_mutual_info, histogram_discretize
-from metrics.validation import check_codes_factors, check_random_state
+from metrics.validation import check_codes_factors
 
 __all__ = ["compute_mig", "mig_from_codes"]
 
@@ -19,9 +19,8 @@ def compute_mig(ground_truth_data, representation_function, random_state, artifa
                 num_train: int = 10000, batch_size: int = 16, num_bins: int = 20) -> dict[str, float]:
     """dlib's ``compute_mig``; ``num_bins`` is the study's ``discretizer.num_bins`` binding."""
     del artifact_dir
-    check_random_state(random_state)
-    codes, factors = sampling.generate_batch_factor_code(
-        ground_truth_data, representation_function, num_train, random_state, batch_size)
+    codes, factors = sampling.checked_codes(ground_truth_data, representation_function, random_state,
+                                            num_train, batch_size)
     return mig_from_codes(codes, factors, num_bins=num_bins)
 
 

@@ -202,14 +202,21 @@ def generate_batch_factor_code(ground_truth_data, representation_function, num_p
     return new.codes.copy(), new.factors.copy()
 
 
+def checked_codes(ground_truth_data, representation_function, random_state, num_points: int,
+                  batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``generate_batch_factor_code`` after checking ``random_state``: a metric's one sample."""
+    check_random_state(random_state)
+    return generate_batch_factor_code(ground_truth_data, representation_function, num_points, random_state,
+                                      batch_size)
+
+
 def train_test_codes(ground_truth_data, representation_function, random_state: np.random.RandomState,
                      num_train: int, num_test: int, batch_size: int
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(codes_train, factors_train, codes_test, factors_test)``: the training points, then the
     test points, from one RandomState in that order, as dlib's two-set metrics draw them."""
-    check_random_state(random_state)
-    codes_train, factors_train = generate_batch_factor_code(
-        ground_truth_data, representation_function, num_train, random_state, batch_size)
+    codes_train, factors_train = checked_codes(
+        ground_truth_data, representation_function, random_state, num_train, batch_size)
     codes_test, factors_test = generate_batch_factor_code(
         ground_truth_data, representation_function, num_test, random_state, batch_size)
     return codes_train, factors_train, codes_test, factors_test

@@ -13,7 +13,6 @@ import scipy.linalg
 
 from metrics import sampling
 from metrics.discretize import discrete_mutual_info, histogram_discretize
-from metrics.validation import check_random_state
 
 __all__ = ["unsupervised_metrics", "unsupervised_from_codes", "gaussian_total_correlation",
            "gaussian_wasserstein_correlation"]
@@ -23,9 +22,8 @@ def unsupervised_metrics(ground_truth_data, representation_function, random_stat
                          num_train: int = 10000, batch_size: int = 16, num_bins: int = 20) -> dict[str, float]:
     """dlib's ``unsupervised_metrics``; ``num_bins`` is ``discretizer.num_bins``."""
     del artifact_dir
-    check_random_state(random_state)
-    codes, _ = sampling.generate_batch_factor_code(
-        ground_truth_data, representation_function, num_train, random_state, batch_size)
+    codes, _ = sampling.checked_codes(ground_truth_data, representation_function, random_state,
+                                      num_train, batch_size)
     return unsupervised_from_codes(codes, num_bins=num_bins)
 
 

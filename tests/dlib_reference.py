@@ -18,6 +18,7 @@ import types
 
 import numpy as np
 import pytest
+from gin_compat import patch_configurable
 
 _READY = False
 
@@ -28,18 +29,7 @@ def _install_shims() -> None:
     if "gin.tf" not in sys.modules:
         sys.modules["gin.tf"] = types.ModuleType("gin.tf")
         gin.tf = sys.modules["gin.tf"]  # type: ignore[attr-defined]
-    if not getattr(gin.configurable, "_gmgbench_shim", False):
-        original = gin.configurable
-
-        def configurable(*args, blacklist=None, whitelist=None, **kwargs):
-            if blacklist is not None:
-                kwargs["denylist"] = blacklist
-            if whitelist is not None:
-                kwargs["allowlist"] = whitelist
-            return original(*args, **kwargs)
-
-        configurable._gmgbench_shim = True  # type: ignore[attr-defined]
-        gin.configurable = configurable
+    patch_configurable()
     if "tensorflow" not in sys.modules:
         gfile = types.SimpleNamespace(
             GFile=open, Open=open, ListDirectory=os.listdir, Exists=os.path.exists, IsDirectory=os.path.isdir

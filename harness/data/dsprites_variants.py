@@ -72,19 +72,33 @@ class _Variant:
 
 
 class _Color(_Variant):
+    variant = "color"
+
     def _recolour(self, masks, random_state):
         color = random_state.uniform(0.5, 1, [masks.shape[0], 1, 1, 3])
         return masks * color
 
 
 class _Noisy(_Variant):
+    variant = "noisy"
+
     def _recolour(self, masks, random_state):
         noise = random_state.uniform(0, 1, [masks.shape[0], 64, 64, 3])
         return np.minimum(masks + noise, 1.0)
 
 
 class _Scream(_Variant):
+    variant = "scream"
     scream: np.ndarray  # float64 [H, W, 3] in [0, 1]
+    scream_relpath = OFFICIAL_FILES["scream_dsprites"][1].path
+
+    def __init__(self, *root: str | Path):
+        """Over dSprites, ``root`` is its data folder, and the Scream image lies under it; over
+        the procedural twin, there is no root and the image is :func:`procedural_scream`."""
+        # The small file first: a missing image should not cost a 20 s dSprites load.
+        self.scream = (read_scream(require(Path(root[0]) / self.scream_relpath, "file", self.name)) if root
+                       else procedural_scream())
+        super().__init__(*root)
 
     def _recolour(self, masks, random_state):
         out = np.empty(masks.shape, dtype=np.float64)
@@ -141,34 +155,12 @@ def procedural_scream() -> np.ndarray:
     return out
 
 
-class ColorDSprites(_Color, DSprites):
-    name = "color_dsprites"
-
-
-class NoisyDSprites(_Noisy, DSprites):
-    name = "noisy_dsprites"
-
-
-class ScreamDSprites(_Scream, DSprites):
-    name = "scream_dsprites"
-    scream_relpath = OFFICIAL_FILES["scream_dsprites"][1].path
-
-    def __init__(self, root: str | Path):
-        # The small file first: a missing image should not cost a 20 s dSprites load.
-        self.scream = read_scream(require(Path(root) / self.scream_relpath, "file", self.name))
-        super().__init__(root)
-
-
-class ColorDSpritesProcedural(_Color, DSpritesProcedural):
-    name = "color_dsprites_procedural"
-
-
-class NoisyDSpritesProcedural(_Noisy, DSpritesProcedural):
-    name = "noisy_dsprites_procedural"
-
-
-class ScreamDSpritesProcedural(_Scream, DSpritesProcedural):
-    name = "scream_dsprites_procedural"
-
-    def __init__(self):
-        self.scream = procedural_scream()
+# The six datasets: each variant over the real dSprites and over its procedural twin, named
+# as the registry (harness/data/__init__.py) and dlib name them: ColorDSprites is
+# color_dsprites, ColorDSpritesProcedural color_dsprites_procedural, and so on.
+for _base, _suffix in ((DSprites, ""), (DSpritesProcedural, "_procedural")):
+    for _mixin in (_Color, _Noisy, _Scream):
+        _cls = type(f"{_mixin.variant.title()}{_base.__name__}", (_mixin, _base),
+                    {"name": f"{_mixin.variant}_dsprites{_suffix}", "__module__": __name__})
+        globals()[_cls.__name__] = _cls
+del _base, _suffix, _mixin, _cls

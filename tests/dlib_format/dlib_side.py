@@ -18,25 +18,14 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
+
+# Run as a script (sys.path[0] is this folder): the gin shim it shares with the tests is one up.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from gin_compat import patch_configurable  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # as gmgbench's side: plain kernels
-
-
-def _gin_shim() -> None:
-    """gin-config 0.5 renamed dlib's ``blacklist=``/``whitelist=`` keywords (NOTES: dlib-compat)."""
-    import gin
-
-    original = gin.configurable
-
-    def configurable(*args, blacklist=None, whitelist=None, **kwargs):
-        if blacklist is not None:
-            kwargs["denylist"] = blacklist
-        if whitelist is not None:
-            kwargs["allowlist"] = whitelist
-        return original(*args, **kwargs)
-
-    gin.configurable = configurable
 
 
 def build(model_dir: str, channels: int, latent: int, size: int, seed: int, dataset: str) -> None:
@@ -106,7 +95,7 @@ def evaluate(model_dir: str, out_dir: str, bindings: list[str]) -> None:
 
 def main(argv: list[str]) -> None:
     cmd, args = argv[0], argv[1:]
-    _gin_shim()
+    patch_configurable()
     if cmd == "build":
         import argparse
 

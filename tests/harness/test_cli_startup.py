@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from side_by_side import interleaved, ratios
 
 REPO = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "jax", "jaxlib", "sklearn", "ott", "matplotlib")
@@ -74,18 +74,14 @@ def test_cli_startup_against_bare_python(benchmark, tmp_path):
         "gmgbench status demo": [sys.executable, "-m", "harness.cli", "status", str(REPO / "studies" / "demo.yaml"),
                                  "--results", str(tmp_path / "store")],
     }
-    times: dict[str, list[float]] = {name: [] for name in commands}
 
-    def round_robin():
-        for name, cmd in commands.items():  # interleaved: load on a shared machine hits all alike
-            t0 = time.perf_counter()
-            subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, check=True)
-            times[name].append(time.perf_counter() - t0)
+    def measure(name: str) -> float:
+        t0 = time.perf_counter()
+        subprocess.run(commands[name], cwd=tmp_path, env=_env(), capture_output=True, check=True)
+        return time.perf_counter() - t0
 
-    benchmark.pedantic(round_robin, rounds=reps, iterations=1)
-    base = statistics.median(times["python -c pass"])
+    times = interleaved(benchmark, measure, commands, rounds=reps)
     print(f"\nCLI start-up, median of {len(times['gmgbench --help'])} interleaved runs (target for --help: <= 0.5 s):")
-    for name, ts in times.items():
-        med = statistics.median(ts)
-        print(f"  {name:24s} {1000 * med:7.0f} ms  {med / base:5.1f}x bare python")
+    for name, (med, ratio) in ratios(times, "python -c pass").items():
+        print(f"  {name:24s} {1000 * med:7.0f} ms  {ratio:5.1f}x bare python")
     assert len({len(ts) for ts in times.values()}) == 1  # once with benchmarks disabled (make test)

@@ -17,6 +17,7 @@ import time
 
 import pytest
 import torch
+from side_by_side import interleaved
 
 from harness.health import HealthMonitor
 from methods import registry
@@ -63,13 +64,7 @@ def test_health_overhead_per_step(benchmark):
     batch, every, reps = (64, 50, 5) if FULL else (8, 4, 1)
     block = _block(batch, every)
     block(False)  # warm-up
-    times = {False: [], True: []}
-
-    def round_robin():
-        for measure in (False, True):
-            times[measure].append(block(measure))
-
-    benchmark.pedantic(round_robin, rounds=reps, iterations=1)
+    times = interleaved(benchmark, block, (False, True), rounds=reps)
     ratio = statistics.median(times[True]) / statistics.median(times[False])
     print(f"\nhealth every {every} steps, batch {batch}, {torch.get_num_threads()} thread(s): "
           f"{ratio:.3f}x a step without it ({1000 * statistics.median(times[False]) / every:.1f} ms/step)")

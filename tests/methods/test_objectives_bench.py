@@ -7,11 +7,11 @@ test run uses batch 8 and one repetition, so it only checks that the comparison 
 from __future__ import annotations
 
 import os
-import statistics
 import time
 
 import pytest
 import torch
+from side_by_side import interleaved, ratios
 
 from methods import registry
 from methods.architectures import VAE
@@ -66,16 +66,8 @@ def test_step_time_relative_to_beta_vae(benchmark):
     step = _steps(batch)
     for name in CONFIGS:  # warm-up (first forward-mode call compiles decompositions)
         step(name)
-    times = {name: [] for name in CONFIGS}
-
-    def round_robin():
-        for name in CONFIGS:  # interleaved, so load on a shared machine hits all alike
-            times[name].append(step(name))
-
-    benchmark.pedantic(round_robin, rounds=reps, iterations=1)
-    base = statistics.median(times["beta_vae"])
+    times = interleaved(benchmark, step, CONFIGS, rounds=reps)
     print(f"\nstep time at batch {batch}, {torch.get_num_threads()} thread(s), relative to beta_vae:")
-    for name, ts in times.items():
-        med = statistics.median(ts)
-        print(f"  {name:28s} {1000 * med:8.1f} ms  {med / base:5.2f}x")
+    for name, (med, ratio) in ratios(times, "beta_vae").items():
+        print(f"  {name:28s} {1000 * med:8.1f} ms  {ratio:5.2f}x")
     assert all(len(ts) == reps for ts in times.values())
