@@ -10,7 +10,7 @@ from harness.train import Interrupted, train_run
 
 
 def _state(workdir):
-    return torch.load(workdir / "model.pt", weights_only=False)["model"]
+    return torch.load(workdir / "model.pt", weights_only=True)["model"]
 
 
 def _run(write_spec, tiny_spec, regulariser, **train):

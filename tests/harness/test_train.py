@@ -16,7 +16,7 @@ def one_run(write_spec, tiny_spec):
 
 
 def _state(workdir):
-    return torch.load(workdir / "model.pt", weights_only=False)["model"]
+    return torch.load(workdir / "model.pt", weights_only=True)["model"]
 
 
 @pytest.mark.parametrize("stop_after", [3, 4])  # inside a logging window, and off the checkpoint grid
