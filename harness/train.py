@@ -135,6 +135,9 @@ def train_run(run: RunSpec, workdir: Path, *, progress: bool | str | Callable = 
 
     torch.manual_seed(run.seed)
     model = build_model(run, dataset).to(device)
+    channels_last = cfg.memory_format == "channels_last"
+    if channels_last:  # before Adam: its moments take the parameters' layout
+        model = model.to(memory_format=torch.channels_last)
     objective, regs = _build_terms(run)
     components = [objective, *regs]
     for c in components:  # methods with modules of their own (FactorVAE's discriminator) build them
@@ -192,6 +195,8 @@ def train_run(run: RunSpec, workdir: Path, *, progress: bool | str | Callable = 
     while step < cfg.steps:
         factors = dataset.sample_factors(cfg.batch_size, sampler)
         x = dataset.training_batch(factors, sampler, device)
+        if channels_last:  # the default path keeps the batch exactly as it always was
+            x = x.contiguous(memory_format=torch.channels_last)
         out = model(x, generator=noise, dataset_size=dataset.dataset_size)
         out.step = step
         loss, logs = call_checked(objective, out)

@@ -139,3 +139,40 @@ def test_stored_result_is_skipped_then_forced(tmp_path, one_run, monkeypatch):
     assert run_and_store(one_run, store, progress=False) is None
     again = run_and_store(one_run, store, progress=False, force=True)
     assert again["training"]["curve"] == first["training"]["curve"]
+
+
+@pytest.mark.parametrize("regulariser", [
+    None,
+    {"name": "gmg", "params": {"cost": "cos", "side": "decoder", "weight": 1.0}},
+    {"name": "dst", "params": {"cost": "l2sq", "side": "decoder", "weight": 1.0}},
+])
+def test_channels_last_resumes_exactly_and_trains_the_same_model(tmp_path, write_spec, tiny_spec, regulariser):
+    """``train.memory_format: channels_last`` (the faster CPU layout, docs/performance.md):
+    a resumed run equals an uninterrupted one bit for bit, and it learns what the
+    contiguous layout learns up to float rounding (the layouts sum in another order)."""
+    if regulariser is not None:
+        tiny_spec["methods"][0]["regularisers"] = [regulariser]
+    tiny_spec["train"].update(steps=4, checkpoint_every=2)
+    plain = load_spec(write_spec(tiny_spec)).runs()[0]
+    tiny_spec["train"]["memory_format"] = "channels_last"
+    fast = load_spec(write_spec(tiny_spec)).runs()[0]
+    assert fast.run_id != plain.run_id  # the layout changes the numbers, so the id
+    train_run(fast, tmp_path / "a", progress=False)
+    with pytest.raises(Interrupted):
+        train_run(fast, tmp_path / "b", progress=False, stop_after=3)
+    train_run(fast, tmp_path / "b", progress=False)
+    train_run(plain, tmp_path / "c", progress=False)
+    a, b, c = _state(tmp_path / "a"), _state(tmp_path / "b"), _state(tmp_path / "c")
+    assert a["encoder.0.weight"].is_contiguous(memory_format=torch.channels_last)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+        torch.testing.assert_close(a[key].contiguous(), c[key], rtol=1e-3, atol=1e-4, msg=key)
+
+
+def test_memory_format_enters_the_run_id_only_when_set(write_spec, tiny_spec):
+    before = [r.run_id for r in load_spec(write_spec(tiny_spec)).runs()]
+    tiny_spec["train"]["memory_format"] = "contiguous"  # the default, written out
+    assert [r.run_id for r in load_spec(write_spec(tiny_spec)).runs()] == before
+    tiny_spec["train"]["memory_format"] = "channel_last"
+    with pytest.raises(Exception, match=r"train\.memory_format.*contiguous or channels_last"):
+        load_spec(write_spec(tiny_spec))
