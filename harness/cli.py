@@ -170,7 +170,7 @@ def cmd_demo(args) -> int:
     args.no_leaderboard = False
     spec = load_spec(args.study, sets=args.set, only=args.only)
     sizes = "; ".join(f"{name} " + ", ".join(f"{k}={v}" for k, v in (kw or {}).items())
-                      for name, kw in spec.evaluation.get("metrics", {}).items())
+                      for name, kw in spec.evaluation.metrics.items())
     print(f"gmgbench demo ({args.study}): procedural dSprites, β-VAE vs β-VAE + GMG (cosine, decoder),\n"
           f"{len(spec.seeds)} seeds, {spec.train['steps']} steps per run.\n"
           f"Metric sizes are reduced for a 2-core machine: {sizes}\n"
@@ -239,6 +239,7 @@ def cmd_import_dlib(args) -> int:
     from harness.dlib_format.errors import DlibFormatError
     from harness.dlib_format.importer import dataset_from_gin, import_model
     from harness.executors import store_for
+    from harness.sections import EvaluationSpec
 
     evaluation, root = None, args.root
     if args.study is not None:
@@ -259,7 +260,8 @@ def cmd_import_dlib(args) -> int:
     else:
         raise DlibFormatError("import-dlib: give --study SPEC (its store, metrics and leaderboard) or --results STORE")
     if args.metrics:
-        evaluation = {"metrics": _metric_settings(args.metrics), "seed": (evaluation or {}).get("seed", 0)}
+        evaluation = EvaluationSpec({"metrics": _metric_settings(args.metrics),
+                                     "seed": evaluation.seed if evaluation is not None else 0})
     name = args.name or args.model_dir.resolve().name
     path, result = import_model(args.model_dir, store, name=name, dataset=args.dataset, dataset_root=root,
                                 evaluation=evaluation, force=args.force, device=args.device,

@@ -33,9 +33,11 @@ from typing import Any, Iterable, Mapping
 
 from harness.errors import UserError, check_keys, did_you_mean
 from harness.fileio import load_yaml
+from harness.sections import EvaluationSpec, FrozenMap, LeaderboardSpec
 
 __all__ = ["SpecError", "check_metric_settings", "StudySpec", "MethodSpec", "RegulariserSpec", "GridPoint", "RunSpec",
-           "TrainSettings", "load_spec", "parse_spec", "expand", "spec_to_dict", "spec_from_dict", "spec_hash"]
+           "TrainSettings", "EvaluationSpec", "LeaderboardSpec", "FrozenMap", "load_spec", "parse_spec", "expand",
+           "spec_to_dict", "spec_from_dict", "spec_hash"]
 
 
 class SpecError(UserError, ValueError):
@@ -173,7 +175,6 @@ _METHOD_KEYS = {"label", "objective", "params", "regularisers", "train", "resour
 _REG_KEYS = {"name", "params"}
 _EVAL_KEYS = {"metrics", "seed"}
 _DATASET_KEYS = {"name", "root"}
-DEFAULT_SELECTION = "dci.disentanglement"
 
 
 # -- the tree --------------------------------------------------------------------------------
@@ -206,7 +207,7 @@ class MethodSpec:
     params: dict[str, Any]  # as written: a list value is a grid axis
     regularisers: tuple[RegulariserSpec, ...] = ()
     train: dict[str, Any] = field(default_factory=dict)  # overrides of the study's, as written
-    resources: dict[str, Any] = field(default_factory=dict)
+    resources: FrozenMap = field(default_factory=FrozenMap)  # submitit parameters, over the study's
     reference: dict[str, Any] = field(default_factory=dict)
     grid: tuple[GridPoint, ...] = field(default=(), compare=False)  # the objective's, with built Configs
 
@@ -231,8 +232,8 @@ class RunSpec:
     regularisers: tuple[tuple[str, dict[str, Any]], ...]
     seed: int
     train: TrainSettings
-    evaluation: dict[str, Any]
-    resources: dict[str, Any] = field(default_factory=dict, compare=False)
+    evaluation: EvaluationSpec  # both keys (metrics, seed), the settings as written
+    resources: FrozenMap = field(default_factory=FrozenMap, compare=False)
 
     def result_config(self) -> dict[str, Any]:
         """The part of the config that determines the result (hashed into the run id)."""
@@ -244,7 +245,7 @@ class RunSpec:
             "train": {**{k: getattr(self.train, k) for k in _RESULT_KEYS},
                       **{k: getattr(self.train, k) for k, default in _RESULT_KEYS_IF_SET.items()
                          if getattr(self.train, k) != default}},
-            "evaluation": self.evaluation,
+            "evaluation": self.evaluation.to_dict(),
         }
 
     @property
@@ -287,8 +288,12 @@ class RunSpec:
         return f"{self.method}[{self.setting}]@{self.dataset}/seed={self.seed}"
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["regularisers"] = [{"name": n, "params": p} for n, p in self.regularisers]
+        """Plain JSON-ready data (a run record's ``config``), in field order."""
+        d = {f.name: copy.deepcopy(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        d["regularisers"] = [{"name": n, "params": copy.deepcopy(p)} for n, p in self.regularisers]
+        d["train"] = dataclasses.asdict(self.train)
+        d["evaluation"] = self.evaluation.to_dict()
+        d["resources"] = self.resources.to_dict()
         d["run_id"] = self.run_id
         return d
 
@@ -298,6 +303,9 @@ class RunSpec:
         d.pop("run_id", None)
         d["train"] = TrainSettings(**d["train"])
         d["regularisers"] = tuple((r["name"], dict(r["params"])) for r in d["regularisers"])
+        d["evaluation"] = EvaluationSpec(d["evaluation"])
+        if "resources" in d:
+            d["resources"] = FrozenMap(d["resources"])
         return cls(**d)
 
 
@@ -309,10 +317,10 @@ class StudySpec:
     methods: tuple[MethodSpec, ...]
     seeds: tuple[int, ...]
     train: dict[str, Any]  # as written; each method's resolved settings: method_train()
-    evaluation: dict[str, Any]  # as written: {metrics: {name: settings}, seed}
+    evaluation: EvaluationSpec
     plugins: tuple[str, ...] = ()
-    leaderboard: dict[str, Any] = field(default_factory=dict)  # as written; harness.leaderboard.options reads it
-    resources: dict[str, Any] = field(default_factory=dict)
+    leaderboard: LeaderboardSpec = field(default_factory=LeaderboardSpec)
+    resources: FrozenMap = field(default_factory=FrozenMap)  # submitit parameters of every run
     description: str = ""
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
     callbacks: tuple[tuple[str, dict[str, Any]], ...] = ()  # logging only: never in a run id
@@ -320,13 +328,12 @@ class StudySpec:
 
     @property
     def selection_metric(self) -> str:
-        sel = self.leaderboard.get("selection", DEFAULT_SELECTION)
-        return sel["metric"] if isinstance(sel, dict) else sel
+        return self.leaderboard.selection_metric
 
     @property
-    def metrics(self) -> dict[str, Any]:
-        """``{metric: settings or None}`` computed for every run."""
-        return self.evaluation.get("metrics") or {}
+    def metrics(self) -> FrozenMap:
+        """``{metric: settings}`` computed for every run."""
+        return self.evaluation.metrics
 
     def runs(self) -> list[RunSpec]:
         return expand(self)
@@ -431,7 +438,7 @@ def _parse_method(where: str, i: int, m: Any, study_train: dict[str, Any], check
         raise _fail(where, f"{key}.train", str(err)) from None
     resources = _mapping(where, f"{key}.resources", m.get("resources"), "submitit parameters")
     reference = _mapping(where, f"{key}.reference", m.get("reference"), "{dataset: {values: {...}, source: ...}}")
-    return MethodSpec(label, m["objective"], params, tuple(regs), mtrain, resources, reference, grid)
+    return MethodSpec(label, m["objective"], params, tuple(regs), mtrain, FrozenMap(resources), reference, grid)
 
 
 def _parse_datasets(where: str, raw: Any, base: Path) -> tuple[tuple[str, str | None], ...]:
@@ -468,7 +475,7 @@ def _parse_seeds(where: str, raw: Any) -> tuple[int, ...]:
     return seeds
 
 
-def _parse_evaluation(where: str, raw: Any, check_methods: bool) -> dict[str, Any]:
+def _parse_evaluation(where: str, raw: Any, check_methods: bool) -> EvaluationSpec:
     evaluation = _mapping(where, "evaluation", raw, "evaluation settings (metrics, seed)")
     if "batch_size" in evaluation:
         raise _fail(where, "evaluation.batch_size", "not a setting of its own: each metric has one "
@@ -479,7 +486,7 @@ def _parse_evaluation(where: str, raw: Any, check_methods: bool) -> dict[str, An
     metrics_cfg = _mapping(where, "evaluation.metrics", evaluation.get("metrics"), "metric name -> settings")
     if check_methods:
         check_metric_settings(where, "evaluation.metrics.", metrics_cfg)
-    return evaluation
+    return EvaluationSpec(evaluation)
 
 
 def check_metric_settings(where: str, prefix: str, metrics_cfg: Any) -> None:
@@ -517,27 +524,27 @@ def _check_selection(where: str, spec: StudySpec) -> None:
 
     if not spec.metrics:
         return  # a study that computes no metric makes no board
-    selection = spec.selection_metric
-    key = "leaderboard.selection" + (".metric" if isinstance(spec.leaderboard.get("selection"), dict) else "")
+    selection, written = spec.selection_metric, spec.leaderboard.raw
+    key = "leaderboard.selection" + (".metric" if isinstance(written.get("selection"), Mapping) else "")
     columns = [f"{m}.{k}" for m in spec.metrics for k in metrics.result_keys(m)]
     if selection in columns:
         return
-    given = "" if "selection" in spec.leaderboard else f" (the default; set {key})"
+    given = "" if "selection" in written else f" (the default; set {key})"
     raise _fail(where, key, f"{selection!r}{given} is not computed by this study{did_you_mean(selection, columns)}; "
                             f"its columns: {', '.join(columns)}")
 
 
-def _validate_leaderboard(where: str, spec: StudySpec) -> None:
-    """The leaderboard block (selection protocol, claims, references; its keys belong to
-    harness/leaderboard/options.py) and the selection column, now rather than after training."""
+def _typed_leaderboard(spec: StudySpec) -> StudySpec:
+    """``spec`` carrying its leaderboard block's Options (selection protocol, claims,
+    references; the keys belong to harness/leaderboard/options.py), checked against the
+    study now rather than after training."""
     from harness.leaderboard.options import LeaderboardError, Options
 
-    if spec.leaderboard:
-        try:
-            Options.from_spec(spec)
-        except LeaderboardError as err:
-            raise SpecError(str(err)) from None
-    _check_selection(where, spec)
+    try:
+        options = Options.from_spec(spec)
+    except LeaderboardError as err:
+        raise SpecError(str(err)) from None
+    return dataclasses.replace(spec, leaderboard=LeaderboardSpec(spec.leaderboard.raw, options))
 
 
 def parse_spec(raw: dict[str, Any], path: Path | None = None, *, check_methods: bool = True) -> StudySpec:
@@ -616,7 +623,7 @@ def parse_spec(raw: dict[str, Any], path: Path | None = None, *, check_methods: 
     external = parse_external(raw.get("external"), where, [d for d, _ in datasets], base, _fail)
     spec = StudySpec(
         name=name, path=path, datasets=datasets, methods=tuple(methods), seeds=seeds, train=train,
-        evaluation=evaluation, plugins=plugins, leaderboard=leaderboard, resources=resources,
+        evaluation=evaluation, plugins=plugins, leaderboard=LeaderboardSpec(leaderboard), resources=FrozenMap(resources),
         description=description, raw=copy.deepcopy(raw), callbacks=callbacks, external=external,
     )
     if check_methods:
@@ -628,8 +635,11 @@ def parse_spec(raw: dict[str, Any], path: Path | None = None, *, check_methods: 
                 check_resources(where, f"methods[{i}].resources", m.resources)
         except ProfileError as err:
             raise SpecError(str(err)) from None
-        _validate_leaderboard(where, spec)
-    return spec
+        if leaderboard:  # the block's own errors first, then whether its column is computed
+            spec = _typed_leaderboard(spec)
+        _check_selection(where, spec)
+    # Options are light (no metric, no registry): even `gmgbench status` gets them checked.
+    return spec if spec.leaderboard.options is not None else _typed_leaderboard(spec)
 
 
 def load_spec(path: str | Path, *, check_methods: bool = True, sets: Iterable[str] = (),
@@ -662,7 +672,7 @@ def load_spec(path: str | Path, *, check_methods: bool = True, sets: Iterable[st
 def expand(spec: StudySpec) -> list[RunSpec]:
     """Every run of the study, in a stable order: dataset, method, grid point, seed."""
     runs = []
-    evaluation = {"metrics": spec.evaluation.get("metrics") or {}, "seed": spec.evaluation.get("seed", 0)}
+    evaluation = spec.evaluation.for_runs()
     for dname, root in spec.datasets:
         for m in spec.methods:
             train = spec.method_train(m)
@@ -676,7 +686,7 @@ def expand(spec: StudySpec) -> list[RunSpec]:
                             study=spec.name, dataset=dname, dataset_root=root, method=m.label,
                             objective=m.objective, objective_params=dict(obj.params), regularisers=regs,
                             seed=seed, train=train, evaluation=evaluation,
-                            resources={**spec.resources, **m.resources},
+                            resources=FrozenMap({**spec.resources, **m.resources}),
                         )
                         if obj.config is not None and all(c is not None for c in configs[1]):
                             object.__setattr__(run, "_configs", configs)  # built once, at load
@@ -700,8 +710,8 @@ def spec_to_dict(spec: StudySpec) -> dict[str, Any]:
                      "train": m.train, "reference": m.reference} for m in spec.methods],
         "seeds": list(spec.seeds),
         "train": spec.train,
-        "evaluation": spec.evaluation,
-        "leaderboard": spec.leaderboard,
+        "evaluation": spec.evaluation.to_dict(),
+        "leaderboard": spec.leaderboard.to_dict(),
     }
 
 
@@ -712,10 +722,10 @@ def spec_from_dict(d: Mapping[str, Any], *, error: type[UserError] = SpecError,
     try:
         methods = tuple(MethodSpec(m["label"], m["objective"], dict(m["params"]),
                                    tuple(RegulariserSpec(r["name"], dict(r["params"])) for r in m["regularisers"]),
-                                   dict(m["train"]), {}, dict(m["reference"])) for m in d["methods"])
+                                   dict(m["train"]), FrozenMap(), dict(m["reference"])) for m in d["methods"])
         return StudySpec(name=d["name"], path=None, datasets=tuple((x["name"], x["root"]) for x in d["datasets"]),
                          methods=methods, seeds=tuple(d["seeds"]), train=dict(d["train"]),
-                         evaluation=dict(d["evaluation"]), leaderboard=dict(d["leaderboard"]),
+                         evaluation=EvaluationSpec(d["evaluation"]), leaderboard=LeaderboardSpec(d["leaderboard"]),
                          description=d.get("description", ""))
     except (KeyError, TypeError) as err:
         raise error(f"{where}: spec is malformed ({type(err).__name__}: {err})") from None

@@ -328,11 +328,11 @@ def evaluate_model(model: VAE, run: RunSpec, metric_settings: dict[str, dict] | 
                    ) -> dict[str, dict[str, float]]:
     import metrics
 
-    settings = run.evaluation.get("metrics", {}) if metric_settings is None else metric_settings
+    settings = run.evaluation.settings() if metric_settings is None else metric_settings
     dataset = datasets.load(run.dataset, run.dataset_root)
     model.eval()
     return metrics.evaluate(dataset, representation_function(model, device),
-                            {k: dict(v or {}) for k, v in settings.items()}, random_seed=run.evaluation.get("seed", 0),
+                            {k: dict(v or {}) for k, v in settings.items()}, random_seed=run.evaluation.seed,
                             on_metric=on_metric)
 
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
+
+from harness.sections import EvaluationSpec
 
 __all__ = ["ExternalModel", "parse_external", "KEYS"]
 
@@ -58,14 +60,15 @@ def parse_external(raw: Any, where: str, datasets: list[str], base: Path, fail) 
     return tuple(out)
 
 
-def study_evaluation(evaluation: dict[str, Any] | None) -> dict[str, Any]:
-    """A study's evaluation block as external results record it: ``{metrics, seed}``."""
-    evaluation = evaluation or {}
-    return {"metrics": {k: dict(v or {}) for k, v in (evaluation.get("metrics") or {}).items()},
-            "seed": int(evaluation.get("seed", 0))}
+def study_evaluation(evaluation: EvaluationSpec | Mapping[str, Any] | None) -> dict[str, Any]:
+    """A study's evaluation block (or one an external result recorded) as external results
+    record it: ``{metrics, seed}``."""
+    if not isinstance(evaluation, EvaluationSpec):
+        evaluation = EvaluationSpec(evaluation or {})
+    return {"metrics": evaluation.settings(), "seed": int(evaluation.seed)}
 
 
-def external_id(name: str, dataset: str, evaluation: dict[str, Any]) -> str:
+def external_id(name: str, dataset: str, evaluation: EvaluationSpec | Mapping[str, Any]) -> str:
     """Stable id of an external result: its name, dataset and evaluation settings."""
     import hashlib
     import json

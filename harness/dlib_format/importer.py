@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from harness.dlib_format.entries import external_id, study_evaluation
 from harness.dlib_format.errors import DlibFormatError
 from harness.dlib_format.hub import load_signatures, module_checksum
+from harness.sections import EvaluationSpec
 
 __all__ = ["find_module", "module_representation", "import_model", "external_id", "dataset_from_gin"]
 
@@ -119,11 +120,12 @@ def dataset_from_gin(model_dir: str | Path) -> str | None:
 
 
 def import_model(model_dir: str | Path, store, *, name: str, dataset: str | None = None,
-                 dataset_root: str | None = None, evaluation: dict[str, Any] | None = None,
+                 dataset_root: str | None = None, evaluation: EvaluationSpec | Mapping[str, Any] | None = None,
                  force: bool = False, device: str = "auto", batch_size: int = 64) -> tuple[Path, dict]:
     """Evaluate the dlib model at ``model_dir`` and store it as external result ``name``.
 
-    ``evaluation`` is a study's ``{"metrics": {name: kwargs}, "seed": int}`` (default: MIG
+    ``evaluation`` is a study's evaluation block (an :class:`~harness.sections.EvaluationSpec`
+    or its ``{"metrics": {name: kwargs}, "seed": int}``; default: MIG
     and DCI at dlib's study sizes, seed 0). Returns the result path and the result.
     """
     import metrics

@@ -68,9 +68,7 @@ def evaluation_dicts(runs: pd.DataFrame, spec=None) -> list[tuple[str, str, dict
             if run is not None:
                 for k, v in sorted(run.hyperparams.items()):
                     d[f"train_config.{k}"] = _gin(v)
-                seed = (run.evaluation or {}).get("seed")
-                if seed is not None:
-                    d["evaluation_config.evaluation.random_seed"] = _gin(seed)
+                d["evaluation_config.evaluation.random_seed"] = _gin(run.evaluation.seed)
             for c in mcols:
                 d[f"evaluation_results.{c.split('.', 1)[1]}"] = float(row[c])
             # Our results time the whole evaluation, not each metric.

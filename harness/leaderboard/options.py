@@ -20,7 +20,7 @@ Two choices here decide what a board may claim, and every board states both:
 from __future__ import annotations
 
 import numbers
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from harness.errors import UserError, check_keys
@@ -127,13 +127,22 @@ class Options:
 
     @classmethod
     def from_spec(cls, spec, all_settings: bool | None = None, allow_stale: bool = False) -> "Options":
-        """The spec's ``leaderboard:`` block, checked against the study (its seeds, metrics,
-        method labels); every error names the file and the key."""
+        """The spec's ``leaderboard:`` block (``spec.leaderboard``, a
+        :class:`~harness.sections.LeaderboardSpec`) as Options, plus the command line's
+        flags. A loaded spec carries them, checked at load; any other (built by hand) is
+        checked here against the study (its seeds, metrics, method labels); every error
+        names the file and the key."""
+        opts = spec.leaderboard.options
+        if opts is None:
+            opts = cls._check(spec)
+        flags = {k: True for k, on in (("all_settings", all_settings), ("allow_stale", allow_stale)) if on}
+        return replace(opts, **flags) if flags else opts
+
+    @classmethod
+    def _check(cls, spec) -> "Options":
         file = str(spec.path or "<study spec>")
         where = f"{file}: leaderboard"
-        raw = spec.leaderboard or {}
-        if not isinstance(raw, dict):
-            raise LeaderboardError(f"{where}: expected a mapping of {', '.join(OPTION_KEYS)}, got {raw!r}")
+        raw = spec.leaderboard.to_dict()  # as written (lists are lists again); a mapping, or it would not load
         check_keys(f"{where}.", raw, OPTION_KEYS, error=LeaderboardError)
         kw: dict[str, Any] = {}
         for key in ("metrics", "lower_is_better"):
@@ -151,21 +160,18 @@ class Options:
         if "selection" in raw:
             kw["selection"], kw["selection_seeds"] = _parse_selection(raw["selection"], f"{where}.selection",
                                                                       tuple(spec.seeds))
-        if all_settings:
-            kw["all_settings"] = True
-        if allow_stale:
-            kw["allow_stale"] = True
         if "claims" in raw:
             kw["claims"] = parse_claims(raw["claims"], where, [m.label for m in spec.methods])
         try:
             opts = cls(**kw)
         except LeaderboardError as err:
             raise LeaderboardError(f"{file}: {err}") from None
-        configured = (spec.evaluation or {}).get("metrics") or {}
+        configured = spec.evaluation.metrics
         metric = opts.selection.split(".", 1)[0]
         if configured and metric not in configured:
             key = "selection.metric" if isinstance(raw.get("selection"), dict) else "selection"
-            raise LeaderboardError(f"{where}.{key}: {opts.selection!r} is not computed by this study; "
+            given = "" if "selection" in raw else " (the default; set leaderboard.selection)"
+            raise LeaderboardError(f"{where}.{key}: {opts.selection!r}{given} is not computed by this study; "
                                    f"evaluation.metrics has {', '.join(configured)}")
         if opts.claims_test == "paired":
             _check_pairing(spec, opts.claims, where)

@@ -29,8 +29,9 @@ class ArrayPlan:
 
 def run_resources(run: RunSpec, profile: Profile) -> dict[str, Any]:
     """Profile defaults, overridden by the study's and the method's ``resources:``, then
-    capped to the profile's ``limits`` (a cluster's maxima live in its profile)."""
-    return profile.cap({**profile.resources, **run.resources})[0]
+    capped to the profile's ``limits`` (a cluster's maxima live in its profile); plain data
+    again (submitit and the journal take dicts and lists)."""
+    return profile.cap({**profile.resources, **run.resources.to_dict()})[0]
 
 
 def resource_notes(runs: Iterable[RunSpec], profile: Profile) -> list[str]:
@@ -42,7 +43,7 @@ def resource_notes(runs: Iterable[RunSpec], profile: Profile) -> list[str]:
         for name, value in run.resources.items():
             if name in profile.resources and profile.resources[name] != value:
                 overridden.setdefault((name, repr(profile.resources[name]), repr(value)), set()).add(run.method)
-        for name, (asked, given) in profile.cap({**profile.resources, **run.resources})[1].items():
+        for name, (asked, given) in profile.cap({**profile.resources, **run.resources.to_dict()})[1].items():
             capped.setdefault((name, repr(asked), repr(given)), set()).add(run.method)
     notes = [f"{name}: the study sets {new} over the profile's {old} ({', '.join(sorted(m))})"
              for (name, old, new), m in sorted(overridden.items())]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import submitit
 
@@ -43,8 +43,8 @@ def resource_keys() -> set[str]:
     return (generic | specific) - _RESERVED
 
 
-def check_resources(where: str, key: str, resources: dict[str, Any]) -> None:
-    if not isinstance(resources, dict):
+def check_resources(where: str, key: str, resources: Mapping[str, Any]) -> None:
+    if not isinstance(resources, Mapping):
         raise ProfileError(f"{where}: {key}: resources are a mapping of submitit parameters, got {type(resources).__name__}")
     valid = resource_keys()
     for name in resources:

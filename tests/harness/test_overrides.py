@@ -96,7 +96,8 @@ def test_only_methods_keeps_the_claims_between_kept_methods(write_spec, two_meth
         {"claim": "third beats bvae", "better": "third", "than": "bvae"}]}
     path = write_spec(two_method_spec)
     spec = load_spec(path, only=["method=bvae,beta_vae+gmg"])
-    assert [c["better"] for c in spec.leaderboard["claims"]] == ["beta_vae+gmg"]
+    assert [c.better for c in spec.leaderboard.options.claims] == ["beta_vae+gmg"]
+    assert [c["better"] for c in spec.leaderboard.raw["claims"]] == ["beta_vae+gmg"]  # and the block as hashed
     assert [m.label for m in load_spec(path, only=["method=third"]).methods] == ["third"]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.results import ResultsStore
-from harness.spec import MethodSpec, RegulariserSpec, StudySpec
+from harness.spec import EvaluationSpec, LeaderboardSpec, MethodSpec, RegulariserSpec, StudySpec
 
 
 def make_spec(*, datasets=("ds_a", "ds_b"), seeds=(0, 1, 2), leaderboard=None, methods=None, name="toy",
@@ -16,9 +16,10 @@ def make_spec(*, datasets=("ds_a", "ds_b"), seeds=(0, 1, 2), leaderboard=None, m
             MethodSpec("gamma", "beta_vae", {"beta": 1.0}, (RegulariserSpec("gmg", {"weight": 10.0}),),
                        reference={"ds_a": {"dci.disentanglement": 0.45, "source": "paper Table 1"}}),
         )
+    # The leaderboard block as written, unchecked: Options.from_spec (leaderboard.build) checks it.
     return StudySpec(name=name, path=None, datasets=tuple((d, None) for d in datasets), methods=tuple(methods),
-                     seeds=tuple(seeds), train={"steps": 10}, evaluation={"metrics": {"dci": {}, "mig": {}}},
-                     leaderboard=dict(leaderboard or {}), description=description)
+                     seeds=tuple(seeds), train={"steps": 10}, evaluation=EvaluationSpec({"metrics": {"dci": {}, "mig": {}}}),
+                     leaderboard=LeaderboardSpec(leaderboard or {}), description=description)
 
 
 def result(run, metrics: dict[str, float], curve=None) -> dict:

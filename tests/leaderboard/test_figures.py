@@ -9,7 +9,7 @@ from PIL import Image
 
 from harness import leaderboard
 from harness.results import ResultsStore
-from harness.spec import MethodSpec, RegulariserSpec, StudySpec
+from harness.spec import EvaluationSpec, MethodSpec, RegulariserSpec, StudySpec
 from lb_helpers import fill
 from methods.architectures import VAE
 
@@ -21,7 +21,7 @@ def _spec() -> StudySpec:
         name="figs", path=None, datasets=(("dsprites_procedural", None),),
         methods=(MethodSpec("bvae", "beta_vae", {"beta": 1.0}),
                  MethodSpec("bvae+gmg", "beta_vae", {"beta": 1.0}, (RegulariserSpec("gmg", {"weight": 1.0}),))),
-        seeds=(0, 1), train={"steps": 10, "latent_dim": 3}, evaluation={"metrics": {"dci": {}}})
+        seeds=(0, 1), train={"steps": 10, "latent_dim": 3}, evaluation=EvaluationSpec({"metrics": {"dci": {}}}))
 
 
 def _save_tiny_models(store: ResultsStore, spec: StudySpec) -> None:

@@ -60,6 +60,19 @@ def test_missing_profile_points_to_the_template(tmp_path):
 
 
 # -- grouping, chunking, parallelism ------------------------------------------------------
+def test_spec_resources_reach_submitit_and_the_journal_as_plain_data():
+    """The spec's resources are read-only (nested ones too); what the launcher hands on is
+    dicts and lists again, which submitit takes and the journal writes as JSON."""
+    written = {"slurm_additional_parameters": {"exclusive": True}, "slurm_setup": ["module load x"]}
+    run = _spec(resources=written).runs()[0]
+    with pytest.raises(TypeError):
+        run.resources["slurm_setup"][0] = "rm -rf"
+    res = plan.run_resources(run, Profile(resources={"timeout_min": 30}))
+    assert res == {"timeout_min": 30, **written}
+    assert type(res["slurm_additional_parameters"]) is dict and type(res["slurm_setup"]) is list
+    assert json.loads(json.dumps(res)) == res
+
+
 def test_method_resources_override_profile_and_split_groups():
     methods = [{"label": "light", "objective": "beta_vae", "params": {"beta": 1.0}},
                {"label": "heavy", "objective": "beta_vae", "params": {"beta": 2.0},
