@@ -15,7 +15,10 @@ The tree (frozen dataclasses): :class:`StudySpec` → :class:`MethodSpec` (its r
 The sections that are hashed or published keep the values as written (``train``,
 ``evaluation``, ``leaderboard``, ``resources``, ``params``), so the run id is a hash of
 everything that determines a run's result as the user wrote it, and a rerun of the same
-spec finds the runs it already finished. :func:`spec_to_dict` / :func:`spec_from_dict` /
+spec finds the runs it already finished. ``evaluation``, ``leaderboard`` and ``resources``
+are typed and read-only besides (:mod:`harness.sections`: :class:`EvaluationSpec`,
+:class:`LeaderboardSpec` with the leaderboard's ``Options`` checked here, :class:`FrozenMap`);
+each gives its block back as written (``to_dict()``) for the hashes. :func:`spec_to_dict` / :func:`spec_from_dict` /
 :func:`spec_hash` are the spec as data (a release's manifest).
 """
 from __future__ import annotations
