@@ -161,7 +161,21 @@ def apply_only(raw: dict, items: Iterable[str], spec) -> dict:
         have = [str(s) for s in spec.seeds]
         _check_known("seed", only["seed"], have)
         raw["seeds"] = [s for s in spec.seeds if str(s) in only["seed"]]
+        _held_out_within(raw)
     return raw
+
+
+def _held_out_within(raw: dict) -> None:
+    """Selection on held-out seeds (``selection: {metric, seeds}``) in a seed subset: keep the
+    selection seeds the subset has, as long as some seed is left to judge on; otherwise the
+    subset's board (a preview of the study's) selects and judges on the same seeds, and its
+    header says so. The runs are the same either way: selection only reads results."""
+    board = raw.get("leaderboard")
+    sel = board.get("selection") if isinstance(board, dict) else None
+    if not (isinstance(sel, dict) and isinstance(sel.get("seeds"), list) and isinstance(sel.get("metric"), str)):
+        return
+    kept = [s for s in sel["seeds"] if s in raw["seeds"]]
+    board["selection"] = {**sel, "seeds": kept} if kept and set(kept) < set(raw["seeds"]) else sel["metric"]
 
 
 def _check_known(key: str, wanted: list[str], have: list[str]) -> None:

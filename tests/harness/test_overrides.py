@@ -116,3 +116,23 @@ def test_project_folder_holds_results_and_leaderboards(write_spec, tiny_spec, tm
         assert cli.main([*argv, str(write_spec(tiny_spec)), "--json"]) == 0
         assert store_for("tiny").root == elsewhere / "results" / "tiny"
         assert leaderboards_root() == elsewhere / "leaderboards"
+
+
+@pytest.mark.parametrize("only, selection", [
+    ("seed=0,1,2", {"metric": "mig.discrete_mig", "seeds": [0, 1]}),  # still held out
+    ("seed=1,2", {"metric": "mig.discrete_mig", "seeds": [1]}),  # the subset's own selection seeds
+    ("seed=0", "mig.discrete_mig"),  # nothing left to judge on: the preview selects and judges on seed 0
+    ("seed=2,3", "mig.discrete_mig"),  # no selection seed in the subset
+])
+def test_only_seeds_keeps_held_out_selection_where_it_can(write_spec, two_method_spec, only, selection):
+    """A long study is run a seed at a time (`--only seed=0`); held-out selection must not
+    refuse the subset, and the runs it keeps are the full study's."""
+    from harness.spec import spec_to_dict
+
+    two_method_spec["seeds"] = 4
+    two_method_spec["leaderboard"] = {"selection": {"metric": "mig.discrete_mig", "seeds": [0, 1]}}
+    path = write_spec(two_method_spec)
+    sub = load_spec(path, only=[only])
+    assert spec_to_dict(sub)["leaderboard"]["selection"] == selection
+    keep = {int(s) for s in only.split("=")[1].split(",")}
+    assert _ids(sub) == [r.run_id for r in load_spec(path).runs() if r.seed in keep]
