@@ -40,10 +40,11 @@ def resource_notes(runs: Iterable[RunSpec], profile: Profile) -> list[str]:
     overridden: dict[tuple[str, str, str], set[str]] = {}
     capped: dict[tuple[str, str, str], set[str]] = {}
     for run in runs:
-        for name, value in run.resources.items():
+        spec_resources = run.resources.to_dict()  # plain data, comparable with the profile's
+        for name, value in spec_resources.items():
             if name in profile.resources and profile.resources[name] != value:
                 overridden.setdefault((name, repr(profile.resources[name]), repr(value)), set()).add(run.method)
-        for name, (asked, given) in profile.cap({**profile.resources, **run.resources.to_dict()})[1].items():
+        for name, (asked, given) in profile.cap({**profile.resources, **spec_resources})[1].items():
             capped.setdefault((name, repr(asked), repr(given)), set()).add(run.method)
     notes = [f"{name}: the study sets {new} over the profile's {old} ({', '.join(sorted(m))})"
              for (name, old, new), m in sorted(overridden.items())]

@@ -71,6 +71,12 @@ def test_spec_resources_reach_submitit_and_the_journal_as_plain_data():
     assert res == {"timeout_min": 30, **written}
     assert type(res["slurm_additional_parameters"]) is dict and type(res["slurm_setup"]) is list
     assert json.loads(json.dumps(res)) == res
+    # The same list in the profile and the spec is no override to report.
+    same = Profile(resources={"timeout_min": 30, "slurm_setup": ["module load x"]})
+    assert not [n for n in plan.resource_notes([run], same) if n.startswith("slurm_setup")]
+    other = Profile(resources={"slurm_setup": ["module load y"]})
+    assert plan.resource_notes([run], other) == ["slurm_setup: the study sets ['module load x'] over the profile's "
+                                                 "['module load y'] (bvae)"]
 
 
 def test_method_resources_override_profile_and_split_groups():
