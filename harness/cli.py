@@ -300,7 +300,7 @@ def _leaderboard_command(args) -> str:
     import shlex
 
     parts = ["gmgbench", "leaderboard", str(args.study), "--publish"]
-    for flag, value in (("--results", args.results), ("--root", args.root)):
+    for flag, value in (("--results", args.results), ("--root", args.root), ("--notes", args.notes)):
         if value is not None:
             parts += [flag, _portable_path(value)]
     parts += [f for f, on in (("--all-settings", args.all_settings), ("--no-figures", args.no_figures),
@@ -322,6 +322,16 @@ def _portable_path(path) -> str:
         return f".../{p.name}"
 
 
+def _notes(path: Path | None) -> str | None:
+    """The release notes file of ``--notes``, read before anything is written."""
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: cannot read the release notes ({type(err).__name__}: {err})") from None
+
+
 def cmd_leaderboard(args) -> int:
     from harness import leaderboard
 
@@ -337,11 +347,14 @@ def cmd_leaderboard(args) -> int:
         return 1
     if args.study is None:
         raise UsageError("give a study spec, or --rebuild leaderboards/<study>/vN")
+    if args.notes is not None and not args.publish:
+        raise UsageError("--notes goes with --publish (they head the new version's CHANGELOG entry)")
+    notes = _notes(args.notes)
     spec, store = _study(args)
     if args.publish:
         release = leaderboard.publish(spec, store, all_settings=args.all_settings, root=args.root,
                                       command=_leaderboard_command(args), allow_stale=args.allow_stale,
-                                      figures=False if args.no_figures else None)
+                                      figures=False if args.no_figures else None, notes=notes)
         print(f"published {release}")
         print(f"{release / 'leaderboard.md'}")
         return 0
@@ -457,6 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", type=Path, default=None,
                    help="leaderboards folder (default: $GMGBENCH_LEADERBOARDS, else <project>/leaderboards)")
     p.add_argument("--no-figures", action="store_true", help="publish without figures")
+    p.add_argument("--notes", type=Path, default=None, metavar="FILE",
+                   help="with --publish: markdown saying why this version exists; it heads the version's "
+                        "CHANGELOG entry and is kept in its manifest")
     p.add_argument("--allow-stale", action="store_true",
                    help="let a cell average runs of different method code (marked 'mixed code' in the cell)")
     p.add_argument("--rebuild", type=Path, default=None, metavar="RELEASE",

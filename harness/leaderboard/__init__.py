@@ -101,15 +101,17 @@ def _default_command(spec, all_settings: bool) -> str:
 
 def publish(spec, store, *, all_settings: bool = False, root: str | Path | None = None,
             command: str | None = None, version: int | None = None, figures: bool | None = None,
-            allow_stale: bool = False) -> Path:
+            allow_stale: bool = False, notes: str | None = None) -> Path:
     """Publish the next version ``<root>/<study>/vN/``; returns its folder.
 
     ``command`` is recorded as the build command (default: the equivalent ``gmgbench``
     call); ``version`` forces N and fails if that version exists; ``figures=False`` skips
-    the figures (the spec's ``leaderboard.figures`` otherwise).
+    the figures (the spec's ``leaderboard.figures`` otherwise). ``notes`` (markdown) say
+    why this version exists: they head its entry in the CHANGELOG and are kept in the manifest.
     """
     from harness.leaderboard.release import publish_release
 
     board = build(spec, store, all_settings=all_settings, root=root, allow_stale=allow_stale)
     return publish_release(board.agg, spec, store, root=board.root,
-                           command=command or _default_command(spec, all_settings), version=version, figures=figures)
+                           command=command or _default_command(spec, all_settings), version=version, figures=figures,
+                           notes=notes)

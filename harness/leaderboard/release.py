@@ -79,7 +79,7 @@ def _freeze(folder: Path) -> None:
 
 
 def publish_release(agg: Aggregate, spec, store, *, root: Path, command: str, version: int | None = None,
-                    figures: bool | None = None) -> Path:
+                    figures: bool | None = None, notes: str | None = None) -> Path:
     """Write ``root/<study>/vN/`` (N = last + 1 unless ``version``), LATEST, CHANGELOG.md, README.md."""
     from harness.results import provenance
 
@@ -129,6 +129,8 @@ def publish_release(agg: Aggregate, spec, store, *, root: Path, command: str, ve
                          "git_commit": r.git_commit} for r in runs.itertuples() if r.result_file],
             "figures": fig_records,
             "figure_notes": fig_notes,
+            # The publisher's words on why this version exists (the CHANGELOG's "Why" part).
+            "notes": notes.strip() if notes and notes.strip() else None,
         }
         md = render.render(agg, release=manifest)
         _write(tmp / "leaderboard.md", md)
@@ -250,6 +252,8 @@ def changes(agg: Aggregate, prev_dir: Path | None, manifest: dict[str, Any]) -> 
     counts, means that moved by more than their std (the larger of the two versions'; any
     move when neither has a std), and average ranks."""
     head = f"## {manifest['version']} ({manifest['created_utc'][:10]}, code `{manifest['git_commit'][:12]}`)"
+    if manifest.get("notes"):  # what the publisher says, then what the tables show
+        head += f"\n\n{manifest['notes']}"
     board = agg.board
     runs = agg.runs
     counts = {s: int((runs["status"] == s).sum()) for s in ("done", "failed", "missing")}
@@ -318,7 +322,7 @@ def changes(agg: Aggregate, prev_dir: Path | None, manifest: dict[str, Any]) -> 
                      if math.isfinite(nr[e]) and (e not in pr or not math.isfinite(pr[e]))]
     if rank_changes:
         lines.append("- Average ranks changed: " + "; ".join(rank_changes) + ".")
-    if len(lines) == 3:
+    if lines[-1].startswith("Compared with"):  # nothing listed after it
         lines.append("- No change in rows, settings, run counts beyond their std, or ranks.")
     return "\n".join(lines) + "\n"
 

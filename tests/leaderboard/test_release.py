@@ -246,3 +246,25 @@ def test_verify_checks_the_result_files_against_the_manifest(released, capsys):
     same, report = leaderboard.verify(v1, results=store.root)
     assert not same and f"{path}: SHA-256 differs from manifest.json" in report
     assert main(["leaderboard", "--rebuild", str(v1), "--results", str(store.root)]) == 1
+
+
+def test_release_notes_head_the_changelog_entry_and_stay_in_the_manifest(released, tmp_path, capsys):
+    """`--publish --notes FILE`: the publisher's why, above what the tables show changed."""
+    from harness.cli import main
+
+    spec, store, root, _ = released
+    why = "Why: the regulariser was inert in v1; lambdas are calibrated now."
+    v2 = leaderboard.publish(spec, store, root=root, figures=False, notes=why + "\n")
+    entry = (v2 / "changes.md").read_text()
+    assert entry.index(why) < entry.index("Compared with v1.")
+    assert why in (root / "toy" / "CHANGELOG.md").read_text()
+    assert json.loads((v2 / "manifest.json").read_text())["notes"] == why
+    assert leaderboard.verify(v2)[0]
+    # without --publish, or unreadable: one line, nothing written
+    notes = tmp_path / "why.md"
+    notes.write_text(why)
+    assert main(["leaderboard", "study.yaml", "--root", str(root), "--notes", str(notes)]) == 2
+    assert main(["leaderboard", "study.yaml", "--root", str(root), "--publish", "--notes", str(tmp_path / "no.md")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "--notes goes with --publish" in err[0] and "no.md: cannot read the release notes" in err[1]
+    assert not (root / "toy" / "v3").exists()
