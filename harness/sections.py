@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from harness.leaderboard.options import Options
+# No import of harness.leaderboard.options, not even for type checkers: it imports this
+# module (FrozenMap, Reference values), and the architecture test counts every import.
 
 __all__ = ["FrozenMap", "thaw", "EvaluationSpec", "LeaderboardSpec", "DEFAULT_SELECTION"]
 
@@ -131,6 +131,9 @@ class LeaderboardSpec:
 
     raw: FrozenMap = field(default_factory=FrozenMap)
     options: "Options | None" = field(default=None, compare=False)
+    # {(dataset, method label): Reference} from the methods' ``reference:`` entries, checked
+    # at load like the options (None where those are).
+    references: "FrozenMap | None" = field(default=None, compare=False)
 
     def __post_init__(self):
         object.__setattr__(self, "raw", _frozen_map(self.raw))

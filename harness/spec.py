@@ -541,13 +541,14 @@ def _typed_leaderboard(spec: StudySpec) -> StudySpec:
     """``spec`` carrying its leaderboard block's Options (selection protocol, claims,
     references; the keys belong to harness/leaderboard/options.py), checked against the
     study now rather than after training."""
-    from harness.leaderboard.options import LeaderboardError, Options
+    from harness.leaderboard.options import LeaderboardError, Options, references
 
     try:
         options = Options.from_spec(spec)
+        refs = references(spec)
     except LeaderboardError as err:
         raise SpecError(str(err)) from None
-    return dataclasses.replace(spec, leaderboard=LeaderboardSpec(spec.leaderboard.raw, options))
+    return dataclasses.replace(spec, leaderboard=LeaderboardSpec(spec.leaderboard.raw, options, FrozenMap(refs)))
 
 
 def parse_spec(raw: dict[str, Any], path: Path | None = None, *, check_methods: bool = True) -> StudySpec:

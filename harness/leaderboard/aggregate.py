@@ -17,7 +17,7 @@ import pandas as pd
 
 # LeaderboardError and Options live in their own module (no pandas, no import circle); they
 # are re-exported here for the callers that import them from this one.
-from harness.leaderboard.options import LeaderboardError, Options, references
+from harness.leaderboard.options import LeaderboardError, Options, Reference, references
 from harness.stale import code_signature
 from harness.leaderboard.health import run_columns as health_columns
 
@@ -58,7 +58,7 @@ class Aggregate:
     runs: pd.DataFrame
     table: pd.DataFrame
     ranks: pd.DataFrame
-    references: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    references: dict[tuple[str, str], Reference] = field(default_factory=dict)
     judged_seeds: tuple[int, ...] = ()
     selection_seeds: tuple[int, ...] = ()
 
@@ -251,7 +251,7 @@ def aggregate(spec, runs: pd.DataFrame, options: Options) -> Aggregate:
 
     for (ds, method), ref in refs.items():
         mask = (table["dataset"] == ds) & (table["method"] == method)
-        for c, v in ref["values"].items():
+        for c, v in ref.values.items():
             if f"{c}.reference" not in table.columns:
                 table[f"{c}.reference"] = math.nan
                 table[f"{c}.delta"] = math.nan

@@ -24,9 +24,10 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from harness.errors import UserError, check_keys
+from harness.sections import FrozenMap
 
 __all__ = ["LeaderboardError", "Options", "Claim", "parse_claims", "references", "DEFAULT_LOWER", "DEFAULT_NEUTRAL",
-           "CLAIMS_TESTS", "CLAIMS_CORRECTIONS", "MIN_PAIRS", "OPTION_KEYS"]
+           "Reference", "CLAIMS_TESTS", "CLAIMS_CORRECTIONS", "MIN_PAIRS", "OPTION_KEYS"]
 
 
 class LeaderboardError(UserError, ValueError):
@@ -175,7 +176,6 @@ class Options:
                                    f"evaluation.metrics has {', '.join(configured)}")
         if opts.claims_test == "paired":
             _check_pairing(spec, opts.claims, where)
-        references(spec)
         return opts
 
     def to_dict(self) -> dict[str, Any]:
@@ -282,11 +282,23 @@ def _check_pairing(spec, claims: tuple[Claim, ...], where: str) -> None:
                     f"leaderboard.claims_test: welch for an unpaired comparison")
 
 
-def references(spec) -> dict[tuple[str, str], dict[str, Any]]:
-    """``{(dataset, method): {"values": {col: float}, "source": str}}`` from ``methods[].reference``.
+@dataclass(frozen=True)
+class Reference:
+    """Published values a method's row is compared with (``methods[].reference.<dataset>``)."""
+
+    values: FrozenMap  # <metric>.<key> -> float
+    source: str = ""
+
+
+def references(spec) -> dict[tuple[str, str], Reference]:
+    """``{(dataset, method label): Reference}`` from ``methods[].reference``; a loaded spec
+    carries them, checked at load (``spec.leaderboard.references``).
 
     The spec's shape: ``reference: {<dataset>: {<metric>.<key>: value, source: "paper Table 1"}}``.
     """
+    carried = getattr(spec.leaderboard, "references", None)
+    if carried is not None:
+        return dict(carried)
     datasets = [d for d, _ in spec.datasets]
     out = {}
     where = spec.path or "<study spec>"
@@ -304,5 +316,5 @@ def references(spec) -> dict[tuple[str, str], dict[str, Any]]:
                 if "." not in col or not isinstance(v, numbers.Real) or isinstance(v, bool):
                     raise LeaderboardError(f"{key}.{col}: expected '<metric>.<key>: number', got {col!r}: {v!r}")
                 values[col] = float(v)
-            out[(ds, m.label)] = {"values": values, "source": source}
+            out[(ds, m.label)] = Reference(FrozenMap(values), source)
     return out

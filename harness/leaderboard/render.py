@@ -275,7 +275,7 @@ def _dataset_section(agg: Aggregate, ds: str, ranked: list[str], rows_by_entry: 
     out = [f"## {ds}", "", _table(headers, rows, align), ""]
     if show_health and any(hl.FLAG in r[0] for r in rows):
         out += [hl.EXPLANATION, ""]
-    sources = [(m, ref["source"]) for (rds, m), ref in agg.references.items() if rds == ds and ref["source"]]
+    sources = [(m, ref.source) for (rds, m), ref in agg.references.items() if rds == ds and ref.source]
     if sources:
         out += ["Reference values: " + "; ".join(f"{_esc(m)}: {_esc(s)}" for m, s in sources)
                 + ". Δ is the shown mean minus the reference.", ""]

@@ -127,3 +127,20 @@ def test_frozen_map_equals_and_gives_back_its_dict():
     assert json.dumps(m.to_dict(), sort_keys=True) == json.dumps(d, sort_keys=True)
     with pytest.raises(TypeError, match="expected a mapping, got list"):
         FrozenMap([("a", 1)])
+
+
+def test_references_are_carried_typed_and_frozen(write_spec, spec_dict):
+    """methods[].reference, checked at load, rides on the leaderboard section as Reference
+    objects; the board uses them instead of parsing the methods again."""
+    from harness.leaderboard.options import Reference, references
+
+    spec_dict["methods"][1]["reference"] = {"dsprites_procedural": {"mig.discrete_mig": 0.25, "source": "Table 1"}}
+    spec = load_spec(write_spec(spec_dict))
+    ref = spec.leaderboard.references[("dsprites_procedural", "b")]
+    assert ref == Reference(FrozenMap({"mig.discrete_mig": 0.25}), "Table 1")
+    assert references(spec) == {("dsprites_procedural", "b"): ref}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ref.source = "other"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        ref.values["mig.discrete_mig"] = 1.0  # type: ignore[index]
+    assert spec_to_dict(spec)["methods"][1]["reference"] == spec_dict["methods"][1]["reference"]  # as written
