@@ -64,8 +64,7 @@ def test_beta_vae(ref, rep_name, seed):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_factor_vae(ref, rep_name, seed):
     kw = dict(batch_size=16, num_train=150, num_eval=80, num_variance_estimate=400)
-    data = SyntheticData()
-    rep = _rep(rep_name)
+    data, rep = SyntheticData(), _rep(rep_name)
     ours = compute_factor_vae(data, rep, np.random.RandomState(seed), **kw)
     theirs = ref["factor_vae"].compute_factor_vae(data, rep, np.random.RandomState(seed), **kw)
     _same(ours, theirs, skip=("num_active_dims",))
@@ -97,8 +96,7 @@ def test_irs(ref, rep_name, seed):
 @pytest.mark.parametrize("rep_name", REPS)
 @pytest.mark.parametrize("seed", SEEDS)
 def test_modularity_explicitness(ref, rep_name, seed):
-    data = SyntheticData()
-    rep = _rep(rep_name)
+    data, rep = SyntheticData(), _rep(rep_name)
     ours = compute_modularity_explicitness(data, rep, np.random.RandomState(seed), num_train=500, num_test=300)
     mod = ref["modularity_explicitness"]
     if rep_name == "constant_dim":
@@ -117,8 +115,7 @@ def test_modularity_explicitness(ref, rep_name, seed):
 @pytest.mark.parametrize("rep_name", REPS)
 @pytest.mark.parametrize("seed", SEEDS)
 def test_sap(ref, rep_name, seed):
-    data = SyntheticData()
-    rep = _rep(rep_name)
+    data, rep = SyntheticData(), _rep(rep_name)
     kw = dict(num_train=400, num_test=200)
     ours = compute_sap(data, rep, np.random.RandomState(seed), n_jobs=2, **kw)
     theirs = ref["sap_score"].compute_sap(data, rep, np.random.RandomState(seed), continuous_factors=False, **kw)
@@ -137,8 +134,7 @@ def test_sap_continuous(ref):
 @pytest.mark.parametrize("rep_name", REPS)
 @pytest.mark.parametrize("seed", SEEDS)
 def test_unsupervised(ref, rep_name, seed):
-    data = SyntheticData()
-    rep = _rep(rep_name)
+    data, rep = SyntheticData(), _rep(rep_name)
     ours = unsupervised_metrics(data, rep, np.random.RandomState(seed), num_train=600)
     with np.errstate(all="ignore"):
         theirs = ref["unsupervised_metrics"].unsupervised_metrics(data, rep, np.random.RandomState(seed), num_train=600)
@@ -180,51 +176,27 @@ def _study_data():
     return SyntheticWithNuisance(noise_dims=3)
 
 
-@pytest.mark.slow
-def test_beta_vae_at_study_size(ref):
-    data, rep = _study_data(), _rep("noisy")
-    _same(compute_beta_vae_sklearn(data, rep, np.random.RandomState(0)),
-          ref["beta_vae"].compute_beta_vae_sklearn(data, rep, np.random.RandomState(0), batch_size=64,
-                                                   num_train=10000, num_eval=5000))
+# (dlib module, its function, ours, representation, dlib's study-size arguments, keys not compared)
+STUDY_SIZE = [
+    ("beta_vae", "compute_beta_vae_sklearn", compute_beta_vae_sklearn, "noisy",
+     dict(batch_size=64, num_train=10000, num_eval=5000), ()),
+    ("factor_vae", "compute_factor_vae", compute_factor_vae, "duplicated_dim",
+     dict(batch_size=64, num_train=10000, num_eval=5000, num_variance_estimate=10000), ("num_active_dims",)),
+    ("modularity_explicitness", "compute_modularity_explicitness", compute_modularity_explicitness, "rotated",
+     dict(num_train=10000, num_test=5000), ()),
+    ("sap_score", "compute_sap", compute_sap, "noisy", dict(num_train=10000, num_test=5000, continuous_factors=False), ()),
+    ("irs", "compute_irs", compute_irs, "noisy", dict(num_train=10000, batch_size=16), ("num_active_dims",)),
+    ("unsupervised_metrics", "unsupervised_metrics", unsupervised_metrics, "rotated", dict(num_train=10000), ()),
+]
 
 
 @pytest.mark.slow
-def test_factor_vae_at_study_size(ref):
-    data, rep = _study_data(), _rep("duplicated_dim")
-    _same(compute_factor_vae(data, rep, np.random.RandomState(0)),
-          ref["factor_vae"].compute_factor_vae(data, rep, np.random.RandomState(0), batch_size=64, num_train=10000,
-                                               num_eval=5000, num_variance_estimate=10000), skip=("num_active_dims",))
-
-
-@pytest.mark.slow
-def test_modularity_explicitness_at_study_size(ref):
-    data, rep = _study_data(), _rep("rotated")
-    _same(compute_modularity_explicitness(data, rep, np.random.RandomState(0)),
-          ref["modularity_explicitness"].compute_modularity_explicitness(data, rep, np.random.RandomState(0),
-                                                                         num_train=10000, num_test=5000))
-
-
-@pytest.mark.slow
-def test_sap_at_study_size(ref):
-    data, rep = _study_data(), _rep("noisy")
-    _same(compute_sap(data, rep, np.random.RandomState(0)),
-          ref["sap_score"].compute_sap(data, rep, np.random.RandomState(0), num_train=10000, num_test=5000,
-                                       continuous_factors=False))
-
-
-@pytest.mark.slow
-def test_irs_at_study_size(ref):
-    data, rep = _study_data(), _rep("noisy")
-    _same(compute_irs(data, rep, np.random.RandomState(0)),
-          ref["irs"].compute_irs(data, rep, np.random.RandomState(0), num_train=10000, batch_size=16),
-          skip=("num_active_dims",))
-
-
-@pytest.mark.slow
-def test_unsupervised_at_study_size(ref):
-    data, rep = _study_data(), _rep("rotated")
-    _same(unsupervised_metrics(data, rep, np.random.RandomState(0)),
-          ref["unsupervised_metrics"].unsupervised_metrics(data, rep, np.random.RandomState(0), num_train=10000))
+@pytest.mark.parametrize("module, theirs, ours, rep_name, kw, skip", STUDY_SIZE, ids=[c[0] for c in STUDY_SIZE])
+def test_at_study_size(ref, module, theirs, ours, rep_name, kw, skip):
+    """Our defaults are dlib's study sizes: called with none, ours equals dlib called with them."""
+    data, rep = _study_data(), _rep(rep_name)
+    _same(ours(data, rep, np.random.RandomState(0)),
+          getattr(ref[module], theirs)(data, rep, np.random.RandomState(0), **kw), skip=skip)
 
 
 def test_explicitness_with_a_class_missing_from_the_test_set(ref):
