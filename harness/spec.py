@@ -36,7 +36,7 @@ from typing import Any, Iterable, Mapping
 
 from harness.errors import UserError, check_keys, did_you_mean
 from harness.fileio import load_yaml
-from harness.sections import EvaluationSpec, FrozenMap, LeaderboardSpec
+from harness.sections import EvaluationSpec, FrozenMap, LeaderboardSpec, thaw
 
 __all__ = ["SpecError", "check_metric_settings", "StudySpec", "MethodSpec", "RegulariserSpec", "GridPoint", "RunSpec",
            "TrainSettings", "EvaluationSpec", "LeaderboardSpec", "FrozenMap", "load_spec", "parse_spec", "expand",
@@ -187,15 +187,21 @@ class GridPoint:
     run id) and the method's ``Config`` built from them at load (None when the spec was
     parsed without checking methods)."""
 
-    params: dict[str, Any]
+    params: FrozenMap
     config: Any = field(default=None, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "params", FrozenMap(self.params))
 
 
 @dataclass(frozen=True)
 class RegulariserSpec:
     name: str
-    params: dict[str, Any]  # as written: a list value is a grid axis
+    params: FrozenMap  # as written: a list value (frozen as a tuple) is a grid axis
     grid: tuple[GridPoint, ...] = field(default=(), compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "params", FrozenMap(self.params))
 
     def points(self) -> tuple[GridPoint, ...]:
         return self.grid or tuple(GridPoint(p) for p in _grid(self.params))
@@ -207,12 +213,16 @@ class MethodSpec:
 
     label: str
     objective: str
-    params: dict[str, Any]  # as written: a list value is a grid axis
+    params: FrozenMap  # as written: a list value (frozen as a tuple) is a grid axis
     regularisers: tuple[RegulariserSpec, ...] = ()
-    train: dict[str, Any] = field(default_factory=dict)  # overrides of the study's, as written
+    train: FrozenMap = field(default_factory=FrozenMap)  # overrides of the study's, as written
     resources: FrozenMap = field(default_factory=FrozenMap)  # submitit parameters, over the study's
-    reference: dict[str, Any] = field(default_factory=dict)
+    reference: FrozenMap = field(default_factory=FrozenMap)  # as written; typed: spec.leaderboard.references
     grid: tuple[GridPoint, ...] = field(default=(), compare=False)  # the objective's, with built Configs
+
+    def __post_init__(self):
+        for key in ("params", "train", "resources", "reference"):
+            object.__setattr__(self, key, FrozenMap(getattr(self, key)))
 
     def points(self) -> tuple[GridPoint, ...]:
         return self.grid or tuple(GridPoint(p) for p in _grid(self.params))
@@ -350,7 +360,8 @@ class StudySpec:
 def _grid(params: dict[str, Any]) -> list[dict[str, Any]]:
     """A list value is a grid axis; scalars are fixed. Sorted keys keep ids stable."""
     keys = sorted(params)
-    axes = [params[k] if isinstance(params[k], list) else [params[k]] for k in keys]
+    # YAML gives lists; a frozen spec holds them as tuples: either is an axis.
+    axes = [params[k] if isinstance(params[k], (list, tuple)) else [params[k]] for k in keys]
     return [dict(zip(keys, combo)) for combo in itertools.product(*axes)]
 
 
@@ -683,12 +694,12 @@ def expand(spec: StudySpec) -> list[RunSpec]:
             reg_points = [r.points() for r in m.regularisers]
             for obj in m.points():
                 for combo in itertools.product(*reg_points) if reg_points else [()]:
-                    regs = tuple((r.name, dict(p.params)) for r, p in zip(m.regularisers, combo))
+                    regs = tuple((r.name, thaw(p.params)) for r, p in zip(m.regularisers, combo))
                     configs = (obj.config, tuple(p.config for p in combo))
                     for seed in spec.seeds:
                         run = RunSpec(
                             study=spec.name, dataset=dname, dataset_root=root, method=m.label,
-                            objective=m.objective, objective_params=dict(obj.params), regularisers=regs,
+                            objective=m.objective, objective_params=thaw(obj.params), regularisers=regs,
                             seed=seed, train=train, evaluation=evaluation,
                             resources=FrozenMap({**spec.resources, **m.resources}),
                         )
@@ -709,9 +720,9 @@ def spec_to_dict(spec: StudySpec) -> dict[str, Any]:
         "name": spec.name,
         "description": spec.description,
         "datasets": [{"name": d, "root": r} for d, r in spec.datasets],
-        "methods": [{"label": m.label, "objective": m.objective, "params": m.params,
-                     "regularisers": [{"name": r.name, "params": r.params} for r in m.regularisers],
-                     "train": m.train, "reference": m.reference} for m in spec.methods],
+        "methods": [{"label": m.label, "objective": m.objective, "params": thaw(m.params),
+                     "regularisers": [{"name": r.name, "params": thaw(r.params)} for r in m.regularisers],
+                     "train": thaw(m.train), "reference": thaw(m.reference)} for m in spec.methods],
         "seeds": list(spec.seeds),
         "train": spec.train,
         "evaluation": spec.evaluation.to_dict(),

@@ -20,6 +20,7 @@ Two choices here decide what a board may claim, and every board states both:
 from __future__ import annotations
 
 import numbers
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -307,7 +308,7 @@ def references(spec) -> dict[tuple[str, str], Reference]:
             key = f"{where}: methods[{m.label}].reference.{ds}"
             if ds not in datasets:
                 raise LeaderboardError(f"{key}: not a dataset of this study ({', '.join(datasets)})")
-            if not isinstance(entry, dict):
+            if not isinstance(entry, Mapping):
                 raise LeaderboardError(f"{key}: expected {{<metric>.<key>: value, source: text}}, got {entry!r}")
             values, source = {}, str(entry.get("source", ""))
             for col, v in entry.items():

@@ -144,3 +144,21 @@ def test_references_are_carried_typed_and_frozen(write_spec, spec_dict):
     with pytest.raises(TypeError):
         ref.values["mig.discrete_mig"] = 1.0  # type: ignore[index]
     assert spec_to_dict(spec)["methods"][1]["reference"] == spec_dict["methods"][1]["reference"]  # as written
+
+
+def test_method_entries_are_frozen_too(write_spec, spec_dict):
+    """params, per-method train overrides, resources and references of a method, and each
+    grid point, are read-only; the runs get plain dicts of their own (lists as lists)."""
+    spec_dict["methods"][0]["params"]["beta"] = [1.0, 4.0]
+    spec_dict["methods"][0]["train"] = {"steps": 3}
+    spec = load_spec(write_spec(spec_dict))
+    m = spec.methods[0]
+    for mapping in (m.params, m.train, m.resources, m.reference, m.points()[0].params):
+        with pytest.raises(TypeError):
+            mapping["x"] = 1  # type: ignore[index]
+    assert m.params["beta"] == (1.0, 4.0) and spec_to_dict(spec)["methods"][0]["params"]["beta"] == [1.0, 4.0]
+    assert [p.params["beta"] for p in m.points()] == [1.0, 4.0]
+    run = spec.runs()[0]
+    assert type(run.objective_params) is dict and run.train.steps == 3
+    run.objective_params["beta"] = 99.0  # a run's own copy: the spec does not change
+    assert m.points()[0].params["beta"] == 1.0
