@@ -1,11 +1,13 @@
 """Import disentanglement_lib 1.5 (the reference) on today's libraries, without TensorFlow.
 
-Only tests import this. It patches, before dlib is imported (see
-../shared/dlib-compat/NOTES.md for why each patch is needed):
+Only tests import this. dlib 1.5 was written for TensorFlow 1, gin-config < 0.5 and NumPy 1,
+so before dlib is imported it patches:
 1. ``gin.tf`` and ``tensorflow.compat.v1`` (only ``gfile.GFile``/``gfile.Open`` and
-   ``gfile.ListDirectory`` are used by the modules we call) as small stand-in modules;
-2. ``gin.configurable``'s removed ``blacklist``/``whitelist`` keywords;
-3. ``np.float_``, removed in NumPy 2.
+   ``gfile.ListDirectory`` are used by the modules we call) as small stand-in modules, so
+   the metrics import without TensorFlow;
+2. ``gin.configurable``'s ``blacklist``/``whitelist`` keywords, which gin-config removed
+   (renamed ``denylist``/``allowlist``) and dlib still passes;
+3. ``np.float_``, removed in NumPy 2 and still used by dlib's metrics.
 Then it binds the gin parameters of dlib's unsupervised study configs.
 """
 from __future__ import annotations
