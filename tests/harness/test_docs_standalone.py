@@ -11,7 +11,8 @@ REPO = Path(__file__).resolve().parents[2]
 # Steering material beside the checkout, which a user of the repository does not have.
 OUTSIDE = re.compile(r"\.\./shared|(?<![\w/])shared/(paper|gw|dlib-compat|style)\b")
 TEXT = ["README.md", "Makefile", "pyproject.toml", "CITATION.cff", "docs/*.md", "docs/examples/*.py",
-        "studies/*.yaml", "slurm/**/*", "harness/**/*.py", "methods/**/*.py", "metrics/**/*.py"]
+        "studies/*.yaml", "slurm/**/*", "harness/**/*.py", "methods/**/*.py", "metrics/**/*.py", "tests/**/*.py",
+        ".ci/*"]
 
 
 def _files():
