@@ -17,20 +17,21 @@ from typing import Any
 # No import of harness.leaderboard.options, not even for type checkers: it imports this
 # module (FrozenMap, Reference values), and the architecture test counts every import.
 
-__all__ = ["FrozenMap", "thaw", "EvaluationSpec", "LeaderboardSpec", "DEFAULT_SELECTION"]
+__all__ = ["FrozenMap", "frozen_map", "thaw", "EvaluationSpec", "LeaderboardSpec", "DEFAULT_SELECTION"]
 
 DEFAULT_SELECTION = "dci.disentanglement"
 
 
 def _freeze(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return _frozen_map(value)
+        return frozen_map(value)
     if isinstance(value, (list, tuple)):
         return tuple(_freeze(v) for v in value)
     return value
 
 
-def _frozen_map(value: Any) -> "FrozenMap":
+def frozen_map(value: Any) -> "FrozenMap":
+    """``value`` as a FrozenMap; one already frozen is returned as it is, not copied again."""
     return value if isinstance(value, FrozenMap) else FrozenMap(value)
 
 
@@ -102,7 +103,7 @@ class EvaluationSpec:
     seed: int = field(init=False, compare=False, repr=False)
 
     def __post_init__(self):
-        raw = _frozen_map(self.raw)
+        raw = frozen_map(self.raw)
         object.__setattr__(self, "raw", raw)
         object.__setattr__(self, "metrics", FrozenMap({k: v or {} for k, v in (raw.get("metrics") or {}).items()}))
         object.__setattr__(self, "seed", raw.get("seed", 0))
@@ -136,7 +137,7 @@ class LeaderboardSpec:
     references: "FrozenMap | None" = field(default=None, compare=False)
 
     def __post_init__(self):
-        object.__setattr__(self, "raw", _frozen_map(self.raw))
+        object.__setattr__(self, "raw", frozen_map(self.raw))
 
     @property
     def selection_metric(self) -> str:

@@ -36,7 +36,7 @@ from typing import Any, Iterable, Mapping
 
 from harness.errors import UserError, check_keys, did_you_mean
 from harness.fileio import load_yaml
-from harness.sections import EvaluationSpec, FrozenMap, LeaderboardSpec, thaw
+from harness.sections import EvaluationSpec, FrozenMap, LeaderboardSpec, frozen_map, thaw
 
 __all__ = ["SpecError", "check_metric_settings", "StudySpec", "MethodSpec", "RegulariserSpec", "GridPoint", "RunSpec",
            "TrainSettings", "EvaluationSpec", "LeaderboardSpec", "FrozenMap", "load_spec", "parse_spec", "expand",
@@ -191,7 +191,7 @@ class GridPoint:
     config: Any = field(default=None, compare=False)
 
     def __post_init__(self):
-        object.__setattr__(self, "params", FrozenMap(self.params))
+        object.__setattr__(self, "params", frozen_map(self.params))
 
 
 @dataclass(frozen=True)
@@ -201,7 +201,7 @@ class RegulariserSpec:
     grid: tuple[GridPoint, ...] = field(default=(), compare=False)
 
     def __post_init__(self):
-        object.__setattr__(self, "params", FrozenMap(self.params))
+        object.__setattr__(self, "params", frozen_map(self.params))
 
     def points(self) -> tuple[GridPoint, ...]:
         return self.grid or tuple(GridPoint(p) for p in _grid(self.params))
@@ -222,7 +222,7 @@ class MethodSpec:
 
     def __post_init__(self):
         for key in ("params", "train", "resources", "reference"):
-            object.__setattr__(self, key, FrozenMap(getattr(self, key)))
+            object.__setattr__(self, key, frozen_map(getattr(self, key)))
 
     def points(self) -> tuple[GridPoint, ...]:
         return self.grid or tuple(GridPoint(p) for p in _grid(self.params))
@@ -452,7 +452,7 @@ def _parse_method(where: str, i: int, m: Any, study_train: dict[str, Any], check
         raise _fail(where, f"{key}.train", str(err)) from None
     resources = _mapping(where, f"{key}.resources", m.get("resources"), "submitit parameters")
     reference = _mapping(where, f"{key}.reference", m.get("reference"), "{dataset: {values: {...}, source: ...}}")
-    return MethodSpec(label, m["objective"], params, tuple(regs), mtrain, FrozenMap(resources), reference, grid)
+    return MethodSpec(label, m["objective"], params, tuple(regs), mtrain, resources, reference, grid)
 
 
 def _parse_datasets(where: str, raw: Any, base: Path) -> tuple[tuple[str, str | None], ...]:
@@ -735,9 +735,9 @@ def spec_from_dict(d: Mapping[str, Any], *, error: type[UserError] = SpecError,
     """The inverse of :func:`spec_to_dict`; no registry lookups, so old releases rebuild
     even where a plugin method is not installed."""
     try:
-        methods = tuple(MethodSpec(m["label"], m["objective"], dict(m["params"]),
-                                   tuple(RegulariserSpec(r["name"], dict(r["params"])) for r in m["regularisers"]),
-                                   dict(m["train"]), FrozenMap(), dict(m["reference"])) for m in d["methods"])
+        methods = tuple(MethodSpec(m["label"], m["objective"], m["params"],
+                                   tuple(RegulariserSpec(r["name"], r["params"]) for r in m["regularisers"]),
+                                   m["train"], FrozenMap(), m["reference"]) for m in d["methods"])
         return StudySpec(name=d["name"], path=None, datasets=tuple((x["name"], x["root"]) for x in d["datasets"]),
                          methods=methods, seeds=tuple(d["seeds"]), train=dict(d["train"]),
                          evaluation=EvaluationSpec(d["evaluation"]), leaderboard=LeaderboardSpec(d["leaderboard"]),

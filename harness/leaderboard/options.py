@@ -297,9 +297,8 @@ def references(spec) -> dict[tuple[str, str], Reference]:
 
     The spec's shape: ``reference: {<dataset>: {<metric>.<key>: value, source: "paper Table 1"}}``.
     """
-    carried = getattr(spec.leaderboard, "references", None)
-    if carried is not None:
-        return dict(carried)
+    if spec.leaderboard.references is not None:
+        return dict(spec.leaderboard.references)
     datasets = [d for d, _ in spec.datasets]
     out = {}
     where = spec.path or "<study spec>"
