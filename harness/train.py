@@ -348,7 +348,7 @@ def run_and_store(run: RunSpec, store: ResultsStore, *, force: bool = False, pro
     to ``quarantine/`` and the run retrained; so is a checkpoint that does not load).
     """
     rid = run.run_id
-    store.finish_swap(rid)
+    store.finish_swap(rid, locked=True)  # the caller holds the run's lock (executors.execute)
     state, why = store.result_state(rid)
     if state == "corrupt":
         if not repair:
