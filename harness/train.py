@@ -156,7 +156,7 @@ def train_run(run: RunSpec, workdir: Path, *, progress: bool | str | Callable = 
         tmp.unlink(missing_ok=True)
     if ckpt_path.is_file():
         ckpt = checkpoints.load(ckpt_path, map_location=device, what="checkpoint")
-        changed = code_changes(ckpt.get("method_code"))
+        changed = code_changes(ckpt.get("method_code"), now=code)  # by content, not by folder
         if changed:
             raise StaleCheckpoint(f"{ckpt_path}: written by other method code ({'; '.join(changed)}); resuming would "
                                   "mix two versions of the method: `gmgbench run STUDY --force` starts the run over "
