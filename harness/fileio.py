@@ -39,11 +39,50 @@ def _load(path: str | Path, what: str, error: type[UserError], hint: str, parse:
 
 
 def load_yaml(path: str | Path, *, what: str = "file", error: type[UserError] = UserError, hint: str = "") -> Any:
-    """The YAML document in ``path`` (plain data only: ``safe_load``); ``hint`` ends any error."""
+    """The YAML document in ``path`` (plain data only, as ``safe_load`` reads it); ``hint``
+    ends any error. A key given twice in one mapping is an error naming it and both lines:
+    YAML itself would keep the last one without a word."""
     import yaml
 
-    return _load(path, what, error, hint, yaml.safe_load, (yaml.YAMLError,),
-                 lambda err: f"not valid YAML: {' '.join(str(err).split())}")
+    return _load(path, what, error, hint, lambda text: yaml.load(text, Loader=_unique_key_loader()),
+                 (yaml.YAMLError, DuplicateKey), _describe_yaml_error)
+
+
+def _describe_yaml_error(err: Exception) -> str:
+    return str(err) if isinstance(err, DuplicateKey) else f"not valid YAML: {' '.join(str(err).split())}"
+
+
+class DuplicateKey(ValueError):
+    """A mapping of a YAML file gives one key twice."""
+
+
+def _unique_key_loader():
+    import yaml
+
+    global _LOADER
+    if _LOADER is None:
+        class UniqueKeyLoader(yaml.SafeLoader):
+            def construct_mapping(self, node, deep=False):
+                if isinstance(node, yaml.MappingNode):
+                    seen: dict[Any, int] = {}
+                    for key_node, _ in node.value:
+                        if key_node.tag == "tag:yaml.org,2002:merge":
+                            continue
+                        key = self.construct_object(key_node, deep=True)
+                        try:
+                            first = seen.setdefault(key, key_node.start_mark.line)
+                        except TypeError:  # an unhashable key: the base class names that error
+                            continue
+                        if first != key_node.start_mark.line:
+                            raise DuplicateKey(f"line {key_node.start_mark.line + 1}: key {key!r} is given twice "
+                                               f"(also on line {first + 1}); keep one")
+                return super().construct_mapping(node, deep=deep)
+
+        _LOADER = UniqueKeyLoader
+    return _LOADER
+
+
+_LOADER = None
 
 
 def load_json(path: str | Path, *, what: str = "file", error: type[UserError] = UserError, hint: str = "") -> Any:

@@ -393,6 +393,10 @@ def _parse_term(where: str, key: str, name: Any, kind: str, params: Any,
     for p, value in params.items():
         if isinstance(value, list) and not value:
             raise _fail(where, f"{key}.params.{p}", "an empty grid: give at least one value")
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, float) and not math.isfinite(v):  # YAML reads .inf / .nan as floats
+                raise _fail(where, f"{key}.params.{p}", f"{v!r} is not a finite number; training would stop "
+                                                       "at its first step with a non-finite loss")
     if not check_methods:
         return params, ()
     from methods import registry  # late: methods import torch, which `gmgbench status` never needs
@@ -603,6 +607,10 @@ def parse_spec(raw: dict[str, Any], path: Path | None = None, *, check_methods: 
         TrainSettings(**train)
     except (TypeError, ValueError) as err:
         raise _fail(where, "train", str(err)) from None
+    if "evaluation" not in raw:  # every run would train, evaluate nothing, and the board stay empty
+        raise _fail(where, "evaluation", "missing: no metric would be computed; add e.g. "
+                                         "`evaluation: {metrics: {mig: {}, dci: {}}}` (or `evaluation: {metrics: {}}` "
+                                         "to train without scoring)")
     evaluation = _parse_evaluation(where, raw.get("evaluation"), check_methods)
 
     methods, labels = [], set()
