@@ -219,6 +219,7 @@ def cmd_evaluate(args) -> int:
         raise UserError(f"{store.workdir(args.run_id) / 'model.pt'}: the run's model is gone; rerun it with --force")
     result = store.read_result(args.run_id)
     settings = _metric_settings(args.metrics)
+    settings, added = _settings_of_the_run(args, result, settings)
     # Refuse before the (slow) evaluation: a stored metric is replaced only when asked.
     stored = sorted(set(settings) & set(result.get("metrics", {})))
     if stored and not (args.force or args.no_write):
@@ -228,9 +229,37 @@ def cmd_evaluate(args) -> int:
     scores = train.evaluate_model(model, run, settings)
     if not args.no_write:
         result["metrics"] = {**result.get("metrics", {}), **scores}
+        if added:  # the settings of scores the run's own config does not list
+            result["evaluation_added"] = {**(result.get("evaluation_added") or {}), **added}
         store.write_result(args.run_id, {k: v for k, v in result.items() if k != "schema"}, overwrite=True)
     print(json.dumps(scores, indent=1))
     return 0
+
+
+def _settings_of_the_run(args, result: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, dict]:
+    """``evaluate``'s settings checked against the run's own config: a metric the config lists
+    is computed with the config's settings (a name alone takes them); other settings would
+    store scores that contradict the config, shown on boards as the study's, so they are
+    refused unless ``--no-write``. Returns (the settings, those of metrics the config lacks)."""
+    import json
+
+    config = ((result.get("config") or {}).get("evaluation") or {}).get("metrics") or {}
+    named_only = not args.metrics.strip().startswith("{")
+    out, added = {}, {}
+    for name, kw in settings.items():
+        own = dict(config[name] or {}) if name in config else None
+        if own is None:
+            out[name] = added[name] = kw
+        elif named_only or dict(kw or {}) == own:
+            out[name] = own
+        elif not args.no_write:
+            raise UserError(f"--metrics: run {args.run_id} was evaluated with {name} {json.dumps(own)} (its config in "
+                            f"{args.results}); scores with {json.dumps(kw)} would contradict it on every board: "
+                            "pass --no-write to only print them, or change the spec's evaluation and rerun the "
+                            "study (new run ids)")
+        else:
+            out[name] = kw
+    return out, added
 
 
 def cmd_import_dlib(args) -> int:
@@ -455,7 +484,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="compute metrics of a stored model into its result")
     p.add_argument("run_id")
     p.add_argument("--results", type=Path, required=True, help="results store holding the run")
-    p.add_argument("--metrics", default="mig,dci", help="comma-separated names, or a JSON {name: {kwargs}}")
+    p.add_argument("--metrics", default="mig,dci",
+                   help="comma-separated names (a metric the run's config lists keeps its settings), or a JSON "
+                        "{name: {kwargs}}; settings that contradict the run's config are only printed (--no-write)")
     p.add_argument("--force", action="store_true", help="replace metrics the result already has")
     p.add_argument("--no-write", action="store_true", help="print the scores, leave the result as it is")
     p.set_defaults(func=cmd_evaluate)

@@ -100,3 +100,28 @@ def test_a_score_that_is_not_a_number_is_named_not_dropped(done_run, one_spec, v
     err = capsys.readouterr().err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert f"{store.result_path(run.run_id)}: metrics.mig.discrete_mig: " in err and "not a number" in err
+
+
+def test_evaluate_refuses_scores_that_contradict_the_runs_config(done_run, capsys):
+    run, store, result, _ = done_run
+    args = ["evaluate", run.run_id, "--results", str(store.root)]
+    capsys.readouterr()
+    assert main([*args, "--force", "--metrics", '{"mig": {"num_train": 20}}']) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f'was evaluated with mig {{"batch_size": 16, "num_train": 64}}' in err and "--no-write" in err
+    assert store.result_path(run.run_id).read_bytes() == result
+    assert main([*args, "--no-write", "--metrics", '{"mig": {"num_train": 20}}']) == 0
+    assert store.result_path(run.run_id).read_bytes() == result
+    # A name alone takes the run's own settings: the same scores again (evaluation is seeded).
+    assert main([*args, "--force", "--metrics", "mig"]) == 0
+    assert store.read_result(run.run_id)["metrics"] == json.loads(result)["metrics"]
+    assert "evaluation_added" not in store.read_result(run.run_id)
+
+
+def test_evaluate_records_the_settings_of_a_metric_the_config_lacks(done_run):
+    run, store, _, _ = done_run
+    sap = {"num_train": 64, "num_test": 32}
+    assert main(["evaluate", run.run_id, "--results", str(store.root), "--metrics", json.dumps({"sap": sap})]) == 0
+    stored = store.read_result(run.run_id)
+    assert "sap" in stored["metrics"] and stored["evaluation_added"] == {"sap": sap}
