@@ -105,6 +105,7 @@ def cmd_run(args) -> int:
 
     spec, store = _study(args)
     runs = spec.runs()
+    _writable(store.root, "the results store")
     print(f"{spec.name}: {len(runs)} runs, results in {store.root}/", flush=True)
     if not args.force:
         _warn_changed_defaults(runs, store)
@@ -125,8 +126,10 @@ def cmd_run(args) -> int:
     for o in failed:
         if o.status == "corrupt":
             print(f"  corrupt: {o.error}", file=sys.stderr)
-        else:
-            print(f"  failed: {o.name}: {o.error} (details: {store.failure_path(o.run_id)})", file=sys.stderr)
+        else:  # name the failure record only where it was written (not on a full or read-only disk)
+            record = store.failure_path(o.run_id)
+            details = f" (details: {record})" if record.is_file() else " (no failure record could be written)"
+            print(f"  failed: {o.name}: {o.error}{details}", file=sys.stderr)
     if not args.no_leaderboard and not counts["corrupt"]:
         _print_leaderboard(spec, store)
     return 1 if failed or external_failed else 0
@@ -139,6 +142,7 @@ def _callbacks(spec, args) -> tuple:
     extra = (["tensorboard"] if getattr(args, "tensorboard", False) else []) + list(getattr(args, "callback", []) or [])
     names = {name for name, _ in spec.callbacks}
     for name in extra:
+        _check_callback_name(name)
         resolve(name)  # an unknown name fails here, before anything trains
     if "tensorboard" in {*names, *extra}:
         import importlib.util
@@ -148,6 +152,19 @@ def _callbacks(spec, args) -> tuple:
         if importlib.util.find_spec("tensorboard") is None:
             raise CallbackError("TensorBoard logging needs the tensorboard package: pip install 'gmgbench[tensorboard]'")
     return tuple(spec.callbacks) + tuple((n, {}) for n in dict.fromkeys(extra) if n not in names)
+
+
+def _check_callback_name(name: str) -> None:
+    """``module:attr`` with a module name ``import`` takes (``:attr``, ``..x:y`` are not)."""
+    import re
+
+    from harness.callbacks import CallbackError
+
+    dotted = r"[^\W\d]\w*(\.[^\W\d]\w*)*"
+    module, colon, attr = name.partition(":")
+    if colon and not (re.fullmatch(dotted, module) and re.fullmatch(dotted, attr)):
+        raise CallbackError(f"--callback {name!r}: expected module:attr, an importable module and a name in it "
+                            "(e.g. mypkg.tracking:make_tracker), or an entry point's name")
 
 
 def _print_leaderboard(spec, store, **kwargs) -> None:
@@ -183,6 +200,7 @@ def cmd_init(args) -> int:
     from harness import assets
 
     target = args.dir.resolve()
+    _writable(target, "the project folder")
     print(f"gmgbench init {target}: the shipped study specs, Slurm profiles and example methods")
     written = assets.copy_into(target)
     print(f"{len(written)} files written. Next, in {target}:\n"
@@ -587,6 +605,37 @@ def _global_options_everywhere(parser: argparse.ArgumentParser) -> None:
                 _global_options_everywhere(sub)
 
 
+def _use_project(folder: Path) -> None:
+    """``--project DIR``: the folder for results/ and leaderboards/, for this command and its workers."""
+    import os
+
+    from harness import project
+
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--project {folder}: not a folder (a file is there); give the project folder, "
+                         "e.g. --project . or the folder `gmgbench init` wrote")
+    os.environ[project.ENV] = str(folder.resolve())  # workers and Slurm jobs inherit it
+
+
+def _writable(folder: Path, what: str) -> None:
+    """Fail now, in one line, if ``folder`` cannot hold new files (rather than after training)."""
+    import tempfile
+
+    from harness.fileio import disk_error
+
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder}: {what} must be a folder, a file is there; give another one")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        mapped = disk_error(err, folder)
+        if mapped is None:
+            raise
+        raise mapped from None
+
+
 def _version() -> str:
     from importlib import metadata
 
@@ -602,19 +651,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    if args.project is not None:
-        import os
-
-        from harness import project
-
-        os.environ[project.ENV] = str(args.project.resolve())  # workers and Slurm jobs inherit it
     try:
+        if args.project is not None:
+            _use_project(args.project)
         return int(args.func(args) or 0)
     except UserError as err:  # the one place a user's mistake becomes a message
         if args.debug:
             raise
         print(f"gmgbench {args.command}: error: {err}", file=sys.stderr)
         return err.exit_code
+    except BrokenPipeError:  # `gmgbench status | head -1`: the reader has gone, nothing is wrong
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141  # 128 + SIGPIPE, what a shell reports for a command whose reader left
+    except OSError as err:  # a full disk or a read-only folder met outside harness.fileio
+        from harness.fileio import disk_error
+
+        mapped = disk_error(err, err.filename or "a file")
+        if mapped is None or args.debug:
+            raise
+        print(f"gmgbench {args.command}: error: {mapped}", file=sys.stderr)
+        return mapped.exit_code
     except KeyboardInterrupt:
         print("interrupted; finished runs are stored, runs in progress checkpointed: rerun to continue", file=sys.stderr)
         return 130

@@ -34,7 +34,7 @@ from typing import Any, Iterator
 
 from harness.errors import UserError
 # Re-exported: the store's writers are the one atomic writer of harness/fileio.py.
-from harness.fileio import atomic_write_json, atomic_write_text, file_lock, load_json
+from harness.fileio import DiskFull, NotWritable, atomic_write_json, atomic_write_text, file_lock, load_json
 
 log = logging.getLogger(__name__)
 
@@ -276,8 +276,15 @@ class ResultsStore:
         return True
 
     # -- failures ------------------------------------------------------------------------
-    def write_failure(self, run_id: str, info: dict[str, Any]) -> None:
-        atomic_write_json(self.failure_path(run_id), {"time": time.time(), **info})
+    def write_failure(self, run_id: str, info: dict[str, Any]) -> bool:
+        """Record why the run failed; False when the disk is full or the folder read-only: the
+        failure that is being recorded (often that very disk) is what the caller reports."""
+        try:
+            atomic_write_json(self.failure_path(run_id), {"time": time.time(), **info})
+        except (DiskFull, NotWritable) as err:
+            log.warning("no failure record for run %s: %s", run_id, err)
+            return False
+        return True
 
     def read_failure(self, run_id: str) -> dict[str, Any] | None:
         path = self.failure_path(run_id)

@@ -8,6 +8,7 @@ holds everything the markdown shows (spec, options, commit, command, figure list
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
@@ -21,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.fileio import atomic_write_text, load_json
+from harness.fileio import DiskFull, atomic_write, atomic_write_text, load_json
 from harness.leaderboard import export, render
 from harness.leaderboard.aggregate import Aggregate, _sha256, aggregate
 from harness.leaderboard.options import LeaderboardError, Options
@@ -59,15 +60,14 @@ def versions(study_dir: Path) -> list[int]:
 
 
 def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    atomic_write_text(path, text)  # a full disk: one line naming the file, never a 0-byte file
 
 
 def _write_tables(agg: Aggregate, data_dir: Path) -> None:
-    data_dir.mkdir(parents=True, exist_ok=True)
+    # Each file whole or not at all (latest/ is rewritten in place on every board).
     for name, df in (("runs", agg.runs), ("aggregate", agg.table), ("ranks", agg.ranks)):
-        df.to_csv(data_dir / f"{name}.csv", index=False)
-        df.to_parquet(data_dir / f"{name}.parquet", index=False)
+        atomic_write(data_dir / f"{name}.csv", lambda f: f.write(df.to_csv(index=False).encode()))
+        atomic_write(data_dir / f"{name}.parquet", lambda f: df.to_parquet(f, index=False))
 
 
 def _freeze(folder: Path) -> None:
@@ -144,6 +144,11 @@ def publish_release(agg: Aggregate, spec, store, *, root: Path, command: str, ve
             os.rename(tmp, final)  # fails if another publisher took this version meanwhile
         except OSError:
             raise ReleaseExists(f"{final} appeared while publishing; not overwritten") from None
+    except OSError as err:  # DiskFull from our writers, or a raw one from matplotlib/pyarrow
+        if not isinstance(err, DiskFull) and err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise DiskFull(f"{final}: no space left on device while writing the release; nothing was published "
+                       f"(its partial folder is removed, no version number is used): free space and rerun") from err
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
