@@ -382,6 +382,9 @@ def _notes(path: Path | None) -> str | None:
 def cmd_leaderboard(args) -> int:
     from harness import leaderboard
 
+    if args.rebuild is not None and (args.publish or args.study is not None):
+        raise UsageError("--rebuild RELEASE checks a published release and publishes nothing; run it alone, and "
+                         "publish with `gmgbench leaderboard STUDY.yaml --publish`")
     if args.rebuild is not None:
         same, report = leaderboard.verify(args.rebuild, results=args.results)
         checked = f"; result files in {args.results} match their SHA-256" if args.results else ""

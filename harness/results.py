@@ -56,15 +56,20 @@ _PACKAGES = ("gmgbench", "torch", "numpy", "scipy", "scikit-learn", "jax", "ott-
 
 
 def _git_commit() -> str:
+    """The commit of gmgbench's own code, ``-dirty`` with uncommitted changes; where there is
+    none, ``unknown (why)``: a release built from an installed package says so, and its
+    version is under ``packages``."""
     here = Path(__file__).resolve().parent
     try:
         out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
         dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, timeout=5)
-        commit = out.stdout.strip()
-        return commit + ("-dirty" if dirty.stdout.strip() else "") if commit else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+    except (OSError, subprocess.SubprocessError) as err:
+        return f"unknown (git could not run: {type(err).__name__})"
+    commit = out.stdout.strip()
+    if not commit:
+        return "unknown (gmgbench runs from an installed package, not a git checkout; see packages.gmgbench)"
+    return commit + ("-dirty" if dirty.stdout.strip() else "")
 
 
 # The commit of the code this process runs: read once, when the process loads it. Read at
