@@ -469,16 +469,19 @@ def cmd_status(args) -> int:
 
 # -- parser ------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gmgbench", description=__doc__.splitlines()[0])
-    for flag, kwargs in _GLOBAL_OPTIONS.items():
-        parser.add_argument(flag, **kwargs)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (INFO level)")
+    parser = argparse.ArgumentParser(
+        prog="gmgbench", description="Train, evaluate and rank disentangled representation learning methods "
+                                     "(study specs in, results stores and leaderboards out).",
+        epilog="Start with `gmgbench demo`, or `gmgbench init DIR` for a project of your own; "
+               "`gmgbench COMMAND --help` for a command's options.")
+    for flags, kwargs in _GLOBAL_OPTIONS.items():
+        parser.add_argument(*flags, **kwargs)
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="train and evaluate the shipped small study, print its leaderboard")
     p.add_argument("--results", type=Path, default=None, help="results store (default: <project>/results/demo)")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=int, default=2, metavar="N", help="runs trained at once, one process each (default: 2)")
     _add_spec_edits(p)
     _add_run_output(p)
     p.set_defaults(func=cmd_demo)
@@ -489,11 +492,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a study here (N worker processes), skipping finished runs")
     _add_study_args(p)
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="runs trained at once, one process each (default: 1, in this process)")
     p.add_argument("--force", action="store_true",
                    help="redo runs whose result exists (trained beside the old run, swapped in when complete)")
     p.add_argument("--repair", action="store_true",
-                   help="move corrupt results, failure records and checkpoints to <results>/quarantine/ and rerun")
+                   help="move corrupt results and failure records, and checkpoints this code cannot resume (corrupt, "
+                        "incomplete, other method code), to <results>/quarantine/ and rerun")
     p.add_argument("--no-leaderboard", action="store_true")
     _add_run_output(p)
     p.set_defaults(func=cmd_run)
@@ -587,10 +592,11 @@ def build_parser() -> argparse.ArgumentParser:
 # Options accepted before the subcommand and after it (by every subcommand, nested ones and
 # those other modules register included: see _global_options_everywhere).
 _GLOBAL_OPTIONS = {
-    "--debug": dict(action="store_true", default=False, help="show tracebacks"),
-    "--project": dict(type=Path, default=None, metavar="DIR",
-                      help="project folder for results/ and leaderboards/ (default: $GMGBENCH_PROJECT, "
-                           "else the current folder)"),
+    ("--debug",): dict(action="store_true", default=False, help="show tracebacks"),
+    ("--project",): dict(type=Path, default=None, metavar="DIR",
+                         help="project folder for results/ and leaderboards/ (default: $GMGBENCH_PROJECT, "
+                              "else the current folder)"),
+    ("-v", "--verbose"): dict(action="store_true", default=False, help="log what happens (INFO level)"),
 }
 
 
@@ -602,9 +608,12 @@ def _global_options_everywhere(parser: argparse.ArgumentParser) -> None:
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():
-                for flag, kwargs in _GLOBAL_OPTIONS.items():
-                    if flag not in sub._option_string_actions:
-                        sub.add_argument(flag, **{**kwargs, "default": argparse.SUPPRESS})
+                for flags, kwargs in _GLOBAL_OPTIONS.items():
+                    # a subcommand's own option of that name (launch --verbose) keeps its help
+                    free = [f for f in flags if f not in sub._option_string_actions]
+                    if free:
+                        dest = flags[-1].lstrip("-").replace("-", "_")
+                        sub.add_argument(*free, **{**kwargs, "dest": dest, "default": argparse.SUPPRESS})
                 _global_options_everywhere(sub)
 
 

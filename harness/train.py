@@ -364,9 +364,11 @@ def run_and_store(run: RunSpec, store: ResultsStore, *, force: bool = False, pro
     else:
         workdir = store.workdir(rid)
         ckpt = workdir / "checkpoint.pt"
-        if repair and ckpt.is_file():
+        if repair and ckpt.is_file():  # a checkpoint this code cannot resume goes aside, the run starts over
             try:
-                checkpoints.load(ckpt)
+                changed = code_changes(checkpoints.load(ckpt).get("method_code"), now=current_code(run))
+                if changed:
+                    raise StoreError(f"{ckpt}: written by other method code ({'; '.join(changed)})")
             except StoreError as err:
                 log.warning("%s; moved to %s", err, store.quarantine(ckpt))
     hooks = run_hooks(run, store.workdir(rid), progress, callbacks)

@@ -213,3 +213,30 @@ def test_an_unchanged_copy_is_not_stale_once_the_original_is_gone(plugin_spec, t
     assert store.has_result(run.run_id) and store.has_result(other.run_id)
     assert main(["status", str(copy), "--results", str(store.root)]) == 0
     assert "stale" not in capsys.readouterr().out
+
+
+def test_repair_moves_a_stale_checkpoint_aside_and_run_names_a_command_that_works(plugin_spec, tmp_path, capsys,
+                                                                                 monkeypatch):
+    monkeypatch.setenv("GMGBENCH_LEADERBOARDS", str(tmp_path / "boards"))
+    spec_path, store = plugin_spec(), ResultsStore(tmp_path / "store")
+    with registry.isolated():
+        (run,) = load_spec(spec_path).runs()
+        with pytest.raises(Interrupted):
+            run_and_store(run, store, progress=False, stop_after=1)
+    _edit_helper(tmp_path)
+    argv = ["run", str(spec_path), "--results", str(store.root), "--no-leaderboard"]
+    with registry.isolated():
+        assert main(argv) == 1
+        assert "written by other method code" in capsys.readouterr().err
+        assert main([*argv, "--repair"]) == 0  # --repair, as the summary advises, does act
+    assert store.has_result(run.run_id)
+    (moved,) = (store.root / "quarantine").rglob("checkpoint.pt.*")
+    # Two code versions in one cell: `run`'s board names a command that accepts --allow-stale.
+    with registry.isolated():
+        assert main(["run", str(plugin_spec((0,))), "--results", str(tmp_path / "mixed"), "--no-leaderboard"]) == 0
+    (tmp_path / "toy_reg.py").write_text(PLUGIN)
+    capsys.readouterr()
+    with registry.isolated():
+        assert main(["run", str(plugin_spec((0, 1))), "--results", str(tmp_path / "mixed")]) == 1
+    err = capsys.readouterr().err
+    assert "`gmgbench leaderboard STUDY --allow-stale`" in err and "pass --allow-stale" not in err

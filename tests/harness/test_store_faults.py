@@ -125,3 +125,20 @@ def test_evaluate_records_the_settings_of_a_metric_the_config_lacks(done_run):
     assert main(["evaluate", run.run_id, "--results", str(store.root), "--metrics", json.dumps({"sap": sap})]) == 0
     stored = store.read_result(run.run_id)
     assert "sap" in stored["metrics"] and stored["evaluation_added"] == {"sap": sap}
+
+
+def test_a_checkpoint_that_loads_but_lacks_keys_is_named_and_repaired(one_spec, tmp_path, capsys):
+    from harness import checkpoints
+
+    store = ResultsStore(tmp_path / "store")
+    (run,) = load_spec(one_spec).runs()
+    ckpt = store.workdir(run.run_id) / "checkpoint.pt"
+    checkpoints.save({"step": 2, "curve": []}, ckpt)
+    argv = ["run", str(one_spec), "--results", str(store.root), "--no-leaderboard"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"{ckpt}: incomplete checkpoint (no model, optimizer, noise, sampler, elapsed, torch_rng)" in err
+    assert "KeyError" not in err and "--repair" in err
+    assert main([*argv, "--repair"]) == 0 and store.has_result(run.run_id)
+    (moved,) = (store.root / "quarantine").rglob("checkpoint.pt.*")
+    assert moved.parent.name == run.run_id
