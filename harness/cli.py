@@ -107,6 +107,12 @@ def cmd_run(args) -> int:
     runs = spec.runs()
     _writable(store.root, "the results store")
     print(f"{spec.name}: {len(runs)} runs, results in {store.root}/", flush=True)
+    unscored = not spec.evaluation.metrics
+    if unscored:  # said before training, not discovered as an empty board after it
+        print(f"note: {spec.path or spec.name}: evaluation: "
+              f"{'no such block' if 'evaluation' not in (spec.raw or {}) else 'no metrics'}, so the runs are "
+              "trained but not scored and there is no leaderboard; add e.g. "
+              "`evaluation: {metrics: {mig: {}, dci: {}}}` to score them", file=sys.stderr, flush=True)
     if not args.force:
         _warn_changed_defaults(runs, store)
     outcomes = run_local(runs, store, workers=args.workers, force=args.force, plugins=spec.plugins,
@@ -130,7 +136,7 @@ def cmd_run(args) -> int:
             record = store.failure_path(o.run_id)
             details = f" (details: {record})" if record.is_file() else " (no failure record could be written)"
             print(f"  failed: {o.name}: {o.error}{details}", file=sys.stderr)
-    if not args.no_leaderboard and not counts["corrupt"]:
+    if not args.no_leaderboard and not counts["corrupt"] and not unscored:
         _print_leaderboard(spec, store)
     return 1 if failed or external_failed else 0
 

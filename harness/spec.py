@@ -614,10 +614,6 @@ def parse_spec(raw: dict[str, Any], path: Path | None = None, *, check_methods: 
         TrainSettings(**train)
     except (TypeError, ValueError) as err:
         raise _fail(where, "train", str(err)) from None
-    if "evaluation" not in raw:  # every run would train, evaluate nothing, and the board stay empty
-        raise _fail(where, "evaluation", "missing: no metric would be computed; add e.g. "
-                                         "`evaluation: {metrics: {mig: {}, dci: {}}}` (or `evaluation: {metrics: {}}` "
-                                         "to train without scoring)")
     evaluation = _parse_evaluation(where, raw.get("evaluation"), check_methods)
 
     methods, labels = [], set()

@@ -132,3 +132,16 @@ def test_verbose_is_accepted_after_the_subcommand(write_spec, tiny_spec, capsys)
     assert main(["status", str(path), "-v"]) == 0
     assert main(["status", str(path), "--verbose"]) == 0
     assert "error" not in capsys.readouterr().err
+
+
+def test_a_spec_without_evaluation_says_its_runs_are_not_scored(write_spec, tiny_spec, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GMGBENCH_LEADERBOARDS", str(tmp_path / "boards"))
+    tiny_spec.pop("evaluation")
+    tiny_spec.pop("leaderboard")
+    tiny_spec.update(seeds=1)
+    tiny_spec["methods"][0]["params"]["beta"] = 1.0
+    path = write_spec(tiny_spec)
+    assert main(["run", str(path), "--results", str(tmp_path / "store")]) == 0
+    out = capsys.readouterr()
+    assert f"note: {path}: evaluation: no such block, so the runs are trained but not scored" in out.err
+    assert "| " not in out.out and not (tmp_path / "boards").exists()  # no empty board

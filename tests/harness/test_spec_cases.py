@@ -60,8 +60,6 @@ CASES = {
                   "inf is not a finite number"),
     "beta: nan in a grid": (lambda s: s["methods"][0]["params"].update(beta=[1.0, float("nan")]),
                             "methods[0].params.beta", "nan is not a finite number"),
-    "no evaluation block": (lambda s: s.pop("evaluation"), "evaluation",
-                            "missing: no metric would be computed; add e.g. `evaluation: {metrics:"),
 }
 
 
@@ -77,7 +75,7 @@ def test_each_bad_spec_is_one_line_at_load(write_spec, tiny_spec, case):
 
 
 @pytest.mark.parametrize("case", ["fractional steps", "no DCI but the default selection", "a negative metric size",
-                                  "beta: inf", "no evaluation block"])
+                                  "beta: inf"])
 def test_nothing_trains_before_the_error(write_spec, tiny_spec, tmp_path, capsys, case):
     CASES[case][0](tiny_spec)
     results = tmp_path / "results"
