@@ -75,7 +75,7 @@ def test_bad_overrides_are_one_clear_error(write_spec, two_method_spec, sets, on
     assert "\n" not in str(err.value)
 
 
-def test_set_may_still_replace_a_section_by_a_mapping_and_a_value_by_nothing(write_spec, two_method_spec):
+def test_set_replaces_a_section_by_a_mapping_and_names_the_indices_of_an_unlabelled_list(write_spec, two_method_spec):
     spec = load_spec(write_spec(two_method_spec), sets=["evaluation.metrics={mig: {num_train: 32}}"])
     assert dict(spec.evaluation.metrics["mig"]) == {"num_train": 32}
     two_method_spec["seeds"] = [0, 1]
