@@ -6,8 +6,8 @@ store is refused, never executed. The RNG states a checkpoint needs are stored a
 (:func:`sampler_state` / :func:`set_sampler_state`); checkpoints written before that kept
 NumPy's state as an array, which loads through torch's allow-list for plain NumPy arrays.
 
-A file that cannot be loaded, truncated or unsafe, raises :class:`StoreError` with one
-line that names the file and what to do.
+A file that cannot be loaded, truncated, unsafe or lacking what training reads from it,
+raises :class:`StoreError` with one line that names the file and what to do.
 """
 from __future__ import annotations
 
@@ -62,7 +62,15 @@ def load(path: Path, map_location: Any = "cpu", *, what: str = "checkpoint", fix
         raise StoreError(f"{path}: corrupt or truncated {what} ({type(err).__name__}); {fix}") from None
     if not isinstance(obj, dict):
         raise StoreError(f"{path}: not a gmgbench {what} (holds a {type(obj).__name__}); {fix}")
+    missing = [k for k in _REQUIRED.get(what, ()) if k not in obj]
+    if missing:  # loads, but resuming would stop at a bare KeyError naming no file
+        raise StoreError(f"{path}: incomplete {what} (no {', '.join(missing)}); {fix}")
     return obj
+
+
+# What training reads from each kind of file unconditionally (harness/train.py).
+_REQUIRED = {"checkpoint": ("model", "optimizer", "noise", "sampler", "step", "curve", "elapsed", "torch_rng"),
+             "model": ("model", "run")}
 
 
 def checkpoint_step(path: Path) -> int | None:

@@ -105,7 +105,14 @@ def cmd_run(args) -> int:
 
     spec, store = _study(args)
     runs = spec.runs()
+    _writable(store.root, "the results store")
     print(f"{spec.name}: {len(runs)} runs, results in {store.root}/", flush=True)
+    unscored = not spec.evaluation.metrics
+    if unscored:  # said before training, not discovered as an empty board after it
+        print(f"note: {spec.path or spec.name}: evaluation: "
+              f"{'no such block' if 'evaluation' not in (spec.raw or {}) else 'no metrics'}, so the runs are "
+              "trained but not scored and there is no leaderboard; add e.g. "
+              "`evaluation: {metrics: {mig: {}, dci: {}}}` to score them", file=sys.stderr, flush=True)
     if not args.force:
         _warn_changed_defaults(runs, store)
     outcomes = run_local(runs, store, workers=args.workers, force=args.force, plugins=spec.plugins,
@@ -125,9 +132,11 @@ def cmd_run(args) -> int:
     for o in failed:
         if o.status == "corrupt":
             print(f"  corrupt: {o.error}", file=sys.stderr)
-        else:
-            print(f"  failed: {o.name}: {o.error} (details: {store.failure_path(o.run_id)})", file=sys.stderr)
-    if not args.no_leaderboard and not counts["corrupt"]:
+        else:  # name the failure record only where it was written (not on a full or read-only disk)
+            record = store.failure_path(o.run_id)
+            details = f" (details: {record})" if record.is_file() else " (no failure record could be written)"
+            print(f"  failed: {o.name}: {o.error}{details}", file=sys.stderr)
+    if not args.no_leaderboard and not counts["corrupt"] and not unscored:
         _print_leaderboard(spec, store)
     return 1 if failed or external_failed else 0
 
@@ -139,6 +148,7 @@ def _callbacks(spec, args) -> tuple:
     extra = (["tensorboard"] if getattr(args, "tensorboard", False) else []) + list(getattr(args, "callback", []) or [])
     names = {name for name, _ in spec.callbacks}
     for name in extra:
+        _check_callback_name(name)
         resolve(name)  # an unknown name fails here, before anything trains
     if "tensorboard" in {*names, *extra}:
         import importlib.util
@@ -148,6 +158,19 @@ def _callbacks(spec, args) -> tuple:
         if importlib.util.find_spec("tensorboard") is None:
             raise CallbackError("TensorBoard logging needs the tensorboard package: pip install 'gmgbench[tensorboard]'")
     return tuple(spec.callbacks) + tuple((n, {}) for n in dict.fromkeys(extra) if n not in names)
+
+
+def _check_callback_name(name: str) -> None:
+    """``module:attr`` with a module name ``import`` takes (``:attr``, ``..x:y`` are not)."""
+    import re
+
+    from harness.callbacks import CallbackError
+
+    dotted = r"[^\W\d]\w*(\.[^\W\d]\w*)*"
+    module, colon, attr = name.partition(":")
+    if colon and not (re.fullmatch(dotted, module) and re.fullmatch(dotted, attr)):
+        raise CallbackError(f"--callback {name!r}: expected module:attr, an importable module and a name in it "
+                            "(e.g. mypkg.tracking:make_tracker), or an entry point's name")
 
 
 def _print_leaderboard(spec, store, **kwargs) -> None:
@@ -183,6 +206,7 @@ def cmd_init(args) -> int:
     from harness import assets
 
     target = args.dir.resolve()
+    _writable(target, "the project folder")
     print(f"gmgbench init {target}: the shipped study specs, Slurm profiles and example methods")
     written = assets.copy_into(target)
     print(f"{len(written)} files written. Next, in {target}:\n"
@@ -219,6 +243,7 @@ def cmd_evaluate(args) -> int:
         raise UserError(f"{store.workdir(args.run_id) / 'model.pt'}: the run's model is gone; rerun it with --force")
     result = store.read_result(args.run_id)
     settings = _metric_settings(args.metrics)
+    settings, added = _settings_of_the_run(args, result, settings)
     # Refuse before the (slow) evaluation: a stored metric is replaced only when asked.
     stored = sorted(set(settings) & set(result.get("metrics", {})))
     if stored and not (args.force or args.no_write):
@@ -228,9 +253,37 @@ def cmd_evaluate(args) -> int:
     scores = train.evaluate_model(model, run, settings)
     if not args.no_write:
         result["metrics"] = {**result.get("metrics", {}), **scores}
+        if added:  # the settings of scores the run's own config does not list
+            result["evaluation_added"] = {**(result.get("evaluation_added") or {}), **added}
         store.write_result(args.run_id, {k: v for k, v in result.items() if k != "schema"}, overwrite=True)
     print(json.dumps(scores, indent=1))
     return 0
+
+
+def _settings_of_the_run(args, result: dict[str, Any], settings: dict[str, Any]) -> tuple[dict, dict]:
+    """``evaluate``'s settings checked against the run's own config: a metric the config lists
+    is computed with the config's settings (a name alone takes them); other settings would
+    store scores that contradict the config, shown on boards as the study's, so they are
+    refused unless ``--no-write``. Returns (the settings, those of metrics the config lacks)."""
+    import json
+
+    config = ((result.get("config") or {}).get("evaluation") or {}).get("metrics") or {}
+    named_only = not args.metrics.strip().startswith("{")
+    out, added = {}, {}
+    for name, kw in settings.items():
+        own = dict(config[name] or {}) if name in config else None
+        if own is None:
+            out[name] = added[name] = kw
+        elif named_only or dict(kw or {}) == own:
+            out[name] = own
+        elif not args.no_write:
+            raise UserError(f"--metrics: run {args.run_id} was evaluated with {name} {json.dumps(own)} (its config in "
+                            f"{args.results}); scores with {json.dumps(kw)} would contradict it on every board: "
+                            "pass --no-write to only print them, or change the spec's evaluation and rerun the "
+                            "study (new run ids)")
+        else:
+            out[name] = kw
+    return out, added
 
 
 def cmd_import_dlib(args) -> int:
@@ -335,6 +388,9 @@ def _notes(path: Path | None) -> str | None:
 def cmd_leaderboard(args) -> int:
     from harness import leaderboard
 
+    if args.rebuild is not None and (args.publish or args.study is not None):
+        raise UsageError("--rebuild RELEASE checks a published release and publishes nothing; run it alone, and "
+                         "publish with `gmgbench leaderboard STUDY.yaml --publish`")
     if args.rebuild is not None:
         same, report = leaderboard.verify(args.rebuild, results=args.results)
         checked = f"; result files in {args.results} match their SHA-256" if args.results else ""
@@ -419,16 +475,19 @@ def cmd_status(args) -> int:
 
 # -- parser ------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gmgbench", description=__doc__.splitlines()[0])
-    for flag, kwargs in _GLOBAL_OPTIONS.items():
-        parser.add_argument(flag, **kwargs)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (INFO level)")
+    parser = argparse.ArgumentParser(
+        prog="gmgbench", description="Train, evaluate and rank disentangled representation learning methods "
+                                     "(study specs in, results stores and leaderboards out).",
+        epilog="Start with `gmgbench demo`, or `gmgbench init DIR` for a project of your own; "
+               "`gmgbench COMMAND --help` for a command's options.")
+    for flags, kwargs in _GLOBAL_OPTIONS.items():
+        parser.add_argument(*flags, **kwargs)
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="train and evaluate the shipped small study, print its leaderboard")
     p.add_argument("--results", type=Path, default=None, help="results store (default: <project>/results/demo)")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=int, default=2, metavar="N", help="runs trained at once, one process each (default: 2)")
     _add_spec_edits(p)
     _add_run_output(p)
     p.set_defaults(func=cmd_demo)
@@ -439,11 +498,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a study here (N worker processes), skipping finished runs")
     _add_study_args(p)
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="runs trained at once, one process each (default: 1, in this process)")
     p.add_argument("--force", action="store_true",
                    help="redo runs whose result exists (trained beside the old run, swapped in when complete)")
     p.add_argument("--repair", action="store_true",
-                   help="move corrupt results, failure records and checkpoints to <results>/quarantine/ and rerun")
+                   help="move corrupt results and failure records, and checkpoints this code cannot resume (corrupt, "
+                        "incomplete, other method code), to <results>/quarantine/ and rerun")
     p.add_argument("--no-leaderboard", action="store_true")
     _add_run_output(p)
     p.set_defaults(func=cmd_run)
@@ -455,7 +516,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="compute metrics of a stored model into its result")
     p.add_argument("run_id")
     p.add_argument("--results", type=Path, required=True, help="results store holding the run")
-    p.add_argument("--metrics", default="mig,dci", help="comma-separated names, or a JSON {name: {kwargs}}")
+    p.add_argument("--metrics", default="mig,dci",
+                   help="comma-separated names (a metric the run's config lists keeps its settings), or a JSON "
+                        "{name: {kwargs}}; settings that contradict the run's config are only printed (--no-write)")
     p.add_argument("--force", action="store_true", help="replace metrics the result already has")
     p.add_argument("--no-write", action="store_true", help="print the scores, leave the result as it is")
     p.set_defaults(func=cmd_evaluate)
@@ -535,10 +598,11 @@ def build_parser() -> argparse.ArgumentParser:
 # Options accepted before the subcommand and after it (by every subcommand, nested ones and
 # those other modules register included: see _global_options_everywhere).
 _GLOBAL_OPTIONS = {
-    "--debug": dict(action="store_true", default=False, help="show tracebacks"),
-    "--project": dict(type=Path, default=None, metavar="DIR",
-                      help="project folder for results/ and leaderboards/ (default: $GMGBENCH_PROJECT, "
-                           "else the current folder)"),
+    ("--debug",): dict(action="store_true", default=False, help="show tracebacks"),
+    ("--project",): dict(type=Path, default=None, metavar="DIR",
+                         help="project folder for results/ and leaderboards/ (default: $GMGBENCH_PROJECT, "
+                              "else the current folder)"),
+    ("-v", "--verbose"): dict(action="store_true", default=False, help="log what happens (INFO level)"),
 }
 
 
@@ -550,10 +614,44 @@ def _global_options_everywhere(parser: argparse.ArgumentParser) -> None:
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():
-                for flag, kwargs in _GLOBAL_OPTIONS.items():
-                    if flag not in sub._option_string_actions:
-                        sub.add_argument(flag, **{**kwargs, "default": argparse.SUPPRESS})
+                for flags, kwargs in _GLOBAL_OPTIONS.items():
+                    # a subcommand's own option of that name (launch --verbose) keeps its help
+                    free = [f for f in flags if f not in sub._option_string_actions]
+                    if free:
+                        dest = flags[-1].lstrip("-").replace("-", "_")
+                        sub.add_argument(*free, **{**kwargs, "dest": dest, "default": argparse.SUPPRESS})
                 _global_options_everywhere(sub)
+
+
+def _use_project(folder: Path) -> None:
+    """``--project DIR``: the folder for results/ and leaderboards/, for this command and its workers."""
+    import os
+
+    from harness import project
+
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--project {folder}: not a folder (a file is there); give the project folder, "
+                         "e.g. --project . or the folder `gmgbench init` wrote")
+    os.environ[project.ENV] = str(folder.resolve())  # workers and Slurm jobs inherit it
+
+
+def _writable(folder: Path, what: str) -> None:
+    """Fail now, in one line, if ``folder`` cannot hold new files (rather than after training)."""
+    import tempfile
+
+    from harness.fileio import disk_error
+
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder}: {what} must be a folder, a file is there; give another one")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        mapped = disk_error(err, folder)
+        if mapped is None:
+            raise
+        raise mapped from None
 
 
 def _version() -> str:
@@ -571,19 +669,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    if args.project is not None:
-        import os
-
-        from harness import project
-
-        os.environ[project.ENV] = str(args.project.resolve())  # workers and Slurm jobs inherit it
     try:
+        if args.project is not None:
+            _use_project(args.project)
         return int(args.func(args) or 0)
     except UserError as err:  # the one place a user's mistake becomes a message
         if args.debug:
             raise
         print(f"gmgbench {args.command}: error: {err}", file=sys.stderr)
         return err.exit_code
+    except BrokenPipeError:  # `gmgbench status | head -1`: the reader has gone, nothing is wrong
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141  # 128 + SIGPIPE, what a shell reports for a command whose reader left
+    except OSError as err:  # a full disk or a read-only folder met outside harness.fileio
+        from harness.fileio import disk_error
+
+        mapped = disk_error(err, err.filename or "a file")
+        if mapped is None or args.debug:
+            raise
+        print(f"gmgbench {args.command}: error: {mapped}", file=sys.stderr)
+        return mapped.exit_code
     except KeyboardInterrupt:
         print("interrupted; finished runs are stored, runs in progress checkpointed: rerun to continue", file=sys.stderr)
         return 130

@@ -6,6 +6,10 @@ would (``--set train.steps=100`` ≡ writing ``steps: 100`` under ``train:``). `
 keeps a subset of datasets, methods and seeds; a run's id does not depend on which other
 runs a study has, so the runs it keeps are the very runs of the full study.
 
+A section given in the spec (``train``, a method's ``params``) is replaced only by another
+mapping (``--set 'evaluation.metrics={mig: {}}'``); ``--set train=`` or ``--set train=5`` is
+refused, as it would silently drop every setting of the section.
+
 Keys are dotted paths into the YAML: ``train.steps``, ``evaluation.metrics.mig.num_train``,
 ``methods.1.params.beta`` (a list index), or ``methods.beta_vae+gmg.params.beta`` (a
 method by its label; ``methods[1]`` works too). Values are YAML (``[1, 4]`` is a grid
@@ -78,7 +82,11 @@ def _child(node: Any, seg: str, item: str, create: bool) -> Any:
         if seg in labels:
             return labels.index(seg)
         valid = ", ".join(str(lab) for lab in labels if lab)
-        raise _error(f"--set {item}: no entry {seg!r} in this list; use an index or one of: {valid}")
+        if not node:
+            raise _error(f"--set {item}: no entry {seg!r}: the list is empty")
+        where = f"an index from 0 to {len(node) - 1}"
+        raise _error(f"--set {item}: no entry {seg!r} in this list; use {where}"
+                     + (f" or one of: {valid}" if valid else " (its entries have no labels)"))
     if isinstance(node, dict):
         if seg not in node and not create:
             raise _error(f"--set {item}: no key {seg!r}")
@@ -104,7 +112,14 @@ def apply_sets(raw: Any, items: Iterable[str]) -> Any:
             last = depth == len(segs) - 1
             idx = _child(node, seg, item, create=True)
             if last:
-                node[idx] = _value(text)
+                value = _value(text)
+                old = node[idx] if isinstance(node, list) or idx in node else None
+                if isinstance(old, dict) and old and not isinstance(value, dict):
+                    # `--set train=` would drop every training setting the spec gives
+                    raise _error(f"--set {item}: would replace the whole {key.strip()!r} section "
+                                 f"({', '.join(map(str, old))}) by {text.strip() or 'nothing'!r}; set one of its "
+                                 f"keys instead, e.g. {key.strip()}.{next(iter(old))}=VALUE")
+                node[idx] = value
             else:
                 if isinstance(node, dict) and (idx not in node or node[idx] is None):
                     node[idx] = {}  # a new section; validation names it if it is not a valid key

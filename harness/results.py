@@ -21,6 +21,8 @@ unless the caller says ``overwrite=True`` (``--force``).
 """
 from __future__ import annotations
 
+import json
+import logging
 import os
 import platform
 import shutil
@@ -32,7 +34,9 @@ from typing import Any, Iterator
 
 from harness.errors import UserError
 # Re-exported: the store's writers are the one atomic writer of harness/fileio.py.
-from harness.fileio import atomic_write_json, atomic_write_text, load_json
+from harness.fileio import DiskFull, NotWritable, atomic_write_json, atomic_write_text, file_lock, load_json
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ResultsStore", "atomic_write_text", "atomic_write_json", "provenance", "ResultExists", "StoreError"]
 
@@ -52,15 +56,20 @@ _PACKAGES = ("gmgbench", "torch", "numpy", "scipy", "scikit-learn", "jax", "ott-
 
 
 def _git_commit() -> str:
+    """The commit of gmgbench's own code, ``-dirty`` with uncommitted changes; where there is
+    none, ``unknown (why)``: a release built from an installed package says so, and its
+    version is under ``packages``."""
     here = Path(__file__).resolve().parent
     try:
         out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
         dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, timeout=5)
-        commit = out.stdout.strip()
-        return commit + ("-dirty" if dirty.stdout.strip() else "") if commit else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+    except (OSError, subprocess.SubprocessError) as err:
+        return f"unknown (git could not run: {type(err).__name__})"
+    commit = out.stdout.strip()
+    if not commit:
+        return "unknown (gmgbench runs from an installed package, not a git checkout; see packages.gmgbench)"
+    return commit + ("-dirty" if dirty.stdout.strip() else "")
 
 
 # The commit of the code this process runs: read once, when the process loads it. Read at
@@ -217,36 +226,70 @@ class ResultsStore:
             yield check_result(path, _read_json(path), path.stem)
 
     # -- --force: retrain beside the old run, swap in when complete ----------------------
+    def run_lock_path(self, run_id: str) -> Path:
+        """The lock a process holds while it trains the run or swaps its ``--force`` result in."""
+        return self.workdir(run_id) / ".lock"
+
     def commit_next(self, run_id: str, result: dict[str, Any]) -> Path:
         """Replace the run's files and result by the complete retrained ones in :meth:`next_workdir`.
 
         Writing ``<next>/result.json`` is the commit point: before it the old run is intact;
         after it :meth:`finish_swap` (rerun by any later ``gmgbench run``) completes the swap.
+        The caller holds the run's lock (it trained the run).
         """
         atomic_write_json(self.next_workdir(run_id) / "result.json", {"schema": SCHEMA_VERSION, **result})
-        self.finish_swap(run_id)
+        self.finish_swap(run_id, locked=True)
         return self.result_path(run_id)
 
-    def finish_swap(self, run_id: str) -> bool:
-        """Finish a committed ``--force`` swap that was interrupted; idempotent. True if one was done."""
+    def finish_swap(self, run_id: str, *, locked: bool = False) -> bool:
+        """Finish a committed ``--force`` swap that was interrupted; idempotent. True if one was done.
+
+        Takes the run's lock (:meth:`run_lock_path`) unless the caller holds it
+        (``locked=True``); when another process holds it, that process is training or
+        swapping the run and nothing is done here. The new result is checked before anything
+        is replaced: one that is not a complete result of this run (``{}``, truncated, another
+        run's) is never swapped in; its whole ``work/<id>.next/`` goes to ``quarantine/``
+        (named in a warning) and the old run stays as it was.
+        """
+        if not (self.next_workdir(run_id) / "result.json").is_file():
+            return False
+        if locked:
+            return self._finish_swap(run_id)
+        with file_lock(self.run_lock_path(run_id)) as held:
+            return held and self._finish_swap(run_id)
+
+    def _finish_swap(self, run_id: str) -> bool:
         nxt = self.next_workdir(run_id)
         doc = nxt / "result.json"
-        if not doc.is_file():
+        if not doc.is_file():  # another process finished it while we waited for nothing
+            return False
+        try:
+            result = check_swap(doc, _read_json(doc), run_id)
+        except StoreError as err:
+            moved = self.quarantine(nxt)
+            log.warning("%s; the retrained run was not swapped in (the old one is kept) and %s was moved to %s",
+                        str(err).split("; ")[0], nxt, moved)
             return False
         work = self.workdir(run_id)
         work.mkdir(parents=True, exist_ok=True)
         for p in sorted(nxt.iterdir()):
             if p.name not in ("result.json", ".lock") and p.is_file():
                 os.replace(p, work / p.name)  # model.pt, checkpoint.pt, curve.csv: each atomically
-        result = _read_json(doc)
         result.pop("schema", None)
         self.write_result(run_id, result, overwrite=True)
         shutil.rmtree(nxt, ignore_errors=True)
         return True
 
     # -- failures ------------------------------------------------------------------------
-    def write_failure(self, run_id: str, info: dict[str, Any]) -> None:
-        atomic_write_json(self.failure_path(run_id), {"time": time.time(), **info})
+    def write_failure(self, run_id: str, info: dict[str, Any]) -> bool:
+        """Record why the run failed; False when the disk is full or the folder read-only: the
+        failure that is being recorded (often that very disk) is what the caller reports."""
+        try:
+            atomic_write_json(self.failure_path(run_id), {"time": time.time(), **info})
+        except (DiskFull, NotWritable) as err:
+            log.warning("no failure record for run %s: %s", run_id, err)
+            return False
+        return True
 
     def read_failure(self, run_id: str) -> dict[str, Any] | None:
         path = self.failure_path(run_id)
@@ -275,8 +318,9 @@ def check_result(path: Path, doc: Any, run_id: str) -> dict[str, Any]:
     """``doc`` if it is a complete result of ``run_id``, else :class:`StoreError` naming ``path``.
 
     Complete: a JSON object with this run id and ``status: done`` (what :meth:`write_result`
-    writes), whose ``metrics``, if any, are a mapping; ``{}`` or a half-edited file is not a
-    finished run.
+    writes), whose ``metrics``, if any, are ``{metric: {key: number}}``; ``{}``, a
+    half-edited file or a score that is not a number (a string, ``null``, ``true``) is not
+    a finished run: a leaderboard would otherwise drop that score without a word.
     """
     if not isinstance(doc, dict):
         raise StoreError(f"{path}: not a result (a JSON {type(doc).__name__}); {REPAIR_HINT}")
@@ -285,8 +329,34 @@ def check_result(path: Path, doc: Any, run_id: str) -> dict[str, Any]:
         raise StoreError(f"{path}: incomplete result (no {', '.join(missing)}); {REPAIR_HINT}")
     if doc["run_id"] != run_id:
         raise StoreError(f"{path}: holds the result of run {doc['run_id']!r}, not {run_id!r}; {REPAIR_HINT}")
-    if doc["status"] != "done" or not isinstance(doc.get("metrics", {}), dict):
+    if doc["status"] != "done":
         raise StoreError(f"{path}: not a finished result (status {doc['status']!r}); {REPAIR_HINT}")
+    _check_metrics(path, doc.get("metrics", {}))
+    return doc
+
+
+def _check_metrics(path: Path, metrics: Any) -> None:
+    if not isinstance(metrics, dict):
+        raise StoreError(f"{path}: metrics: not a mapping {{metric: {{key: number}}}} "
+                         f"(a JSON {type(metrics).__name__}); {REPAIR_HINT}")
+    for name, values in metrics.items():
+        if not isinstance(values, dict):
+            raise StoreError(f"{path}: metrics.{name}: not a mapping {{key: number}} "
+                             f"(a JSON {type(values).__name__}); {REPAIR_HINT}")
+        for key, value in values.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise StoreError(f"{path}: metrics.{name}.{key}: {json.dumps(value)[:40]} is not a number; "
+                                 f"{REPAIR_HINT}")
+
+
+def check_swap(path: Path, doc: Any, run_id: str) -> dict[str, Any]:
+    """A ``--force`` retraining's ``result.json``: a complete result (:func:`check_result`)
+    that also holds what a board and a rerun read (``config``, ``metrics``, ``provenance``),
+    as :func:`harness.train.run_and_store` writes it."""
+    doc = check_result(path, doc, run_id)
+    missing = [k for k in ("config", "metrics", "provenance") if not isinstance(doc.get(k), dict)]
+    if missing:
+        raise StoreError(f"{path}: incomplete result (no {', '.join(missing)})")
     return doc
 
 

@@ -30,6 +30,7 @@ import itertools
 import json
 import math
 import numbers
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -45,6 +46,9 @@ __all__ = ["SpecError", "check_metric_settings", "StudySpec", "MethodSpec", "Reg
 
 class SpecError(UserError, ValueError):
     """The study spec is invalid; the message names the file and the key."""
+
+
+_MAX_NAME = 100  # the study's folders and release files stay far below a file system's 255
 
 
 def _fail(where: str, key: str, msg: str) -> SpecError:
@@ -393,6 +397,10 @@ def _parse_term(where: str, key: str, name: Any, kind: str, params: Any,
     for p, value in params.items():
         if isinstance(value, list) and not value:
             raise _fail(where, f"{key}.params.{p}", "an empty grid: give at least one value")
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, float) and not math.isfinite(v):  # YAML reads .inf / .nan as floats
+                raise _fail(where, f"{key}.params.{p}", f"{v!r} is not a finite number; training would stop "
+                                                       "at its first step with a non-finite loss")
     if not check_methods:
         return params, ()
     from methods import registry  # late: methods import torch, which `gmgbench status` never needs
@@ -578,8 +586,11 @@ def parse_spec(raw: dict[str, Any], path: Path | None = None, *, check_methods: 
         if key not in raw:
             raise _fail(where, key, f"missing required key ({_TOP_KEYS[key]})")
     name = raw["name"]
-    if not isinstance(name, str) or not name.replace("-", "_").isidentifier():
-        raise _fail(where, "name", f"use letters, digits, '-' and '_' only, got {name!r}")
+    # A folder name (results/<name>, leaderboards/<name>/vN) that never reads as an option
+    if not isinstance(name, str) or not re.fullmatch(r"[^\W_][\w-]*", name) or len(name) > _MAX_NAME:
+        shown = name if not isinstance(name, str) or len(name) <= 40 else f"{name[:40]}... ({len(name)} characters)"
+        raise _fail(where, "name", f"start with a letter or digit, then use letters, digits, '-' and '_' only, at "
+                                   f"most {_MAX_NAME} characters; got {shown!r}")
 
     base = path.parent if path else Path.cwd()
     plugin_files = _list(where, "plugins", raw.get("plugins"), "method files")
@@ -632,6 +643,9 @@ def parse_spec(raw: dict[str, Any], path: Path | None = None, *, check_methods: 
             callbacks_mod.resolve(cname)
         except callbacks_mod.CallbackError as err:
             raise _fail(where, f"callbacks[{i}]", str(err)) from None
+        except (ValueError, TypeError) as err:  # importlib on ':attr' or '..x:y'
+            raise _fail(where, f"callbacks[{i}]", f"{cname!r}: not module:attr with an importable module "
+                                                  f"({err})") from None
 
     from harness.dlib_format.entries import parse_external
 

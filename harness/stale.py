@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["current_code", "code_changes", "recorded_changes", "stale_reasons", "code_signature"]
+__all__ = ["current_code", "code_changes", "recorded_changes", "stale_reasons", "code_signature", "plugin_dirs"]
 
 
 def _methods(run) -> list[tuple[str, str]]:
@@ -31,27 +31,67 @@ def current_code(run) -> dict[str, dict[str, Any]]:
     return {name: source.method_code(name, kind) for name, kind in _methods(run)}
 
 
-def code_changes(recorded: Any) -> list[str]:
+def code_changes(recorded: Any, now: dict[str, dict[str, Any]] | None = None,
+                 plugin_dirs: tuple[str, ...] = ()) -> list[str]:
     """``"gmg: methods/ot/torch_gw.py changed"`` per method of a ``method_code`` record whose
-    files changed since it was written (empty for no record: nothing to compare)."""
+    files changed since it was written (empty for no record: nothing to compare).
+
+    By content, never by the absolute folder a plugin was loaded from: with ``now`` (the
+    :func:`current_code` of the run, methods loaded) each method's files are compared with
+    the files the spec loads now; without it, the recorded files are re-hashed, a plugin's
+    in the folder of ``plugin_dirs`` (the spec's plugin folders now) that holds them. So a
+    copied project is judged by its own copy, and an unchanged copy is not stale once the
+    original folder is gone."""
     from methods.source import changed_files
 
     out = []
     for name, code in sorted((recorded or {}).items()) if isinstance(recorded, dict) else []:
-        if isinstance(code, dict):
-            changed = changed_files(code)
-            if changed:
-                out.append(f"{name}: {', '.join(changed)} changed")
+        if not isinstance(code, dict):
+            continue
+        current = (now or {}).get(name)
+        if isinstance(current, dict) and current.get("files"):
+            changed = _differing(code.get("files") or {}, current["files"])
+        else:
+            changed = changed_files(_rerooted(code, plugin_dirs))
+        if changed:
+            out.append(f"{name}: {', '.join(changed)} changed")
     return out
 
 
-def recorded_changes(result: dict[str, Any]) -> list[str]:
+def _differing(old: dict[str, str], new: dict[str, str]) -> list[str]:
+    """Labels whose hash differs, with `` (gone)`` / `` (new)`` for a file on one side only."""
+    out = []
+    for label in sorted(set(old) | set(new)):
+        if old.get(label) != new.get(label):
+            out.append(label + (" (gone)" if label not in new else " (new)" if label not in old else ""))
+    return out
+
+
+def _rerooted(code: dict[str, Any], plugin_dirs: tuple[str, ...]) -> dict[str, Any]:
+    """A plugin's recorded code with its ``root`` moved to the spec's plugin folder (of
+    ``plugin_dirs``) that holds most of its recorded files now (the recorded folder wins a
+    tie); unchanged for built-ins, entry points and when no folder holds any of them."""
+    root = code.get("root")
+    labels = [label for label in (code.get("files") or {}) if not label.startswith("methods/")]
+    if not root or not plugin_dirs or not labels:
+        return code
+    from pathlib import Path
+
+    def held(folder: str) -> int:
+        return sum((Path(folder) / label).is_file() for label in labels)
+
+    best = max(dict.fromkeys(plugin_dirs), key=lambda d: (held(d), d == root))
+    return {**code, "root": best} if held(best) else code
+
+
+def recorded_changes(result: dict[str, Any], plugin_dirs: tuple[str, ...] = ()) -> list[str]:
     """What changed in the method code a result records, without importing any method (so
-    ``gmgbench status`` stays light): its ``method_code`` files, or for an older result the
+    ``gmgbench status`` stays light): its ``method_code`` files (a plugin's looked for in
+    ``plugin_dirs``, the folders of the spec's plugins now), or for an older result the
     single file of each built-in method (``method_source``)."""
     recorded = result.get("method_code")
     if isinstance(recorded, dict) and recorded:
-        return code_changes(recorded)
+        return code_changes(recorded, plugin_dirs=plugin_dirs)
     legacy = result.get("method_source")
     if not isinstance(legacy, dict):
         return []
@@ -65,13 +105,24 @@ def recorded_changes(result: dict[str, Any]) -> list[str]:
     return out
 
 
+def plugin_dirs(plugins: Any) -> tuple[str, ...]:
+    """The folders of a spec's plugin files (absolute, as ``load_spec`` resolves them)."""
+    from pathlib import Path
+
+    return tuple(dict.fromkeys(str(Path(p).parent) for p in plugins or ()))
+
+
 def stale_reasons(run, result: dict[str, Any]) -> list[str]:
     """Why a stored result of ``run`` no longer matches its method code (empty: it matches,
-    or the result records no code to compare). Also judges an older result's plugin methods,
-    through the registry (``gmgbench run`` has loaded them)."""
+    or the result records no code to compare): the recorded files against those the spec
+    loads now (``gmgbench run`` has loaded the methods). Also judges an older result's
+    plugin methods, through the registry."""
+    recorded = result.get("method_code")
+    if isinstance(recorded, dict) and recorded:
+        return code_changes(recorded, now=current_code(run))
     out = recorded_changes(result)
     legacy = result.get("method_source")
-    if not result.get("method_code") and isinstance(legacy, dict):
+    if isinstance(legacy, dict):
         from methods import registry
         from methods.source import builtin_file
 

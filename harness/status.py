@@ -37,8 +37,10 @@ class RunStatus:
         return d
 
 
-def classify(runs: list[RunSpec], store: ResultsStore, use_slurm: bool = True) -> list[RunStatus]:
-    """Each run's state from the store and (for runs with a recorded job) from Slurm."""
+def classify(runs: list[RunSpec], store: ResultsStore, use_slurm: bool = True,
+             plugin_dirs: tuple[str, ...] = ()) -> list[RunStatus]:
+    """Each run's state from the store and (for runs with a recorded job) from Slurm;
+    ``plugin_dirs``: where the spec loads its plugins now (stale is judged by those files)."""
     last_job, unrecorded = {}, {}
     for r in runs:
         if not store.has_result(r.run_id):
@@ -54,7 +56,7 @@ def classify(runs: list[RunSpec], store: ResultsStore, use_slurm: bool = True) -
     for r in runs:
         state, why = store.result_state(r.run_id)
         if state == "done":
-            out.append(RunStatus(r, "done", note=_stale_note(store, r.run_id)))
+            out.append(RunStatus(r, "done", note=_stale_note(store, r.run_id, plugin_dirs)))
             continue
         jid = last_job.get(r.run_id)
         st = states.get(jid) if jid else None
@@ -110,11 +112,11 @@ def _journalled_jobs(store: ResultsStore, wanted: set[str]) -> dict[str, str]:
     return out
 
 
-def _stale_note(store: ResultsStore, run_id: str) -> str:
+def _stale_note(store: ResultsStore, run_id: str, plugin_dirs: tuple[str, ...] = ()) -> str:
     """``"stale: gmg: methods/ot/torch_gw.py changed"`` if the method code changed since the run."""
     from harness.stale import recorded_changes
 
-    changes = recorded_changes(store.code_record(run_id))
+    changes = recorded_changes(store.code_record(run_id), plugin_dirs)
     return f"stale: {'; '.join(changes)}" if changes else ""
 
 
@@ -144,7 +146,9 @@ def _progress(store: ResultsStore, run: RunSpec) -> str:
 def collect_status(spec: StudySpec, store: ResultsStore, tail: int = 5) -> dict[str, Any]:
     """The study's state as a JSON-able dict: counts, and per run its job, log and last stderr lines."""
     runs = spec.runs()
-    statuses = classify(runs, store, use_slurm=cluster.available())
+    from harness.stale import plugin_dirs
+
+    statuses = classify(runs, store, use_slurm=cluster.available(), plugin_dirs=plugin_dirs(spec.plugins))
     rows = []
     for st in statuses:
         row = st.to_dict()

@@ -156,7 +156,7 @@ def train_run(run: RunSpec, workdir: Path, *, progress: bool | str | Callable = 
         tmp.unlink(missing_ok=True)
     if ckpt_path.is_file():
         ckpt = checkpoints.load(ckpt_path, map_location=device, what="checkpoint")
-        changed = code_changes(ckpt.get("method_code"))
+        changed = code_changes(ckpt.get("method_code"), now=code)  # by content, not by folder
         if changed:
             raise StaleCheckpoint(f"{ckpt_path}: written by other method code ({'; '.join(changed)}); resuming would "
                                   "mix two versions of the method: `gmgbench run STUDY --force` starts the run over "
@@ -348,7 +348,7 @@ def run_and_store(run: RunSpec, store: ResultsStore, *, force: bool = False, pro
     to ``quarantine/`` and the run retrained; so is a checkpoint that does not load).
     """
     rid = run.run_id
-    store.finish_swap(rid)
+    store.finish_swap(rid, locked=True)  # the caller holds the run's lock (executors.execute)
     state, why = store.result_state(rid)
     if state == "corrupt":
         if not repair:
@@ -364,9 +364,11 @@ def run_and_store(run: RunSpec, store: ResultsStore, *, force: bool = False, pro
     else:
         workdir = store.workdir(rid)
         ckpt = workdir / "checkpoint.pt"
-        if repair and ckpt.is_file():
+        if repair and ckpt.is_file():  # a checkpoint this code cannot resume goes aside, the run starts over
             try:
-                checkpoints.load(ckpt)
+                changed = code_changes(checkpoints.load(ckpt).get("method_code"), now=current_code(run))
+                if changed:
+                    raise StoreError(f"{ckpt}: written by other method code ({'; '.join(changed)})")
             except StoreError as err:
                 log.warning("%s; moved to %s", err, store.quarantine(ckpt))
     hooks = run_hooks(run, store.workdir(rid), progress, callbacks)

@@ -78,6 +78,14 @@ def external_id(name: str, dataset: str, evaluation: EvaluationSpec | Mapping[st
     return "ext-" + hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def exported_run(result: dict) -> str:
+    """The gmgbench run an imported model was exported from (``export-dlib`` binds
+    ``gmgbench.run_id`` in its gin, which every import records), else ``""``."""
+    ext = result.get("external") or {}
+    gin = ext.get("gin") if isinstance(ext.get("gin"), dict) else {}
+    return str((ext.get("gmgbench_export") or {}).get("run_id") or gin.get("gmgbench.run_id", "")).strip("'\"")
+
+
 def external_rows(spec, store):
     """``(row, result | None, path)`` per external model on the study's leaderboard.
 
@@ -101,13 +109,22 @@ def external_rows(spec, store):
                                    study_evaluation(config.get("evaluation")) == evaluation):
             found[path.stem] = (result, path)
     ids = list(wanted) + sorted(i for i in found if i not in wanted)
+    own_runs = {r.run_id for r in spec.runs()} if found else set()
     for ext_id in ids:
         result, path = found.get(ext_id, (None, store.external_path(ext_id)))
+        label = "external"
         if result is not None:
             name, dataset = result["external"]["name"], result["config"]["dataset"]
             setting = f"tfhub sha256:{result['external']['module_sha256'][:12]}"
+            source = exported_run(result)
+            if source in own_runs:
+                raise StoreError(f"{path}: {name!r} is run {source} of this study exported with export-dlib and "
+                                 "imported back; it would be ranked against its own source: move the file out of "
+                                 f"{folder}")
+            if source:
+                label = f"re-imported gmgbench run {source}"
         else:
             name, dataset, setting = wanted[ext_id].name, wanted[ext_id].dataset, "not imported"
-        row = {"run_id": ext_id, "dataset": dataset, "method": f"{name} (external)", "setting": setting, "seed": 0,
+        row = {"run_id": ext_id, "dataset": dataset, "method": f"{name} ({label})", "setting": setting, "seed": 0,
                "status": "missing" if result is None else result.get("status", "done")}
         yield row, result, path

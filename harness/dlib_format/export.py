@@ -131,7 +131,8 @@ def _gin_text(bindings: list[tuple[str, str]], header: str) -> str:
 
 
 def _train_gin(run, result: dict[str, Any], shape) -> str:
-    model_name, shared = _DLIB_MODELS.get(run.objective, (None, ()))
+    # dlib's model.model names the whole loss: a β-VAE with a regulariser (L1, GMG) is no @vae().
+    model_name, shared = _DLIB_MODELS.get(run.objective, (None, ())) if not run.regularisers else (None, ())
     bindings = [("dataset.name", repr(run.dataset)), ("encoder.num_latent", str(run.train.latent_dim)),
                 ("model.batch_size", str(run.train.batch_size)), ("model.name", repr(run.method)),
                 ("model.random_seed", str(run.seed)), ("model.training_steps", str(run.train.steps))]

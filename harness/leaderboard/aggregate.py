@@ -220,7 +220,8 @@ def aggregate(spec, runs: pd.DataFrame, options: Options) -> Aggregate:
             raise LeaderboardError(
                 f"{ds} / {method} [{setting}]: its {len(done)} finished runs ran {len(codes)} versions of the method "
                 f"code (runs {', '.join(done['run_id'])}); averaging them would mix two methods: rerun the stale "
-                "ones (`gmgbench run STUDY --force`, `gmgbench status` names them) or pass --allow-stale")
+                "ones (`gmgbench run STUDY --force`, `gmgbench status` names them) or average them anyway with "
+                "`gmgbench leaderboard STUDY --allow-stale`")
         for c in cols:
             row[f"{c}.mean"], row[f"{c}.std"], row[f"{c}.n"] = _stats(shown[c].dropna().to_numpy(float))
         if options.held_out:

@@ -7,6 +7,7 @@ object API (no pyplot state), so building them never touches a user's backend.
 """
 from __future__ import annotations
 
+import errno
 import math
 import re
 from pathlib import Path
@@ -359,5 +360,7 @@ def make_figures(agg: Aggregate, store, out_dir: Path) -> tuple[list[dict[str, A
                     dataset = datasets.load(run.dataset, run.dataset_root)
                 records += model_figures(model, dataset, entry, ds, rid, seed, out_dir)
             except Exception as err:  # a figure must not block a release; say why it is missing
+                if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise  # ... but a full disk must: no release without its figures
                 notes.append(f"{ds}: {entry}: traversals failed ({type(err).__name__}: {err})")
     return records, notes

@@ -8,6 +8,7 @@ holds everything the markdown shows (spec, options, commit, command, figure list
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
@@ -21,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.fileio import atomic_write_text, load_json
+from harness.fileio import DiskFull, atomic_write, atomic_write_text, load_json
 from harness.leaderboard import export, render
 from harness.leaderboard.aggregate import Aggregate, _sha256, aggregate
 from harness.leaderboard.options import LeaderboardError, Options
@@ -29,7 +30,7 @@ from harness.spec import spec_from_dict as _spec_from_dict
 from harness.spec import spec_hash, spec_to_dict
 
 __all__ = ["ReleaseExists", "spec_to_dict", "spec_from_dict", "spec_hash", "versions", "publish_release",
-           "rebuild", "verify", "check_results", "check_files", "changes", "write_index", "MANIFEST_FORMAT"]
+           "rebuild", "verify", "check_results", "check_files", "check_manifest", "changes", "write_index", "MANIFEST_FORMAT"]
 
 MANIFEST_FORMAT = 1
 _VERSION = re.compile(r"^v(\d+)$")
@@ -59,15 +60,14 @@ def versions(study_dir: Path) -> list[int]:
 
 
 def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    atomic_write_text(path, text)  # a full disk: one line naming the file, never a 0-byte file
 
 
 def _write_tables(agg: Aggregate, data_dir: Path) -> None:
-    data_dir.mkdir(parents=True, exist_ok=True)
+    # Each file whole or not at all (latest/ is rewritten in place on every board).
     for name, df in (("runs", agg.runs), ("aggregate", agg.table), ("ranks", agg.ranks)):
-        df.to_csv(data_dir / f"{name}.csv", index=False)
-        df.to_parquet(data_dir / f"{name}.parquet", index=False)
+        atomic_write(data_dir / f"{name}.csv", lambda f: f.write(df.to_csv(index=False).encode()))
+        atomic_write(data_dir / f"{name}.parquet", lambda f: df.to_parquet(f, index=False))
 
 
 def _freeze(folder: Path) -> None:
@@ -89,6 +89,10 @@ def publish_release(agg: Aggregate, spec, store, *, root: Path, command: str, ve
     final = study_dir / f"v{n}"
     if final.is_dir() and not (final / "manifest.json").exists() and not any(final.iterdir()):
         final.rmdir()  # a stray empty vN/ (a mkdir by hand, an aborted copy) is no release
+    if final.is_dir() and not (final / "manifest.json").exists():
+        raise ReleaseExists(f"{final}: a folder without manifest.json (not a published release: a copy or a "
+                            f"hand-made folder?) is where v{n} would go; move it aside (mv {final} "
+                            f"{final.with_name(f'v{n}.stray')}) and publish again")
     if final.exists():
         raise ReleaseExists(f"{final} already exists; published versions are never overwritten "
                             f"(next free version: v{(existing[-1] + 1) if existing else 1})")
@@ -144,6 +148,11 @@ def publish_release(agg: Aggregate, spec, store, *, root: Path, command: str, ve
             os.rename(tmp, final)  # fails if another publisher took this version meanwhile
         except OSError:
             raise ReleaseExists(f"{final} appeared while publishing; not overwritten") from None
+    except OSError as err:  # DiskFull from our writers, or a raw one from matplotlib/pyarrow
+        if not isinstance(err, DiskFull) and err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise DiskFull(f"{final}: no space left on device while writing the release; nothing was published "
+                       f"(its partial folder is removed, no version number is used): free space and rerun") from err
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -159,6 +168,9 @@ def _manifest(version_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         raise LeaderboardError(f"{path}: no manifest; --rebuild takes a release folder leaderboards/<study>/vN")
     m = load_json(path, what="manifest", error=LeaderboardError)
+    if not isinstance(m, dict):
+        raise LeaderboardError(f"{path}: not a release manifest (a JSON {type(m).__name__}, not an object); "
+                               "the release was damaged after publication")
     if m.get("format") != MANIFEST_FORMAT:
         raise LeaderboardError(f"{path}: manifest format {m.get('format')!r}, this gmgbench reads {MANIFEST_FORMAT}")
     return m
@@ -196,6 +208,33 @@ def check_results(version_dir: str | Path, results: str | Path) -> list[str]:
     return problems
 
 
+def check_manifest(version_dir: str | Path) -> list[str]:
+    """What in ``manifest.json`` itself contradicts the rest of it or the release's tables
+    (it lists every other file's SHA-256, but none of its own): the recorded spec against its
+    ``spec_sha256``, the listed results against ``data/runs.parquet``."""
+    version_dir = Path(version_dir)
+    path = version_dir / "manifest.json"
+    m = _manifest(version_dir)
+    problems = []
+    try:
+        same_spec = spec_hash(spec_from_dict(m["spec"])) == m.get("spec_sha256")
+    except (LeaderboardError, KeyError, TypeError, ValueError) as err:
+        problems.append(f"{path}: the recorded spec does not load ({err}); it was edited after publication")
+    else:
+        if not same_spec:
+            problems.append(f"{path}: the recorded spec differs from its spec_sha256 (edited after publication)")
+    runs_path = version_dir / "data" / "runs.parquet"
+    listed_sha = (m.get("files") or {}).get("data/runs.parquet")
+    # A changed or missing table is check_files' finding; compare only with the one published.
+    if runs_path.is_file() and listed_sha == _sha256(runs_path) and isinstance(m.get("results"), list):
+        runs = pd.read_parquet(runs_path)
+        table = sorted((r.run_id, r.result_file, r.result_sha256) for r in runs.itertuples() if r.result_file)
+        listed = sorted((r.get("run_id"), r.get("file"), r.get("sha256")) for r in m["results"] if isinstance(r, dict))
+        if table != listed:
+            problems.append(f"{path}: its results list differs from data/runs.parquet (edited after publication)")
+    return problems
+
+
 def check_files(version_dir: str | Path) -> list[str]:
     """Files of a release that differ from the SHA-256 its manifest lists, are missing, or are
     not listed at all (``manifest.json`` itself excepted); empty when every file matches."""
@@ -223,7 +262,7 @@ def verify(version_dir: str | Path, results: str | Path | None = None) -> tuple[
     import difflib
 
     version_dir = Path(version_dir)
-    problems = check_files(version_dir)
+    problems = check_files(version_dir) + check_manifest(version_dir)
     try:
         new = rebuild(version_dir)
     except LeaderboardError as err:  # e.g. a tampered runs.parquet: already named above
@@ -251,7 +290,9 @@ def changes(agg: Aggregate, prev_dir: Path | None, manifest: dict[str, Any]) -> 
     """What changed from the previous version: rows added/removed, selected settings, run
     counts, means that moved by more than their std (the larger of the two versions'; any
     move when neither has a std), and average ranks."""
-    head = f"## {manifest['version']} ({manifest['created_utc'][:10]}, code `{manifest['git_commit'][:12]}`)"
+    commit = str(manifest["git_commit"])
+    commit = commit if commit.startswith("unknown") else commit[:12]  # the reason is kept whole
+    head = f"## {manifest['version']} ({manifest['created_utc'][:10]}, code `{commit}`)"
     if manifest.get("notes"):  # what the publisher says, then what the tables show
         head += f"\n\n{manifest['notes']}"
     board = agg.board

@@ -120,3 +120,70 @@ def test_without_tensorflow_the_interop_commands_say_how_to_get_it(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         "gmgbench import-dlib: error: disentanglement_lib interop needs TensorFlow: pip install 'gmgbench[tf]' "
         "(or `make venv`, which installs it)"]
+
+
+# -- issue 27: the round trip ------------------------------------------------------------------
+def _study_and_store(tmp_path):
+    from harness.results import ResultsStore
+
+    raw = {"name": "s", "datasets": ["dsprites_procedural"], "methods": ["beta_vae"], "seeds": 1,
+           "evaluation": {"metrics": {"mig": {"num_train": 100}}}, "leaderboard": {"selection": "mig.discrete_mig"}}
+    spec = parse_spec(raw, tmp_path / "s.yaml")
+    return spec, ResultsStore(tmp_path / "store"), {"metrics": {"mig": {"num_train": 100}}, "seed": 0}
+
+
+def _reimport(store, evaluation, run_id: str) -> Path:
+    import json
+
+    from harness.dlib_format.entries import external_id
+
+    result = _external_result("back", "dsprites_procedural", evaluation, 0.0053)
+    result["external"]["gin"] = {"gmgbench.run_id": repr(run_id), "model.name": "'beta_vae'"}
+    path = store.external_path(external_id("back", "dsprites_procedural", evaluation))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result))
+    return path
+
+
+def test_a_reimported_run_is_labelled_and_never_ranked_against_its_source(tmp_path):
+    from harness.errors import UserError
+    from harness.leaderboard import build
+
+    spec, store, ev = _study_and_store(tmp_path)
+    _reimport(store, ev, "0123456789abcdef")  # a run of another study
+    runs = build(spec, store).agg.runs.set_index("method")
+    assert "back (re-imported gmgbench run 0123456789abcdef)" in runs.index
+    (own,) = spec.runs()
+    path = _reimport(store, ev, own.run_id)
+    with pytest.raises(UserError, match=rf"{path}: 'back' is run {own.run_id} of this study exported with "
+                                         "export-dlib and imported back; it would be ranked against its own source"):
+        build(spec, store)
+
+
+def test_importing_an_export_of_a_run_of_the_same_store_is_refused(tmp_path):
+    from harness.dlib_format.errors import DlibFormatError
+    from harness.dlib_format.importer import check_not_own_run
+
+    spec, store, _ = _study_and_store(tmp_path)
+    (run,) = spec.runs()
+    model = tmp_path / "exported"
+    (model / "results" / "gin").mkdir(parents=True)
+    (model / "results" / "gin" / "train.gin").write_text(f"gmgbench.run_id = '{run.run_id}'\ngmgbench.study = 's'\n")
+    assert check_not_own_run(model, store) == {"run_id": run.run_id, "study": "s"}  # not in this store yet
+    store.workdir(run.run_id).mkdir(parents=True)
+    with pytest.raises(DlibFormatError, match=rf"an export of run {run.run_id} of this results store .*"
+                                              r"import it into another store \(--results DIR\)"):
+        check_not_own_run(model, store)
+
+
+def test_the_export_names_a_regularised_model_truthfully():
+    from harness.dlib_format.export import _train_gin
+
+    raw = {"name": "s", "datasets": ["dsprites_procedural"], "evaluation": {"metrics": {}},
+           "methods": [{"objective": "beta_vae", "params": {"beta": 4.0}},
+                       {"objective": "beta_vae", "params": {"beta": 4.0},
+                        "regularisers": [{"name": "gmg", "params": {"weight": 1.0}}]}]}
+    plain, regularised = (_train_gin(r, {}, (64, 64, 1)) for r in parse_spec(raw).runs())
+    assert "model.model = @vae()" in plain and "vae.beta = 4.0" in plain
+    assert "model.model" not in regularised and "vae.beta" not in regularised  # β-VAE + GMG is no dlib @vae()
+    assert "gmgbench.regularisers = " in regularised and "gmg" in regularised

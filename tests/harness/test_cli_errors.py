@@ -110,3 +110,38 @@ def test_evaluate_names_an_unknown_metric_or_run(tmp_path, capsys):
     assert "--metrics: mgi: unknown metric" in capsys.readouterr().err
     assert main(["evaluate", "abc", "--results", str(tmp_path), "--metrics", "{bad json"]) == 1
     assert "--metrics: not valid JSON" in capsys.readouterr().err
+
+
+# -- issue 27: confusing messages -------------------------------------------------------------
+def test_help_describes_gmgbench_and_every_run_option(capsys):
+    from harness.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "Train, evaluate and rank disentangled representation learning methods" in out
+    assert "``" not in out and "parse arguments" not in out  # not the module's docstring
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    for name in ("run", "demo"):
+        assert sub.choices[name]._option_string_actions["--workers"].help
+
+
+def test_verbose_is_accepted_after_the_subcommand(write_spec, tiny_spec, capsys):
+    path = write_spec(tiny_spec)
+    assert main(["status", str(path), "-v"]) == 0
+    assert main(["status", str(path), "--verbose"]) == 0
+    assert "error" not in capsys.readouterr().err
+
+
+def test_a_spec_without_evaluation_says_its_runs_are_not_scored(write_spec, tiny_spec, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GMGBENCH_LEADERBOARDS", str(tmp_path / "boards"))
+    tiny_spec.pop("evaluation")
+    tiny_spec.pop("leaderboard")
+    tiny_spec.update(seeds=1)
+    tiny_spec["methods"][0]["params"]["beta"] = 1.0
+    path = write_spec(tiny_spec)
+    assert main(["run", str(path), "--results", str(tmp_path / "store")]) == 0
+    out = capsys.readouterr()
+    assert f"note: {path}: evaluation: no such block, so the runs are trained but not scored" in out.err
+    assert "| " not in out.out and not (tmp_path / "boards").exists()  # no empty board

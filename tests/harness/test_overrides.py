@@ -63,12 +63,24 @@ def test_only_keeps_the_same_runs_of_the_full_study(write_spec, two_method_spec)
     ([], ["seed=7"], "--only seed=7: not in the study; its seeds: 0, 1"),
     ([], ["method=vae"], "its methods: bvae, beta_vae+gmg"),
     ([], ["colour=red"], "expected one of dataset=..., method=..., seed=..."),
+    # issue 27: a whole section is never reset silently, and a list without labels says what works
+    (["train="], [], "--set train=: would replace the whole 'train' section (steps, batch_size"),
+    (["train=5"], [], "set one of its keys instead, e.g. train.steps=VALUE"),
+    (["methods.0.params="], [], "would replace the whole 'methods.0.params' section"),
 ])
 def test_bad_overrides_are_one_clear_error(write_spec, two_method_spec, sets, only, message):
     with pytest.raises(SpecError, match=None) as err:
         load_spec(write_spec(two_method_spec), sets=sets, only=only)
     assert message in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_set_replaces_a_section_by_a_mapping_and_names_the_indices_of_an_unlabelled_list(write_spec, two_method_spec):
+    spec = load_spec(write_spec(two_method_spec), sets=["evaluation.metrics={mig: {num_train: 32}}"])
+    assert dict(spec.evaluation.metrics["mig"]) == {"num_train": 32}
+    two_method_spec["seeds"] = [0, 1]
+    with pytest.raises(SpecError, match="no entry 'x' in this list; use an index from 0 to 1 .its entries"):
+        load_spec(write_spec(two_method_spec), sets=["seeds.x=1"])
 
 
 def test_cli_status_honours_set_and_only(write_spec, two_method_spec, tmp_path, capsys):

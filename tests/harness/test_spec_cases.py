@@ -55,6 +55,11 @@ CASES = {
     "resources as a list": (lambda s: s.update(resources=["gpu"]), "resources", "expected a mapping"),
     "a resources typo": (lambda s: s.update(resources={"timeout_mins": 5}), "resources.timeout_mins",
                          "(did you mean 'timeout_min'?)"),
+    # issue 27: refused at load, not at step 0 / after training everything
+    "beta: inf": (lambda s: s["methods"][0]["params"].update(beta=float("inf")), "methods[0].params.beta",
+                  "inf is not a finite number"),
+    "beta: nan in a grid": (lambda s: s["methods"][0]["params"].update(beta=[1.0, float("nan")]),
+                            "methods[0].params.beta", "nan is not a finite number"),
 }
 
 
@@ -69,7 +74,8 @@ def test_each_bad_spec_is_one_line_at_load(write_spec, tiny_spec, case):
     assert "\n" not in msg and msg.startswith(f"{path}: ") and f": {key}: " in msg and needle in msg, msg
 
 
-@pytest.mark.parametrize("case", ["fractional steps", "no DCI but the default selection", "a negative metric size"])
+@pytest.mark.parametrize("case", ["fractional steps", "no DCI but the default selection", "a negative metric size",
+                                  "beta: inf"])
 def test_nothing_trains_before_the_error(write_spec, tiny_spec, tmp_path, capsys, case):
     CASES[case][0](tiny_spec)
     results = tmp_path / "results"
@@ -131,3 +137,19 @@ def test_run_ids_and_spec_hash_are_pinned(tmp_path):
         ("beta_vae+gmg[beta=2.0,gmg.cost=cos,gmg.weight=10.0]@shapes3d_procedural/seed=3", "ba1241cf4395a55f"),
     ]
     assert spec_hash(spec) == "77ed5febe4591eea2f7b6847d035ba4d6057d2c943a43d66b93e543676a4c663"
+
+
+def test_a_key_given_twice_is_one_line_naming_it(tmp_path, tiny_spec, capsys):
+    """YAML keeps the last of two equal keys without a word: the first train block vanished."""
+    text = yaml.safe_dump(tiny_spec, sort_keys=False) + "train: {steps: 1}\n"
+    path = tmp_path / "dup.yaml"
+    path.write_text(text)
+    line = 1 + text.splitlines().index("train:")
+    with pytest.raises(SpecError, match=rf"^{path}: line {text.count(chr(10))}: key 'train' is given twice "
+                                        rf"\(also on line {line}\); keep one$"):
+        load_spec(path)
+    nested = tmp_path / "nested.yaml"
+    nested.write_text(text.replace("train: {steps: 1}\n", "").replace("  steps: 4\n", "  steps: 4\n  steps: 40\n"))
+    assert main(["status", str(nested)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{nested}: line " in err and "key 'steps' is given twice" in err

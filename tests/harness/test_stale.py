@@ -169,3 +169,74 @@ def test_older_results_are_judged_by_their_builtin_file_without_importing_method
     same, changed = json.loads(out.stdout.splitlines()[0])
     assert same == [] and changed == ["beta_vae: methods/beta_vae.py changed"]
     assert out.stdout.splitlines()[1] == "[]", out.stdout  # status stays light
+
+
+# -- issue 27: stale follows the plugin the spec loads now, by content ----------------------
+def _copy_project(src: Path, dst: Path) -> Path:
+    import shutil
+
+    dst.mkdir()
+    for name in ("study.yaml", "toy_reg.py"):
+        shutil.copy2(src / name, dst / name)
+    return dst / "study.yaml"
+
+
+def test_stale_follows_the_plugin_a_copied_project_loads(plugin_spec, tmp_path, capsys):
+    spec_path, store_dir = plugin_spec(), tmp_path / "store"
+    with registry.isolated():
+        assert main(["run", str(spec_path), "--results", str(store_dir), "--no-leaderboard"]) == 0
+    copy = _copy_project(tmp_path, tmp_path / "copy")
+    _edit_helper(tmp_path / "copy")  # the copy's plugin changes, the original does not
+    capsys.readouterr()
+    with registry.isolated():
+        assert main(["run", str(copy), "--results", str(store_dir), "--no-leaderboard"]) == 0
+    (run,) = load_spec(spec_path).runs()
+    assert f"stale: {run.name} ({run.run_id})" in capsys.readouterr().err
+    assert main(["status", str(copy), "--results", str(store_dir)]) == 0
+    assert "toy_reg.py changed" in capsys.readouterr().out
+
+
+def test_an_unchanged_copy_is_not_stale_once_the_original_is_gone(plugin_spec, tmp_path, capsys):
+    spec_path, store = plugin_spec(), ResultsStore(tmp_path / "store")
+    with registry.isolated():
+        assert main(["run", str(spec_path), "--results", str(store.root), "--no-leaderboard"]) == 0
+        run, other = load_spec(plugin_spec((0, 1))).runs()  # seed 0 done, seed 1 not
+        with pytest.raises(Interrupted):  # a checkpoint written from the original folder
+            run_and_store(other, store, progress=False, stop_after=1)
+    copy = _copy_project(tmp_path, tmp_path / "copy")
+    (tmp_path / "toy_reg.py").unlink()
+    capsys.readouterr()
+    with registry.isolated():
+        assert main(["run", str(copy), "--results", str(store.root), "--no-leaderboard"]) == 0
+    err = capsys.readouterr().err
+    assert "stale" not in err and "other method code" not in err  # the copy resumed the checkpoint
+    assert store.has_result(run.run_id) and store.has_result(other.run_id)
+    assert main(["status", str(copy), "--results", str(store.root)]) == 0
+    assert "stale" not in capsys.readouterr().out
+
+
+def test_repair_moves_a_stale_checkpoint_aside_and_run_names_a_command_that_works(plugin_spec, tmp_path, capsys,
+                                                                                 monkeypatch):
+    monkeypatch.setenv("GMGBENCH_LEADERBOARDS", str(tmp_path / "boards"))
+    spec_path, store = plugin_spec(), ResultsStore(tmp_path / "store")
+    with registry.isolated():
+        (run,) = load_spec(spec_path).runs()
+        with pytest.raises(Interrupted):
+            run_and_store(run, store, progress=False, stop_after=1)
+    _edit_helper(tmp_path)
+    argv = ["run", str(spec_path), "--results", str(store.root), "--no-leaderboard"]
+    with registry.isolated():
+        assert main(argv) == 1
+        assert "written by other method code" in capsys.readouterr().err
+        assert main([*argv, "--repair"]) == 0  # --repair, as the summary advises, does act
+    assert store.has_result(run.run_id)
+    (moved,) = (store.root / "quarantine").rglob("checkpoint.pt.*")
+    # Two code versions in one cell: `run`'s board names a command that accepts --allow-stale.
+    with registry.isolated():
+        assert main(["run", str(plugin_spec((0,))), "--results", str(tmp_path / "mixed"), "--no-leaderboard"]) == 0
+    (tmp_path / "toy_reg.py").write_text(PLUGIN)
+    capsys.readouterr()
+    with registry.isolated():
+        assert main(["run", str(plugin_spec((0, 1))), "--results", str(tmp_path / "mixed")]) == 1
+    err = capsys.readouterr().err
+    assert "`gmgbench leaderboard STUDY --allow-stale`" in err and "pass --allow-stale" not in err

@@ -204,7 +204,7 @@ def test_force_swap_interrupted_after_its_commit_point_is_finished_by_the_next_r
         calls.append(1)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ResultsStore, "finish_swap", lambda self, rid: die() if store.next_workdir(rid).joinpath(
+    monkeypatch.setattr(ResultsStore, "finish_swap", lambda self, rid, **kw: die() if store.next_workdir(rid).joinpath(
         "result.json").exists() else False)
     with pytest.raises(KeyboardInterrupt):
         run_and_store(run, store, force=True, progress=False)
