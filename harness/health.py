@@ -225,6 +225,11 @@ def summarise_health(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             # the gradient share and the inert verdict unknown.
             terms = {f"{name} (curve only)": curve_health(res, name, float((r.get("params") or {}).get("weight", 1.0)))
                      for r in regs for name in [r.get("name", "?")]}
+        else:
+            # Keys added since a result was written (e.g. negative_windows) from its stored curve.
+            curve = (res.get("training") or {}).get("curve") or []
+            terms = {name: {**_curve_terms(curve, name.split("#")[0]), **rec} if isinstance(rec, dict) else rec
+                     for name, rec in terms.items()}
         for name, rec in terms.items():
             groups.setdefault((label, name), []).append(rec)
     rows = []

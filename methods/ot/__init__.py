@@ -12,12 +12,12 @@ import torch
 
 from methods.ot.costs import COSTS, pairwise_cost
 from methods.ot.gw_output import GWOutput
-from methods.ot.gw_problem import GWProblem, distortion, kl_to_product, quadratic_cost
+from methods.ot.gw_problem import GWProblem, distortion, quadratic_cost
 from methods.ot.torch_gw import TorchGW
 
 __all__ = [
     "BACKENDS", "COSTS", "GWOutput", "GWProblem", "OttGW", "TorchGW",
-    "distortion", "kl_to_product", "pairwise_cost", "quadratic_cost", "solver", "solve_gw",
+    "distortion", "pairwise_cost", "quadratic_cost", "solver", "solve_gw",
 ]
 
 BACKENDS = ("torch", "ott")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["GWProblem", "quadratic_cost", "distortion", "kl_to_product"]
+__all__ = ["GWProblem", "quadratic_cost", "distortion"]
 
 
 def _check_square(name: str, c: torch.Tensor) -> None:
@@ -41,17 +41,6 @@ def quadratic_cost(cost_x: torch.Tensor, cost_y: torch.Tensor, coupling: torch.T
     sy = ((cost_y * cost_y) @ p2.unsqueeze(-1)).squeeze(-1).mul(p2).sum(-1)
     cross = (cost_x @ coupling @ cost_y.transpose(-1, -2) * coupling).sum((-1, -2))
     return 0.5 * (sx + sy) - cross
-
-
-def kl_to_product(coupling: torch.Tensor) -> torch.Tensor:
-    """``KL(P ‖ a bᵀ) = Σ P log(P·n·m)`` for uniform marginals (``0 log 0 = 0``); scalar or ``[B]``.
-
-    The entropic term of the GW objective: the map's own coupling ``I/n`` has the largest
-    value a coupling can have, ``log n``. Detached: ε·KL does not depend on the costs, so it
-    carries no gradient (the envelope theorem differentiates ``E`` only)."""
-    p = coupling.detach()
-    n, m = p.shape[-2], p.shape[-1]
-    return torch.where(p > 0, p * (p * (n * m)).clamp_min(torch.finfo(p.dtype).tiny).log(), torch.zeros_like(p)).sum((-1, -2))
 
 
 def distortion(cost_x: torch.Tensor, cost_y: torch.Tensor) -> torch.Tensor:

@@ -48,10 +48,10 @@ import torch
 
 from methods import ot
 from methods.base import ForwardPass, LossAndLogs, Regulariser
-from methods.ot.gw_problem import GWProblem, distortion, kl_to_product
+from methods.ot.gw_problem import GWProblem, distortion
 from methods.regularisers.map_pairs import GeometricConfig, cost_matrices
 
-__all__ = ["GromovMongeGap", "gmg_from_costs", "ESTIMATORS", "TORCH_ONLY"]
+__all__ = ["GromovMongeGap", "gmg_from_costs", "kl_to_product", "ESTIMATORS", "TORCH_ONLY"]
 
 ESTIMATORS = ("plain", "clipped", "debiased", "warm", "consistent")
 TORCH_ONLY = ("debiased", "warm", "consistent")  # they start a solve from a given coupling
@@ -101,6 +101,18 @@ def gmg_from_costs(cost_x: torch.Tensor, cost_y: torch.Tensor, epsilon0: float =
     if estimator == "debiased" and ok:
         return dst - (gw - 0.5 * (parts["gw_xx"] + parts["gw_yy"])), parts
     return dst - gw, parts
+
+
+def kl_to_product(coupling: torch.Tensor) -> torch.Tensor:
+    """``KL(P ‖ a bᵀ) = Σ P log(P·n·m)`` for uniform marginals (``0 log 0 = 0``); scalar or ``[B]``.
+
+    The entropic term of the GW objective: the map's own coupling ``I/n`` has the largest
+    value a coupling can have, ``log n``. Detached: ε·KL does not depend on the costs, so it
+    carries no gradient (the envelope theorem differentiates ``E`` only). Kept here, not in
+    :mod:`methods.ot`, so that DST's code (which imports that package) stays unchanged."""
+    p = coupling.detach()
+    n, m = p.shape[-2], p.shape[-1]
+    return torch.where(p > 0, p * (p * (n * m)).clamp_min(torch.finfo(p.dtype).tiny).log(), torch.zeros_like(p)).sum((-1, -2))
 
 
 def _entropic(cost: torch.Tensor, coupling: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:

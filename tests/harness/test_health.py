@@ -93,6 +93,10 @@ def test_gw_lost_rate_and_negative_windows_come_from_the_logged_windows():
                                   {"step": 3, "loss": 1.0, "gmg": 0.1}, {"step": 4, "loss": 1.0, "gmg": -0.1}]}}
     row = summarise_health([old])[0]
     assert row["negative windows"] == "75.0%" and row["GW lost to own coupling"] == "-"
+    # A health record written before negative_windows existed: status reads it from the curve.
+    old["health"] = {"terms": {"gmg": {"grad_share": {"median": 0.1, "frac_below": 0.0, "n": 4}, "inert": False}}}
+    row = summarise_health([old])[0]
+    assert row["term"] == "gmg" and row["negative windows"] == "75.0%" and row["inert"] == 0
 
 
 def test_inert_definition_is_more_than_half_the_measurements_below_one_percent():
