@@ -16,8 +16,13 @@
 - ``loss_ratio``: the mean over every step of ``|λ·R| / |loss|``.
 - ``zero_windows``: the fraction of logged windows (``train.log_every``) whose mean term was
   exactly 0 (a clipped estimator that never fires).
-- ``gw_failed_rate`` and ``gw_iters``: for terms that solve a GW problem, the mean of their
-  ``gw_failed`` and ``gw_iters`` logs over training.
+- ``negative_windows``: the fraction of logged windows whose mean term was below 0 (GMG's
+  ``plain`` estimator: the solve's plan cost more than the map's own coupling, DST).
+- ``gw_failed_rate``, ``gw_lost_rate`` and ``gw_iters``: for terms that solve a GW problem, the
+  mean of their ``gw_failed``, ``gw_lost`` and ``gw_iters`` logs over training;
+  ``gw_lost_rate`` is the fraction of steps whose plan had a higher entropic objective than
+  the map's own coupling ``I/n`` (methods/regularisers/gmg.py), averaged over the logged
+  windows (equal-sized, so it is the fraction of steps).
 - ``inert``: see :func:`is_inert`.
 
 Old results have no ``health`` key: :func:`health_state` calls them ``"unknown"``, never healthy.
@@ -147,15 +152,28 @@ class HealthMonitor:
             # The curve's keys are the loop's: the term under its registered name, its logs
             # prefixed by it (a repeated name shares them; its windows count as the first's).
             vals = [row[raw_name] for row in curve if raw_name in row]
-            if vals:
-                rec["zero_windows"] = float(np.mean([v == 0.0 for v in vals]))
-            for log_key, out_key in (("gw_failed", "gw_failed_rate"), ("gw_iters", "gw_iters")):
-                xs = [row[f"{raw_name}.{log_key}"] for row in curve if f"{raw_name}.{log_key}" in row]
-                if xs:
-                    rec[out_key] = float(np.mean(xs))
+            rec.update(_curve_terms(curve, raw_name))
             rec["inert"] = is_inert(rec)
             terms[key] = rec
         return {"every": self.every, "inert_share": INERT_SHARE, "inert_fraction": INERT_FRACTION, "terms": terms}
+
+
+_GW_LOGS = (("gw_failed", "gw_failed_rate"), ("gw_lost", "gw_lost_rate"), ("gw_iters", "gw_iters"))
+
+
+def _curve_terms(curve: list[dict[str, float]], name: str) -> dict[str, float]:
+    """What the logged windows say about a term: zero and negative windows, and the means of
+    its GW logs (absent where the term did not log them, e.g. results from before ``gw_lost``)."""
+    rec: dict[str, float] = {}
+    vals = [row[name] for row in curve if name in row]
+    if vals:
+        rec["zero_windows"] = float(np.mean([v == 0.0 for v in vals]))
+        rec["negative_windows"] = float(np.mean([v < 0.0 for v in vals]))
+    for log_key, out_key in _GW_LOGS:
+        xs = [row[f"{name}.{log_key}"] for row in curve if f"{name}.{log_key}" in row]
+        if xs:
+            rec[out_key] = float(np.mean(xs))
+    return rec
 
 
 def is_inert(term: dict[str, Any]) -> bool | None:
@@ -192,8 +210,8 @@ def _fmt(x: float | None, pct: bool = False) -> str:
 
 def summarise_health(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (method label, regulariser term) over the given results, for ``status``:
-    runs, how many inert/unknown, median gradient share, mean |λR|/|loss|, zero windows,
-    GW failures and iterations."""
+    runs, how many inert/unknown, median gradient share, mean |λR|/|loss|, zero and negative
+    windows, GW failures, steps lost to the map's own coupling, and iterations."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for res in results:
         cfg = res.get("config") or {}
@@ -207,6 +225,11 @@ def summarise_health(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             # the gradient share and the inert verdict unknown.
             terms = {f"{name} (curve only)": curve_health(res, name, float((r.get("params") or {}).get("weight", 1.0)))
                      for r in regs for name in [r.get("name", "?")]}
+        else:
+            # Keys added since a result was written (e.g. negative_windows) from its stored curve.
+            curve = (res.get("training") or {}).get("curve") or []
+            terms = {name: {**_curve_terms(curve, name.split("#")[0]), **rec} if isinstance(rec, dict) else rec
+                     for name, rec in terms.items()}
         for name, rec in terms.items():
             groups.setdefault((label, name), []).append(rec)
     rows = []
@@ -221,7 +244,9 @@ def summarise_health(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             "grad share (median)": _fmt(med("grad_share", "median"), pct=True),
             "|λR|/|loss|": _fmt(med("loss_ratio")),
             "zero windows": _fmt(med("zero_windows"), pct=True),
+            "negative windows": _fmt(med("negative_windows"), pct=True),
             "GW failed": _fmt(med("gw_failed_rate"), pct=True),
+            "GW lost to own coupling": _fmt(med("gw_lost_rate"), pct=True),
             "GW iters": _fmt(med("gw_iters")),
         })
     return rows
@@ -231,17 +256,11 @@ def curve_health(result: dict[str, Any], name: str, weight: float) -> dict[str, 
     """What a stored (downsampled) training curve says about a term without a health record:
     zero windows, GW failures and iterations, and ``|λ·R| / |loss|`` of the window means."""
     curve = (result.get("training") or {}).get("curve") or []
-    rec: dict[str, Any] = {}
-    vals = [row[name] for row in curve if name in row]
-    if vals:
-        rec["zero_windows"] = float(np.mean([v == 0.0 for v in vals]))
+    rec: dict[str, Any] = _curve_terms(curve, name)
+    if any(name in row for row in curve):
         ratios = [abs(weight * row[name]) / abs(row["loss"]) for row in curve if name in row and row.get("loss")]
         if ratios:
             rec["loss_ratio"] = float(np.mean(ratios))
-    for log_key, out_key in (("gw_failed", "gw_failed_rate"), ("gw_iters", "gw_iters")):
-        xs = [row[f"{name}.{log_key}"] for row in curve if f"{name}.{log_key}" in row]
-        if xs:
-            rec[out_key] = float(np.mean(xs))
     return rec
 
 

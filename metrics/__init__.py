@@ -38,8 +38,8 @@ _METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "sap": ("metrics.sap_score:compute_sap", ("SAP_score",)),
     "irs": ("metrics.irs:compute_irs", ("IRS", "num_active_dims")),
     "geometry": ("metrics.geometry:compute_geometry",
-                 tuple(f"{side}_{cost}_{q}" for side in ("enc", "dec") for cost in ("l2sq", "scl2sq", "cos")
-                       for q in ("dst", "gmg"))),
+                 tuple(f"{side}_{cost}_{q}" for side in ("enc", "dec") for cost in ("l2sq", "scl2sq", "cos", "ccos")
+                       for q in ("dst", "gmg", "gmg_rel", "gmg_rel_ci")) + ("active_dims", "collapsed")),
     "unsupervised": ("metrics.unsupervised:unsupervised_metrics",
                      ("gaussian_total_correlation", "gaussian_wasserstein_correlation",
                       "gaussian_wasserstein_correlation_norm", "mutual_info_score")),

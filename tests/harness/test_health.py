@@ -79,6 +79,26 @@ def test_a_constant_term_has_zero_share():
     assert rec["inert"] is True and rec["zero_windows"] == 0.5 and rec["gw_failed_rate"] == 0.5
 
 
+def test_gw_lost_rate_and_negative_windows_come_from_the_logged_windows():
+    """``gw_lost``: the plan's entropic objective above the map's own coupling's (the GMG
+    regulariser logs it); ``negative_windows`` reads a plain estimate below 0 even in results
+    from before that log (curve only)."""
+    mon = HealthMonitor(["gmg"], [100.0], every=0)
+    curve = [{"gmg": -0.1, "gmg.gw_lost": 1.0}, {"gmg": 0.2, "gmg.gw_lost": 0.5},
+             {"gmg": -0.3, "gmg.gw_lost": 0.0}, {"gmg": 0.0, "gmg.gw_lost": 0.5}]
+    rec = mon.summary(curve, ["gmg"])["terms"]["gmg"]
+    assert rec["gw_lost_rate"] == pytest.approx(0.5) and rec["negative_windows"] == 0.5
+    old = {"config": {"method": "m", "regularisers": [{"name": "gmg", "params": {"weight": 1.0}}]},
+           "training": {"curve": [{"step": 1, "loss": 1.0, "gmg": -0.1}, {"step": 2, "loss": 1.0, "gmg": -0.2},
+                                  {"step": 3, "loss": 1.0, "gmg": 0.1}, {"step": 4, "loss": 1.0, "gmg": -0.1}]}}
+    row = summarise_health([old])[0]
+    assert row["negative windows"] == "75.0%" and row["GW lost to own coupling"] == "-"
+    # A health record written before negative_windows existed: status reads it from the curve.
+    old["health"] = {"terms": {"gmg": {"grad_share": {"median": 0.1, "frac_below": 0.0, "n": 4}, "inert": False}}}
+    row = summarise_health([old])[0]
+    assert row["term"] == "gmg" and row["negative windows"] == "75.0%" and row["inert"] == 0
+
+
 def test_inert_definition_is_more_than_half_the_measurements_below_one_percent():
     assert is_inert({"grad_share": {"frac_below": 0.6, "n": 10}}) is True
     assert is_inert({"grad_share": {"frac_below": 0.5, "n": 10}}) is False

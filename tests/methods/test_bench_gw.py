@@ -24,6 +24,7 @@ import torch  # noqa: E402
 from methods import ot, registry  # noqa: E402
 from methods.architectures import VAE  # noqa: E402
 from methods.beta_vae import BetaVAE  # noqa: E402
+from side_by_side import interleaved, ratios  # noqa: E402
 
 torch.set_num_threads(1)
 FULL = os.environ.get("GMGBENCH_BENCH_FULL") == "1"
@@ -112,6 +113,7 @@ for _name in ("dst", "gmg"):
         for _cost in ot.COSTS:
             STEP_CASES.append((f"{_name}-{_side}-{_cost}", (_name, "regulariser", {"side": _side, "cost": _cost})))
 STEP_CASES.append(("gmg-decoder-cos-mean", ("gmg", "regulariser", {"side": "decoder", "cost": "cos", "use_mean": True})))
+STEP_CASES.append(("gmg-decoder-cos-consistent", ("gmg", "regulariser", {"side": "decoder", "cost": "cos", "estimator": "consistent"})))
 STEP_CASES.append(("gmg-decoder-cos-debiased", ("gmg", "regulariser", {"side": "decoder", "cost": "cos", "estimator": "debiased"})))
 STEP_CASES.append(("gmg-encoder-cos-ott", ("gmg", "regulariser", {"side": "encoder", "cost": "cos", "backend": "ott"})))
 STEP_CASES.append(("gmg-decoder-cos-ott", ("gmg", "regulariser", {"side": "decoder", "cost": "cos", "backend": "ott"})))
@@ -180,3 +182,31 @@ def test_training_step_ratios_interleaved(capsys):
         where = "at initialisation" if state == "init" else f"after {WARM_STEPS} β-VAE steps on dsprites_procedural"
         with capsys.disabled():
             print(f"\nTraining step on {DEVICE}, batch 64, standard VAE {where}, interleaved medians:\n" + "\n".join(rows))
+
+
+@pytest.mark.benchmark_side_by_side
+def test_gmg_default_step_relative_to_beta_vae(benchmark):
+    """The target of issue 25: GMG's default step (decoder, Cos, ``plain``) at most 1.15× a
+    β-VAE step on CPU; ``consistent`` (two starts in one batched solve) beside it. Ratios are
+    printed, not asserted (docs/gw.md quotes them). Full run: the model after WARM_STEPS β-VAE
+    steps, 9 interleaved rounds; default: at initialisation, 1 round (a smoke test)."""
+    state = "trained" if WARM_STEPS else "init"
+    cases = {"beta_vae": None,
+             "gmg (default: plain)": ("gmg", "regulariser", {}),
+             "gmg consistent": ("gmg", "regulariser", {"estimator": "consistent"})}
+    steps = {label: _step_fn(reg, state) for label, reg in cases.items()}
+
+    def measure(label):
+        import time
+
+        t = time.perf_counter()
+        steps[label]()
+        return time.perf_counter() - t
+
+    for label in cases:  # warm-up
+        measure(label)
+    times = interleaved(benchmark, measure, cases, rounds=9 if FULL else 1)
+    print(f"\nGMG step vs beta_vae, batch 64, {torch.get_num_threads()} thread(s), model {state}:")
+    for label, (med, ratio) in ratios(times, "beta_vae").items():
+        print(f"  {label:22s} {1000 * med:8.1f} ms  {ratio:5.2f}x")
+    assert all(len(ts) == (9 if FULL else 1) for ts in times.values())

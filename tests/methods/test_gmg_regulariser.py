@@ -216,7 +216,7 @@ def test_regulariser_builds_steps_and_sends_gradient_to_the_map(batch, side, cos
     reg = registry.build("gmg", "regulariser", {"side": side, "cost": cost})
     loss, logs = reg(out)
     assert loss.dim() == 0 and math.isfinite(float(loss.detach()))
-    assert set(logs) == {"gmg", "dst", "gw_eps", "gw_iters", "gw_failed"}
+    assert set(logs) == {"gmg", "dst", "gw_eps", "gw_iters", "gw_failed", "gw_lost"}
     assert all(isinstance(v, float) for v in logs.values())
     assert logs["gmg"] == pytest.approx(logs["dst"] - logs["gw_eps"], rel=1e-4, abs=1e-7)
     # The plain estimator's gradient is ∇DST − ∇GW_ε; it reaches the encoder on both sides.
@@ -230,7 +230,7 @@ def test_each_estimator_logs_the_values_its_terms_need(batch, estimator):
     model, x = batch
     out = model(x, generator=torch.Generator().manual_seed(1))
     _, logs = registry.build("gmg", "regulariser", {"estimator": estimator})(out)
-    base = {"gmg", "dst", "gw_eps", "gw_iters", "gw_failed"}
+    base = {"gmg", "dst", "gw_eps", "gw_iters", "gw_failed", "gw_lost"}
     assert set(logs) == (base | {"gw_eps_xx", "gw_eps_yy", "gw_iters_self"} if estimator == "debiased" else base)
     if estimator == "debiased":
         want = logs["dst"] - logs["gw_eps"] + 0.5 * (logs["gw_eps_xx"] + logs["gw_eps_yy"])
@@ -262,8 +262,9 @@ def test_backends_give_the_same_regulariser_value(batch):
     ({"side": "both"}, "side must be one of"),
     ({"epsilon0": 0.0}, "epsilon0 must be in"),
     ({"backend": "pot"}, "backend must be one of"),
-    ({"estimator": "abs"}, "estimator must be one of 'plain', 'clipped', 'debiased', 'warm', got 'abs'"),
+    ({"estimator": "abs"}, "estimator must be one of 'plain', 'clipped', 'debiased', 'warm', 'consistent', got 'abs'"),
     ({"estimator": "debiased", "backend": "ott"}, "estimator 'debiased' needs backend 'torch'"),
+    ({"estimator": "consistent", "backend": "ott"}, "estimator 'consistent' needs backend 'torch'"),
     ({"use_mean": "yes"}, "use_mean must be"),
     ({"lambda": 1.0}, "no parameter"),
 ])

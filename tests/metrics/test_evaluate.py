@@ -142,8 +142,11 @@ def test_constant_codes_never_crash_any_metric():
 
     out = metrics.evaluate(data, constant, {n: SMALL[n] for n in SMALL}, 0)
     for name, scores in out.items():
-        # geometry's decoder keys are NaN by design when the representation has no decoder
-        checked = {k: v for k, v in scores.items() if not (name == "geometry" and k.startswith("dec_"))}
+        # geometry's decoder keys are NaN by design when the representation has no decoder, and
+        # a constant code is collapsed: its gap keys are NaN, its DST keys stay numbers
+        checked = {k: v for k, v in scores.items()
+                   if not (name == "geometry" and (k.startswith("dec_") or not k.endswith("_dst")))}
         assert all(np.isfinite(v) for v in checked.values()), (name, scores)
     assert out["mig"]["discrete_mig"] == 0.0
     assert out["factor_vae"]["num_active_dims"] == 0.0
+    assert out["geometry"]["collapsed"] == 1.0 and np.isnan(out["geometry"]["enc_cos_gmg"])
