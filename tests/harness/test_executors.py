@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import os
+import sys
+
+import pytest
+
 from harness.executors import pending, run_local
 from harness.results import ResultsStore
 from harness.spec import load_spec
@@ -107,3 +112,83 @@ def _parallel_dci() -> float:
     rs = np.random.RandomState(0)
     codes, factors = rs.randn(1500, 3), rs.randint(0, 3, size=(1500, 2))
     return dci_from_codes(codes[:1000], factors[:1000], codes[1000:], factors[1000:], n_jobs=2)["disentanglement"]
+
+
+# -- installed plugin packages in worker processes (issue 27) -----------------------------
+def _install(site, module: str, body: str, entry: str) -> None:
+    """A throwaway installed distribution: a package and its dist-info with entry points."""
+    import textwrap
+
+    (site / module).mkdir(parents=True)
+    (site / module / "__init__.py").write_text(textwrap.dedent(body))
+    info = site / f"{module}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[gmgbench.methods]\n{entry} = {module}\n")
+
+
+_L1 = """
+    from methods.base import Regulariser
+    from methods.registry import register
+    @register
+    class L1(Regulariser):
+        name = "{name}"
+        def __call__(self, out):
+            return out.mu.abs().mean(), {{}}
+    """
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    """A temporary site-packages on sys.path (spawned workers inherit it) and a registry
+    that forgets what the test loaded."""
+    from methods import registry
+
+    path = tmp_path / "site-packages"
+    path.mkdir()
+    monkeypatch.syspath_prepend(str(path))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(path), os.environ.get("PYTHONPATH", "")]))
+    before = set(sys.modules)
+    with registry.isolated():
+        yield path
+    for name in set(sys.modules) - before:
+        if name.startswith("gmgbench_ep_"):
+            del sys.modules[name]
+
+
+def test_entry_point_methods_train_in_worker_processes(site, write_spec, tiny_spec, tmp_path):
+    """Workers spawned by --workers 2 load installed packages' methods, not only plugin files."""
+    _install(site, "gmgbench_ep_l1", _L1.format(name="ep_l1"), entry="l1")
+    tiny_spec["methods"][0]["regularisers"] = [{"name": "ep_l1", "params": {"weight": 0.1}}]
+    tiny_spec["methods"][0]["params"]["beta"] = 1.0
+    spec = load_spec(write_spec(tiny_spec))
+    store = ResultsStore(tmp_path / "store")
+    outcomes = run_local(spec.runs(), store, workers=2, progress=False)
+    assert [o.error for o in outcomes if o.status != "done"] == []
+    assert len(outcomes) == 2
+
+
+def test_a_broken_or_clashing_package_leaves_other_studies_alone(site, write_spec, tiny_spec, tmp_path, caplog):
+    """An installed package that fails to import, or clashes with a built-in name, is one
+    warning naming the package; a study that uses none of its methods loads and trains, and
+    one that does is told which package failed."""
+    from harness.spec import SpecError
+
+    _install(site, "gmgbench_ep_clash", _L1.format(name="hfs"), entry="clash")  # hfs is built in
+    _install(site, "gmgbench_ep_boom", "raise RuntimeError('plugin exploded')\n", entry="boom")
+    with caplog.at_level("WARNING"):
+        spec = load_spec(write_spec(tiny_spec))
+    lines = [r.getMessage() for r in caplog.records if r.name == "methods.registry"]
+    assert any(line.startswith("installed package 'gmgbench_ep_clash'") and "'hfs' is already registered" in line
+               for line in lines), lines
+    assert any(line.startswith("installed package 'gmgbench_ep_boom'") and "plugin exploded" in line
+               for line in lines), lines
+    assert all("\n" not in line for line in lines)
+    tiny_spec["seeds"] = 1
+    outcomes = run_local(load_spec(write_spec(tiny_spec)).runs(), ResultsStore(tmp_path / "store"),
+                         workers=2, progress=False)
+    assert [o.status for o in outcomes] == ["done", "done"]
+    assert spec.runs()
+    tiny_spec["methods"][0]["regularisers"] = [{"name": "dip_reg", "params": {"weight": 0.1}}]
+    with pytest.raises(SpecError, match=r"unknown regulariser 'dip_reg'.*installed package 'gmgbench_ep_boom'"):
+        load_spec(write_spec(tiny_spec))
