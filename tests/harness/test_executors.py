@@ -192,3 +192,109 @@ def test_a_broken_or_clashing_package_leaves_other_studies_alone(site, write_spe
     tiny_spec["methods"][0]["regularisers"] = [{"name": "dip_reg", "params": {"weight": 0.1}}]
     with pytest.raises(SpecError, match=r"unknown regulariser 'dip_reg'.*installed package 'gmgbench_ep_boom'"):
         load_spec(write_spec(tiny_spec))
+
+
+# -- the worker pool under faults (issue 27) -----------------------------------------------
+_KILLER = """
+    import os, signal
+    from dataclasses import dataclass
+    from methods.base import Regulariser
+    from methods.registry import register
+
+    @register
+    class DieAt(Regulariser):
+        '''Kills its own process at step 2 when `die` is set: a worker the OOM killer took.'''
+        name = "die_at"
+
+        @dataclass(frozen=True)
+        class Config(Regulariser.Config):
+            die: bool = False
+
+        def __call__(self, out):
+            if self.cfg.die and out.step == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return out.mu.sum() * 0.0, {}
+    """
+
+
+def test_a_killed_worker_costs_only_its_own_run(write_spec, tiny_spec, tmp_path):
+    """kill -9 of one worker: no BrokenProcessPool, the other runs finish, the dead run is
+    recorded as failed (outcome and failure record) with its checkpoint kept."""
+    import textwrap
+
+    (tmp_path / "die_at.py").write_text(textwrap.dedent(_KILLER))
+    tiny_spec["plugins"] = ["die_at.py"]
+    tiny_spec["seeds"] = 1
+    tiny_spec["methods"] = [
+        {"label": "ok", "objective": "beta_vae", "params": {"beta": [1.0, 4.0, 8.0]}},
+        {"label": "dies", "objective": "beta_vae", "regularisers": [{"name": "die_at", "params": {"die": True}}]},
+    ]
+    spec = load_spec(write_spec(tiny_spec))
+    store = ResultsStore(tmp_path / "store")
+    outcomes = {o.name: o for o in run_local(spec.runs(), store, workers=2, progress=False, plugins=spec.plugins)}
+    assert len(outcomes) == 4
+    [dead] = [o for o in outcomes.values() if o.name.startswith("dies")]
+    assert dead.status == "failed" and "killed by SIGKILL" in dead.error, dead
+    assert "killed by SIGKILL" in store.read_failure(dead.run_id)["error"]
+    assert (store.workdir(dead.run_id) / "checkpoint.pt").is_file()  # written at step 2, kept
+    assert sorted(o.status for o in outcomes.values() if o.name.startswith("ok")) == ["done"] * 3
+
+
+def _alive(pid: int) -> bool:
+    from pathlib import Path
+
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGHUP"])
+def test_workers_die_with_their_parent(write_spec, tiny_spec, tmp_path, how):
+    """kill -9 or SIGHUP of `gmgbench run --workers 2` leaves no orphaned worker training on."""
+    import signal
+    import subprocess
+    import time
+    from pathlib import Path
+
+    tiny_spec["train"].update(steps=100000, checkpoint_every=100000, log_every=1000)
+    spec_path = write_spec(tiny_spec)
+    store_dir = tmp_path / "store"
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(spec_path), "--results", str(store_dir),
+                             "--workers", "2", "--no-leaderboard", "-q"], env={**os.environ, "PYTHONPATH": str(repo)},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    workers: list[int] = []
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and len(list(store_dir.glob("work/*/.lock"))) < 2:
+            time.sleep(0.5)
+        time.sleep(2)  # inside training
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True, text=True).stdout
+        workers = [int(x) for x in out.split()
+                   if b"resource_tracker" not in Path(f"/proc/{x}/cmdline").read_bytes()]
+        assert len(workers) == 2
+        os.kill(proc.pid, getattr(signal, how))
+        proc.wait(timeout=120)
+        deadline = time.time() + 120
+        while time.time() < deadline and any(_alive(w) for w in workers):
+            time.sleep(0.5)
+        assert not [w for w in workers if _alive(w)]
+    finally:
+        for w in workers:
+            if _alive(w):
+                os.kill(w, signal.SIGKILL)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    if how == "SIGHUP":
+        assert proc.returncode == 130
+    steps = [int(torch_step) for torch_step in _checkpoint_steps(store_dir)]
+    assert len(steps) == 2 and all(0 < s < 100000 for s in steps)  # each stopped after a checkpoint
+
+
+def _checkpoint_steps(store_dir):
+    import torch
+
+    return [torch.load(p, weights_only=True)["step"] for p in store_dir.glob("work/*/checkpoint.pt")]
