@@ -371,8 +371,8 @@ def cmd_launch(args) -> int:
     spec, store = _study(args)
     spec = dataclasses.replace(spec, callbacks=_callbacks(spec, args))  # the jobs log where the spec says
     profile = load_profile(args.profile)
-    launch(spec, store, profile, dry_run=args.dry_run, retry_failed=args.retry_failed,
-           say=lambda s: print(s, flush=True), verbose=getattr(args, "verbose", False))
+    launch(spec, store, profile, dry_run=args.dry_run, retry_failed=args.retry_failed, force=args.force,
+           rerun_stale=args.rerun_stale, say=lambda s: print(s, flush=True), verbose=getattr(args, "verbose", False))
     if args.dry_run:
         _print_estimate(spec, store, profile, probe=args.probe)
     return 0
@@ -514,7 +514,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --dry-run, also list every run")
     p.add_argument("--probe", type=int, nargs="?", const=30, default=None, metavar="STEPS",
                    help="with --dry-run, time STEPS (30) beta-VAE steps here for the CPU-job estimate")
-    p.add_argument("--retry-failed", action="store_true", help="also resubmit runs that failed")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="also resubmit runs that failed (one whose checkpoint other method code wrote starts over)")
+    p.add_argument("--rerun-stale", action="store_true",
+                   help="also rerun done runs whose method code changed, as run --force does: beside the stored "
+                        "result, swapped in only when complete")
+    p.add_argument("--force", action="store_true",
+                   help="rerun every run that is not queued or running, as run --force does (beside the stored "
+                        "results, each swapped in only when complete)")
     p.set_defaults(func=cmd_launch)
 
     p = sub.add_parser("status", help="done / running / queued / failed runs of a study")

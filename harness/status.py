@@ -163,8 +163,16 @@ def collect_status(spec: StudySpec, store: ResultsStore, tail: int = 5) -> dict[
     from harness.health import status_rows
 
     health = status_rows(store, [st.run for st in statuses if st.status == "done"])
-    return {"study": spec.name, "store": str(store.root), "total": len(rows), "counts": counts, "runs": rows,
-            "health": health}
+    return {"study": spec.name, "spec": str(spec.path or spec.name), "store": str(store.root), "total": len(rows),
+            "counts": counts, "runs": rows, "health": health}
+
+
+def _launch_command(report: dict[str, Any], flag: str) -> str:
+    """The ``gmgbench launch`` line for this study and store (the profile is the user's)."""
+    import shlex
+
+    spec = shlex.quote(report.get("spec") or report["study"])
+    return f"gmgbench launch {spec} --profile PROFILE --results {shlex.quote(report['store'])} {flag}"
 
 
 def format_status(report: dict[str, Any]) -> str:
@@ -176,7 +184,9 @@ def format_status(report: dict[str, Any]) -> str:
              + f"{c['missing']} not submitted  [{report['store']}]"]
     stale = [r for r in report["runs"] if r["status"] == "done" and r.get("note", "").startswith("stale:")]
     if stale:
-        lines.append(f"stale ({len(stale)} done, but their method code changed since; `gmgbench run --force` reruns them):")
+        lines.append(f"stale ({len(stale)} done, but their method code changed since; "
+                     f"`{_launch_command(report, '--rerun-stale')}` reruns just these on Slurm, beside their results; "
+                     "`gmgbench run --force` reruns every run here):")
         lines += [f"  {r['name']}  ({r['run_id']})  {r['note'][len('stale: '):]}" for r in stale]
     for status in STATES[1:]:
         rows = [r for r in report["runs"] if r["status"] == status]
@@ -205,5 +215,8 @@ def format_status(report: dict[str, Any]) -> str:
     if c.get("corrupt"):
         lines.append("corrupt files: `gmgbench run STUDY --repair` moves them to quarantine/ and reruns their runs")
     if c["failed"]:
-        lines.append("fix the cause, then `gmgbench launch ... --retry-failed` (a changed hyperparameter is a new run: plain launch)")
+        # Works whatever the failure: a run whose checkpoint the old (buggy) method code wrote
+        # starts over under --retry-failed instead of being refused again.
+        lines.append(f"fix the cause, then `{_launch_command(report, '--retry-failed')}` (a run whose checkpoint other "
+                     "method code wrote starts over; a changed hyperparameter is a new run: plain launch)")
     return "\n".join(lines)

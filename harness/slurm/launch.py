@@ -43,21 +43,28 @@ def _executor(store: ResultsStore, profile: Profile, plan: ArrayPlan) -> submiti
 
 
 def launch(spec: StudySpec, store: ResultsStore, profile: Profile, *, dry_run: bool = False,
-           retry_failed: bool = False, say: Callable[[str], None] = print, verbose: bool = False) -> list[ArrayPlan]:
+           retry_failed: bool = False, force: bool = False, rerun_stale: bool = False,
+           say: Callable[[str], None] = print, verbose: bool = False) -> list[ArrayPlan]:
     """Submit every run of ``spec`` that is not done, queued or running; returns the arrays.
 
-    ``dry_run`` only plans: a summary per array and a count of runs per method and dataset
-    (``verbose``: every run, too)."""
+    ``retry_failed`` adds the failed runs; one whose checkpoint was written by other method
+    code (the method was fixed since) starts over instead of having its job refuse it.
+    ``force`` adds every done and failed run, ``rerun_stale`` the done runs whose method code
+    changed (and failed runs with such a checkpoint): each reruns as ``gmgbench run --force``
+    does, beside its stored result, swapped in only when complete. A run queued or running
+    in Slurm is never submitted again. ``dry_run`` only plans: a summary per array and a
+    count of runs per method and dataset (``verbose``: every run, too)."""
     runs = spec.runs()
     for r in runs:  # resources come from the spec too: check them before anything is submitted
         check_resources(str(spec.path or "<study spec>"), f"resources (method {r.method})", r.resources)
     store = ResultsStore(store.root.resolve())
     if dry_run:
-        return _launch_locked(spec, store, profile, runs, dry_run=True, retry_failed=retry_failed, say=say,
-                              verbose=verbose)
+        return _launch_locked(spec, store, profile, runs, dry_run=True, retry_failed=retry_failed, force=force,
+                              rerun_stale=rerun_stale, say=say, verbose=verbose)
     with launch_lock(store):
         recover(store, say)
-        return _launch_locked(spec, store, profile, runs, dry_run=False, retry_failed=retry_failed, say=say)
+        return _launch_locked(spec, store, profile, runs, dry_run=False, retry_failed=retry_failed, force=force,
+                              rerun_stale=rerun_stale, say=say)
 
 
 def _by_method_and_dataset(runs) -> str:
@@ -81,7 +88,31 @@ def status_command(spec: StudySpec, store: ResultsStore) -> str:
     return f"gmgbench status {shlex.quote(str(spec.path or spec.name))} --results {shlex.quote(str(store.root))}"
 
 
-def _launch_locked(spec, store, profile, runs, *, dry_run, retry_failed, say, verbose=False) -> list[ArrayPlan]:
+def _stale_checkpoint(store: ResultsStore, run) -> bool:
+    """Whether the run's checkpoint was written by other method code (its job would refuse it)."""
+    from harness import checkpoints
+    from harness.results import StoreError
+    from harness.stale import code_changes
+
+    path = store.workdir(run.run_id) / "checkpoint.pt"
+    if not path.is_file():
+        return False
+    try:
+        return bool(code_changes(checkpoints.load(path, what="checkpoint").get("method_code")))
+    except StoreError:
+        return False  # unreadable: the job names it
+
+
+def _rerunning(store: ResultsStore, statuses, has_slurm: bool) -> set[str]:
+    """Done runs whose last recorded job (an earlier --force/--rerun-stale) is still in Slurm."""
+    last = {x.run.run_id: store.jobs(x.run.run_id)[-1]["job_id"] for x in statuses
+            if x.status == "done" and store.jobs(x.run.run_id)}
+    states = cluster.job_states(last.values()) if (has_slurm and last) else {}
+    return {rid for rid, jid in last.items() if states.get(jid) is not None and states[jid].active}
+
+
+def _launch_locked(spec, store, profile, runs, *, dry_run, retry_failed, say, force=False, rerun_stale=False,
+                   verbose=False) -> list[ArrayPlan]:
     has_slurm = cluster.available()
     if not dry_run and not has_slurm:
         raise SlurmError("squeue not found: launch from a Slurm login node, or use --dry-run")
@@ -89,14 +120,42 @@ def _launch_locked(spec, store, profile, runs, *, dry_run, retry_failed, say, ve
     if not has_slurm:
         say("(Slurm not reachable here: runs with a recorded job count as not submitted in this plan)")
     counts = {s: sum(x.status == s for x in statuses) for s in STATES}
-    todo = [x.run for x in statuses if x.status == "missing" or (retry_failed and x.status == "failed")]
+    stale_done = [x.run for x in statuses if x.status == "done" and x.note.startswith("stale:")]
+    rerunning = _rerunning(store, statuses, has_slurm) if (force or rerun_stale) else set()
+    forced: set[str] = set()  # run ids submitted the --force way: beside the stored run, swapped in when complete
+    todo = []
+    for x in statuses:
+        rid = x.run.run_id
+        if x.status == "missing":
+            todo.append(x.run)
+            if force:
+                forced.add(rid)
+        elif x.status == "done" and rid not in rerunning and (force or (rerun_stale and x.note.startswith("stale:"))):
+            todo.append(x.run)
+            forced.add(rid)
+        elif x.status == "failed" and (retry_failed or force or rerun_stale):
+            stale_ckpt = _stale_checkpoint(store, x.run)
+            if force or stale_ckpt:
+                todo.append(x.run)
+                forced.add(rid)
+            elif retry_failed:
+                todo.append(x.run)
     say(f"{spec.name}: {len(runs)} runs: {counts['done']} done, {counts['running']} running, "
         f"{counts['queued'] + counts['held']} queued, {counts['failed']} failed, {counts['missing']} not submitted")
     if counts["corrupt"]:
         say(f"  {counts['corrupt']} runs have a corrupt result or failure record and are not submitted "
             "(see `gmgbench status`; `gmgbench run STUDY --repair` moves the files aside and reruns them)")
-    if counts["failed"] and not retry_failed:
+    if counts["failed"] and not (retry_failed or force or rerun_stale):
         say(f"  {counts['failed']} failed runs are not resubmitted (see `gmgbench status`; --retry-failed resubmits them)")
+    if stale_done and not (force or rerun_stale):
+        say(f"  {len(stale_done)} done runs are stale (their method code changed since they ran) and kept; "
+            "--rerun-stale reruns them beside their results")
+    if rerunning:
+        say(f"  {len(rerunning)} done runs are already being rerun by a job in Slurm and are not submitted again")
+    if forced:
+        fresh = sum(1 for x in statuses if x.run.run_id in forced and x.status == "failed")
+        say(f"  {len(forced)} runs start over beside their stored files, which are replaced only when the new run "
+            "completes" + (f" ({fresh} failed runs whose checkpoint another method code wrote, or --force)" if fresh else ""))
 
     cluster_max = cluster.cluster_max_array_size() if has_slurm else None
     limits = [m for m in (profile.max_array_size, cluster_max) if m]
@@ -138,7 +197,8 @@ def _launch_locked(spec, store, profile, runs, *, dry_run, retry_failed, say, ve
         ex = _executor(store, profile, plan)
         try:
             with ex.batch():
-                jobs = [ex.submit(TrainJob(r, str(store.root), spec.plugins, spec.callbacks)) for r in plan.runs]
+                jobs = [ex.submit(TrainJob(r, str(store.root), spec.plugins, spec.callbacks, force=r.run_id in forced))
+                        for r in plan.runs]
         except Exception as err:  # noqa: BLE001 - sbatch refused: report, keep what went through
             entry["state"] = "failed"
             entry["error"] = f"{type(err).__name__}: {err}"
