@@ -145,8 +145,10 @@ def _launch_locked(spec, store, profile, runs, *, dry_run, retry_failed, say, fo
     if counts["corrupt"]:
         say(f"  {counts['corrupt']} runs have a corrupt result or failure record and are not submitted "
             "(see `gmgbench status`; `gmgbench run STUDY --repair` moves the files aside and reruns them)")
-    if counts["failed"] and not (retry_failed or force or rerun_stale):
-        say(f"  {counts['failed']} failed runs are not resubmitted (see `gmgbench status`; --retry-failed resubmits them)")
+    submitted = {r.run_id for r in todo}
+    left = sum(1 for x in statuses if x.status == "failed" and x.run.run_id not in submitted)
+    if left:
+        say(f"  {left} failed runs are not resubmitted (see `gmgbench status`; --retry-failed resubmits them)")
     if stale_done and not (force or rerun_stale):
         say(f"  {len(stale_done)} done runs are stale (their method code changed since they ran) and kept; "
             "--rerun-stale reruns them beside their results")
