@@ -183,7 +183,7 @@ def cmd_init(args) -> int:
     from harness import assets
 
     target = args.dir.resolve()
-    print(f"gmgbench init {target}: the shipped study specs, Slurm profiles and example methods")
+    print(f"gmgbench init {target}: the shipped study specs, Slurm profiles, local Slurm scripts and example methods")
     written = assets.copy_into(target)
     print(f"{len(written)} files written. Next, in {target}:\n"
           "  gmgbench run studies/demo.yaml --workers 2      # results in ./results/demo/\n"
