@@ -88,6 +88,11 @@ def status_command(spec: StudySpec, store: ResultsStore) -> str:
     return f"gmgbench status {shlex.quote(str(spec.path or spec.name))} --results {shlex.quote(str(store.root))}"
 
 
+def _n(count: int, noun: str) -> str:
+    """``1 run``, ``2 runs``: the launcher's counts read as English."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _stale_checkpoint(store: ResultsStore, run) -> bool:
     """Whether the run's checkpoint was written by other method code (its job would refuse it)."""
     from harness import checkpoints
@@ -140,24 +145,25 @@ def _launch_locked(spec, store, profile, runs, *, dry_run, retry_failed, say, fo
                 forced.add(rid)
             elif retry_failed:
                 todo.append(x.run)
-    say(f"{spec.name}: {len(runs)} runs: {counts['done']} done, {counts['running']} running, "
+    say(f"{spec.name}: {_n(len(runs), 'run')}: {counts['done']} done, {counts['running']} running, "
         f"{counts['queued'] + counts['held']} queued, {counts['failed']} failed, {counts['missing']} not submitted")
     if counts["corrupt"]:
-        say(f"  {counts['corrupt']} runs have a corrupt result or failure record and are not submitted "
+        say(f"  {_n(counts['corrupt'], 'run')} with a corrupt result or failure record, not submitted "
             "(see `gmgbench status`; `gmgbench run STUDY --repair` moves the files aside and reruns them)")
     submitted = {r.run_id for r in todo}
     left = sum(1 for x in statuses if x.status == "failed" and x.run.run_id not in submitted)
     if left:
-        say(f"  {left} failed runs are not resubmitted (see `gmgbench status`; --retry-failed resubmits them)")
+        say(f"  {_n(left, 'failed run')} not resubmitted (see `gmgbench status`; --retry-failed resubmits them)")
     if stale_done and not (force or rerun_stale):
-        say(f"  {len(stale_done)} done runs are stale (their method code changed since they ran) and kept; "
+        say(f"  {_n(len(stale_done), 'done run')} stale (their method code changed since they ran), kept; "
             "--rerun-stale reruns them beside their results")
     if rerunning:
-        say(f"  {len(rerunning)} done runs are already being rerun by a job in Slurm and are not submitted again")
+        say(f"  {_n(len(rerunning), 'done run')} already being rerun by a job in Slurm, not submitted again")
     if forced:
         fresh = sum(1 for x in statuses if x.run.run_id in forced and x.status == "failed")
-        say(f"  {len(forced)} runs start over beside their stored files, which are replaced only when the new run "
-            "completes" + (f" ({fresh} failed runs whose checkpoint another method code wrote, or --force)" if fresh else ""))
+        say(f"  {_n(len(forced), 'run')} to start over beside the stored files, which are replaced only when the "
+            "new run completes" + (f" ({_n(fresh, 'failed run')}: a checkpoint of other method code, or --force)"
+                                   if fresh else ""))
 
     cluster_max = cluster.cluster_max_array_size() if has_slurm else None
     limits = [m for m in (profile.max_array_size, cluster_max) if m]
@@ -170,16 +176,16 @@ def _launch_locked(spec, store, profile, runs, *, dry_run, retry_failed, say, fo
         say("nothing to submit")
         return plans
     running = sum(min(p.parallelism, len(p.runs)) for p in plans)
-    say(f"{'would submit' if dry_run else 'submitting'} {len(todo)} runs as {len(plans)} arrays "
+    say(f"{'would submit' if dry_run else 'submitting'} {_n(len(todo), 'run')} as {_n(len(plans), 'array')} "
         f"(at most {max_size} tasks each, from {source}; at most {running} running at once)")
     if running > profile.array_parallelism:
         say(f"  warning: {len(plans)} arrays need at least one running task each, more than "
             f"array_parallelism={profile.array_parallelism}")
-    for note in resource_notes(todo, profile):
+    for note in resource_notes(todo, profile, verbose=verbose):
         say(f"  resources: {note}")
     if dry_run:
         for plan in plans:
-            say(f"array {plan.name}: --array={plan.array_spec}  {len(plan.runs)} runs  "
+            say(f"array {plan.name}: --array={plan.array_spec}  {_n(len(plan.runs), 'run')}  "
                 f"{json.dumps(plan.resources, sort_keys=True)}")
             if verbose:
                 for i, r in enumerate(plan.runs):
@@ -215,6 +221,6 @@ def _launch_locked(spec, store, profile, runs, *, dry_run, retry_failed, say, fo
         cluster.release(entry["job_id"])
         entry["state"] = "released"
         journal.save()
-        say(f"submitted {plan.name}: job {entry['job_id']}, {len(plan.runs)} runs, --array={plan.array_spec}")
+        say(f"submitted {plan.name}: job {entry['job_id']}, {_n(len(plan.runs), 'run')}, --array={plan.array_spec}")
     say(f"logs in {store.slurm_dir()}/; follow with `{status_command(spec, store)}`")
     return plans

@@ -110,10 +110,10 @@ def test_a_plugin_fixed_mid_study_is_finished_with_launch(study):
     assert f"gmgbench launch {spec.path} --profile PROFILE --results {store.root} --retry-failed" in text
     assert f"gmgbench launch {spec.path} --profile PROFILE --results {store.root} --rerun-stale" in text
     plan = _plan(spec, store, retry_failed=True)
-    assert "1 done runs are stale" in plan and "--rerun-stale reruns them" in plan
-    assert "would submit 1 runs" in plan and "1 runs start over beside their stored files" in plan
+    assert "1 done run stale" in plan and "--rerun-stale reruns them" in plan
+    assert "would submit 1 run as" in plan and "1 run to start over beside the stored files" in plan
     plan = _plan(spec, store, retry_failed=True, rerun_stale=True)
-    assert "would submit 2 runs" in plan and "2 runs start over" in plan
+    assert "would submit 2 runs" in plan and "2 runs to start over" in plan
     assert "would submit 2 runs" in _plan(spec, store, force=True)
 
     old = store.read_result(ok.run_id)
