@@ -39,12 +39,17 @@ class RunStatus:
 
 def classify(runs: list[RunSpec], store: ResultsStore, use_slurm: bool = True) -> list[RunStatus]:
     """Each run's state from the store and (for runs with a recorded job) from Slurm."""
-    last_job, unrecorded = {}, {}
+    last_job, unrecorded, rerun = {}, {}, set()
     for r in runs:
         if not store.has_result(r.run_id):
             jobs = store.jobs(r.run_id)
             if jobs:
                 last_job[r.run_id] = jobs[-1]["job_id"]
+        elif _mtime(store.jobs_path(r.run_id)) > _mtime(store.result_path(r.run_id)):
+            # A job recorded after the result was written: `launch --force`/`--rerun-stale`
+            # reruns it (only such done runs are asked about: sacct for every job is slow).
+            last_job[r.run_id] = store.jobs(r.run_id)[-1]["job_id"]
+            rerun.add(r.run_id)
     if use_slurm:
         # Runs of an array a launcher submitted but died before recording (its journal knows).
         unrecorded = _journalled_jobs(store, {r.run_id for r in runs if not store.has_result(r.run_id)} - set(last_job))
@@ -53,11 +58,16 @@ def classify(runs: list[RunSpec], store: ResultsStore, use_slurm: bool = True) -
     out = []
     for r in runs:
         state, why = store.result_state(r.run_id)
+        jid = last_job.get(r.run_id)
+        st = states.get(jid) if jid else None
+        if state == "done" and r.run_id in rerun and st is not None and st.active:
+            out.append(RunStatus(r, "held" if st.held else "running" if st.state in RUNNING else "queued", jid, st,
+                                 "a rerun of a done run (launch --force / --rerun-stale): its stored result stays "
+                                 "until the rerun completes"))
+            continue
         if state == "done":
             out.append(RunStatus(r, "done", note=_stale_note(store, r.run_id)))
             continue
-        jid = last_job.get(r.run_id)
-        st = states.get(jid) if jid else None
         fstate, fwhy = store.failure_state(r.run_id)
         failure = store.read_failure(r.run_id) if fstate == "failed" else None
         if state == "corrupt" or fstate == "corrupt":
@@ -79,6 +89,13 @@ def classify(runs: list[RunSpec], store: ResultsStore, use_slurm: bool = True) -
         else:
             out.append(RunStatus(r, "missing", jid, st))
     return out
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _journalled_jobs(store: ResultsStore, wanted: set[str]) -> dict[str, str]:

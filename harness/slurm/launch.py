@@ -108,14 +108,6 @@ def _stale_checkpoint(store: ResultsStore, run) -> bool:
         return False  # unreadable: the job names it
 
 
-def _rerunning(store: ResultsStore, statuses, has_slurm: bool) -> set[str]:
-    """Done runs whose last recorded job (an earlier --force/--rerun-stale) is still in Slurm."""
-    last = {x.run.run_id: store.jobs(x.run.run_id)[-1]["job_id"] for x in statuses
-            if x.status == "done" and store.jobs(x.run.run_id)}
-    states = cluster.job_states(last.values()) if (has_slurm and last) else {}
-    return {rid for rid, jid in last.items() if states.get(jid) is not None and states[jid].active}
-
-
 def _launch_locked(spec, store, profile, runs, *, dry_run, retry_failed, say, force=False, rerun_stale=False,
                    verbose=False) -> list[ArrayPlan]:
     has_slurm = cluster.available()
@@ -126,7 +118,6 @@ def _launch_locked(spec, store, profile, runs, *, dry_run, retry_failed, say, fo
         say("(Slurm not reachable here: runs with a recorded job count as not submitted in this plan)")
     counts = {s: sum(x.status == s for x in statuses) for s in STATES}
     stale_done = [x.run for x in statuses if x.status == "done" and x.note.startswith("stale:")]
-    rerunning = _rerunning(store, statuses, has_slurm) if (force or rerun_stale) else set()
     forced: set[str] = set()  # run ids submitted the --force way: beside the stored run, swapped in when complete
     todo = []
     for x in statuses:
@@ -135,7 +126,7 @@ def _launch_locked(spec, store, profile, runs, *, dry_run, retry_failed, say, fo
             todo.append(x.run)
             if force:
                 forced.add(rid)
-        elif x.status == "done" and rid not in rerunning and (force or (rerun_stale and x.note.startswith("stale:"))):
+        elif x.status == "done" and (force or (rerun_stale and x.note.startswith("stale:"))):
             todo.append(x.run)
             forced.add(rid)
         elif x.status == "failed" and (retry_failed or force or rerun_stale):
@@ -157,8 +148,6 @@ def _launch_locked(spec, store, profile, runs, *, dry_run, retry_failed, say, fo
     if stale_done and not (force or rerun_stale):
         say(f"  {_n(len(stale_done), 'done run')} stale (their method code changed since they ran), kept; "
             "--rerun-stale reruns them beside their results")
-    if rerunning:
-        say(f"  {_n(len(rerunning), 'done run')} already being rerun by a job in Slurm, not submitted again")
     if forced:
         fresh = sum(1 for x in statuses if x.run.run_id in forced and x.status == "failed")
         say(f"  {_n(len(forced), 'run')} to start over beside the stored files, which are replaced only when the "

@@ -142,3 +142,37 @@ def test_a_requeued_forced_job_resumes_its_own_retraining(study, monkeypatch, ca
     assert job.TrainJob(ok, str(store.root), spec.plugins, force=True)()["status"] == "done"
     assert "rerun beside the stored run (--force), resuming from the checkpoint at step 2" in capsys.readouterr().out
     assert not store.next_workdir(ok.run_id).exists()
+
+
+def test_a_done_run_being_rerun_shows_as_running_and_is_not_submitted_again(tmp_path, monkeypatch):
+    """A job recorded after the result (launch --force / --rerun-stale) is followed in status,
+    and launch leaves the run alone while that job is in Slurm."""
+    import time
+
+    from harness.slurm.cluster import JobState
+    from harness.spec import parse_spec
+
+    spec = parse_spec({"name": "rr", "datasets": ["dsprites_procedural"], "seeds": 1,
+                       "methods": [{"label": "b", "objective": "beta_vae", "params": {"beta": [1.0, 2.0]}}],
+                       "train": {"steps": 4, "batch_size": 8, "num_threads": 1}, "evaluation": {"metrics": {}}})
+    first, second = spec.runs()
+    store = ResultsStore(tmp_path)
+    for run in (first, second):
+        store.write_result(run.run_id, {"run_id": run.run_id, "status": "done"})
+    store.record_job(second.run_id, {"job_id": "old"})  # the job that made the result
+    time.sleep(0.01)
+    os.utime(store.result_path(second.run_id))  # the result is newer: no rerun
+    store.record_job(first.run_id, {"job_id": "7_0"})
+    os.utime(store.result_path(first.run_id), (1, 1))  # the rerun's job is newer than the result
+    asked: list[set] = []
+    monkeypatch.setattr(cluster, "job_states",
+                        lambda ids: asked.append(set(ids)) or {"7_0": JobState("RUNNING", active=True)})
+    got = {s.run.run_id: s for s in status.classify(spec.runs(), store)}
+    assert asked == [{"7_0"}]  # only the possible rerun is asked about
+    assert got[first.run_id].status == "running" and "rerun of a done run" in got[first.run_id].note
+    assert got[second.run_id].status == "done"
+    monkeypatch.setattr(cluster, "available", lambda: True)
+    monkeypatch.setattr(cluster, "cluster_max_array_size", lambda: None)
+    lines: list[str] = []
+    launch(spec, store, Profile(), dry_run=True, force=True, say=lines.append)
+    assert "would submit 1 run as 1 array" in "\n".join(lines)  # the rerunning one is not submitted again
