@@ -154,7 +154,10 @@ def _tail(path: Path, lines: int) -> list[str]:
 
 
 def _progress(store: ResultsStore, run: RunSpec) -> str:
-    step = checkpoint_step(store.workdir(run.run_id) / "checkpoint.pt")
+    # A --force rerun (local, or launch --force/--rerun-stale) trains in work/<id>.next/: the old
+    # checkpoint beside it says nothing about how far the rerun is.
+    nxt = store.next_workdir(run.run_id)
+    step = checkpoint_step((nxt if nxt.is_dir() else store.workdir(run.run_id)) / "checkpoint.pt")
     return f"step {step}/{run.train.steps}" if step is not None else "starting"
 
 

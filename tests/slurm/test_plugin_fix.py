@@ -171,7 +171,18 @@ def test_a_done_run_being_rerun_shows_as_running_and_is_not_submitted_again(tmp_
     assert asked == [{"7_0"}]  # only the possible rerun is asked about
     assert got[first.run_id].status == "running" and "rerun of a done run" in got[first.run_id].note
     assert got[second.run_id].status == "done"
+    # Its progress is the rerun's (work/<id>.next/), not the old run's finished checkpoint.
+    import torch
+
+    store.workdir(first.run_id).mkdir(parents=True)
+    torch.save({"step": 4}, store.workdir(first.run_id) / "checkpoint.pt")
+    store.next_workdir(first.run_id).mkdir(parents=True)
     monkeypatch.setattr(cluster, "available", lambda: True)
+    row = next(r for r in status.collect_status(spec, store)["runs"] if r["run_id"] == first.run_id)
+    assert row["progress"] == "starting"
+    torch.save({"step": 2}, store.next_workdir(first.run_id) / "checkpoint.pt")
+    row = next(r for r in status.collect_status(spec, store)["runs"] if r["run_id"] == first.run_id)
+    assert row["progress"] == "step 2/4"
     monkeypatch.setattr(cluster, "cluster_max_array_size", lambda: None)
     lines: list[str] = []
     launch(spec, store, Profile(), dry_run=True, force=True, say=lines.append)
