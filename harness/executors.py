@@ -59,11 +59,12 @@ def execute(run: RunSpec, store_root: str, force: bool = False, progress=True,
         return Outcome(run.run_id, run.name, "stopped", "not started")
     # A fresh process (a worker, a Slurm job) has loaded neither the study's plugin files nor
     # installed packages' methods: both, in the order load_spec takes them. A broken package
-    # is a warning there, as it was when the spec loaded; a run that needs it fails by name.
+    # was a warning when the spec loaded (a Slurm job's own says it in its log, see
+    # TrainJob); a run that needs it fails by name.
     try:
         for p in plugins:
             registry.load_plugin_file(p)
-        registry.load_entry_points()
+        registry.load_entry_points(warn=False)
     except registry.PluginError as err:  # a plugin file edited into a broken state since the spec loaded
         return Outcome(run.run_id, run.name, "failed", str(err))
     if num_threads:

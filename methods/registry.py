@@ -306,14 +306,15 @@ class Registry:
             raise
         return [n for _, n in self._files[key]]
 
-    def load_entry_points(self) -> list[str]:
+    def load_entry_points(self, warn: bool = True) -> list[str]:
         """Load every entry point of the ``gmgbench.methods`` group, once: a module (importing
         it registers) or a ``module:Class`` (added like a built-in). Returns the names added.
 
         One installed package must not break studies that never use it: a package that fails
         to import, or registers an invalid method or a taken name, is logged as one warning
         naming the package (:meth:`broken_packages`), keeps nothing registered, and is named
-        again in the error of any lookup of a method this process does not know.
+        again in the error of any lookup of a method this process does not know. ``warn=False``
+        only records it (a worker process: its parent said it when the study loaded).
         """
         added: list[str] = []
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
@@ -333,7 +334,8 @@ class Registry:
                 message = (f"installed package {package!r} ({detail.splitlines()[0] if detail else label}) "
                            "is not loaded; studies that use none of its methods are unaffected")
                 self._broken[label] = message
-                log.warning("%s", message)
+                if warn:
+                    log.warning("%s", message)
                 continue
             added += sorted(n for _, n in self._files.pop(label))
         return added

@@ -2,6 +2,7 @@
 time limit, with one line per start/requeue/end in ``work/<run_id>/attempts.jsonl``."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -39,6 +40,15 @@ class TrainJob(submitit.helpers.Checkpointable):
         for backend in ("PYTORCH", "JAX", "TENSORFLOW", "CUPY"):
             os.environ.setdefault(f"POT_BACKEND_DISABLE_{backend}", "1")
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        from methods import registry
+
+        # The study's methods first, in load_spec's order (plugin files, then installed
+        # packages): a broken package is one warning line in this job's log (workers of
+        # `gmgbench run` stay quiet: their parent said it when the study loaded).
+        with contextlib.suppress(registry.PluginError):  # execute() fails the run, naming the file
+            for p in self.plugins:
+                registry.load_plugin_file(p)
+        registry.load_entry_points()
         store = ResultsStore(self.store_root)
         run = self.run
         job = slurm_job_id() or "?"
@@ -53,7 +63,7 @@ class TrainJob(submitit.helpers.Checkpointable):
             # The previous start never got to write how it ended (a requeue without the
             # signal: `scontrol requeue`, a node failure): say it was requeued.
             _note_attempt(store, run.run_id, "requeued", job=job, restarts=restarts - 1, noted="at restart")
-        refused = _refused_checkpoint(run, ckpt, self.plugins) if step is not None else ""
+        refused = _refused_checkpoint(ckpt) if step is not None else ""
         if refused:
             # Say so before any "resuming" line, record the failure, and exit non-zero: Slurm
             # must record FAILED, never COMPLETED, for a run that did not train.
@@ -97,20 +107,17 @@ class TrainJob(submitit.helpers.Checkpointable):
         return submitit.helpers.DelayedSubmission(self)
 
 
-def _refused_checkpoint(run: RunSpec, path, plugins: tuple[str, ...]) -> str:
+def _refused_checkpoint(path) -> str:
     """Why resuming from the checkpoint at ``path`` would be refused (it was written by other
-    method code), or ``""``. An unreadable checkpoint is not judged here: training names it."""
+    method code than the study's methods, loaded by now), or ``""``. An unreadable checkpoint
+    is not judged here: training names it."""
     from harness import checkpoints
     from harness.results import StoreError
     from harness.stale import code_changes
-    from methods import registry
 
     try:
-        for p in plugins:  # the method code now is what the study's plugins and packages define
-            registry.load_plugin_file(p)
-        registry.load_entry_points()
         recorded = checkpoints.load(path, what="checkpoint").get("method_code")
-    except (StoreError, registry.PluginError):  # execute() reports either, as this run's failure
+    except StoreError:  # execute() reports it, as this run's failure
         return ""
     changed = code_changes(recorded)
     if not changed:
