@@ -301,9 +301,10 @@ def _die_with_parent(parent_pid: int) -> None:
 def _worker_main(conn: Connection, parent_pid: int) -> None:
     global _PARENT_CONN
     _PARENT_CONN = conn
-    # SIGTERM/SIGINT ask the run in progress to checkpoint and stop (see _stop_on_signals).
-    signal.signal(signal.SIGTERM, _stop_run)
-    signal.signal(signal.SIGINT, _stop_run)
+    # SIGTERM/SIGINT/SIGHUP ask the run in progress to checkpoint and stop (see
+    # _stop_on_signals); a closed terminal sends SIGHUP to the workers too, not only the parent.
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, _stop_run)
     _die_with_parent(parent_pid)
     while True:
         try:
