@@ -371,21 +371,23 @@ def cmd_launch(args) -> int:
     spec, store = _study(args)
     spec = dataclasses.replace(spec, callbacks=_callbacks(spec, args))  # the jobs log where the spec says
     profile = load_profile(args.profile)
-    launch(spec, store, profile, dry_run=args.dry_run, retry_failed=args.retry_failed, force=args.force,
-           rerun_stale=args.rerun_stale, say=lambda s: print(s, flush=True), verbose=getattr(args, "verbose", False))
+    plans = launch(spec, store, profile, dry_run=args.dry_run, retry_failed=args.retry_failed, force=args.force,
+                   rerun_stale=args.rerun_stale, say=lambda s: print(s, flush=True),
+                   verbose=getattr(args, "verbose", False))
     if args.dry_run:
-        _print_estimate(spec, store, profile, probe=args.probe)
+        _print_estimate(spec, store, profile, probe=args.probe, runs=[r for p in plans for r in p.runs])
     return 0
 
 
-def _print_estimate(spec, store, profile, probe: int | None) -> None:
-    """Training time of the runs not done, in GPU-hours for runs that get a GPU and in
-    CPU-job-hours for the others, each from the best step time there is (harness.estimate)."""
+def _print_estimate(spec, store, profile, probe: int | None, runs=None) -> None:
+    """Training time of ``runs`` (default: those not done; a dry run passes what it would
+    submit), in GPU-hours for runs that get a GPU and in CPU-job-hours for the others, each
+    from the best step time there is (harness.estimate)."""
     from harness import estimate
     from harness.results import ResultsStore
     from harness.slurm.plan import run_resources
 
-    todo = [r for r in spec.runs() if not store.has_result(r.run_id)]
+    todo = runs if runs is not None else [r for r in spec.runs() if not store.has_result(r.run_id)]
     if not todo:
         return
     by_unit: dict[str, list] = {}

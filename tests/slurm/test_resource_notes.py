@@ -69,3 +69,24 @@ def test_probe_is_not_recommended_for_gpu_runs(tmp_path, capsys):
     cli._print_estimate(spec, ResultsStore(tmp_path / "s"), Profile(), probe=None)
     out = capsys.readouterr().out
     assert "GPU-hours" in out and "--probe" not in out
+
+
+def test_the_estimate_covers_what_the_launch_would_submit(tmp_path, capsys, monkeypatch):
+    """Nothing to submit (a failed run left out): no estimate for runs that will not run."""
+    import argparse
+
+    spec = _spec(n_gmg=0, n_other=1)
+    store = ResultsStore(tmp_path / "s")
+    (run,) = spec.runs()
+    store.write_failure(run.run_id, {"error": "ValueError: x"})
+    monkeypatch.setattr(cli, "_study", lambda args, check_methods=True: (spec, store))
+    prof = tmp_path / "p.yaml"
+    prof.write_text("resources: {mem_gb: 1}\n")
+    args = argparse.Namespace(profile=prof, dry_run=True, retry_failed=False, force=False, rerun_stale=False,
+                              probe=None, tensorboard=False, callback=[], results=None)
+    cli.cmd_launch(args)
+    out = capsys.readouterr().out
+    assert "nothing to submit" in out and "estimated training time" not in out
+    args.retry_failed = True
+    cli.cmd_launch(args)
+    assert "estimated training time" in capsys.readouterr().out
