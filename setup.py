@@ -1,5 +1,5 @@
 """Only what pyproject.toml cannot say: the wheel carries the top-level studies/,
-slurm/profiles/ and docs/examples/ as package data under ``harness/_assets/``.
+slurm/profiles/, slurm/local/ and docs/examples/ as package data under ``harness/_assets/``.
 
 They stay at the top of the repository (that is where a user of the checkout looks for
 them); ``harness.assets`` reads them from the package in an installed wheel and from the
@@ -11,7 +11,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 # Keep in step with harness/assets.py (ASSETS) and MANIFEST.in (the sdist).
-ASSETS = {"studies": "*.yaml", "slurm/profiles": "*.yaml", "docs/examples": "*.py"}
+ASSETS = {"studies": "*.yaml", "slurm/profiles": "*.yaml", "slurm/local": "*.sh", "docs/examples": "*.py"}
 
 
 class build_py_with_assets(build_py):

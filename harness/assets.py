@@ -1,6 +1,7 @@
-"""Files that ship with gmgbench: study specs, Slurm profiles, example method files.
+"""Files that ship with gmgbench: study specs, Slurm profiles, the local test cluster's
+scripts, example method files.
 
-In the repository they live at the top (``studies/``, ``slurm/profiles/``,
+In the repository they live at the top (``studies/``, ``slurm/profiles/``, ``slurm/local/``,
 ``docs/examples/``); a built wheel carries copies under ``harness/_assets/`` (setup.py puts
 them there). :func:`folder` finds them either way, so ``gmgbench demo`` and ``gmgbench init``
 work from any folder after ``pip install gmgbench``.
@@ -15,7 +16,7 @@ from harness.fileio import atomic_write
 __all__ = ["ASSETS", "folder", "study", "copy_into"]
 
 # folder (relative to the repository root, and to harness/_assets/) -> files that ship.
-ASSETS = {"studies": "*.yaml", "slurm/profiles": "*.yaml", "docs/examples": "*.py"}
+ASSETS = {"studies": "*.yaml", "slurm/profiles": "*.yaml", "slurm/local": "*.sh", "docs/examples": "*.py"}
 
 
 def folder(name: str) -> Path:
@@ -56,6 +57,9 @@ def copy_into(target: Path, say=print) -> list[Path]:
                 continue
             data = src.read_bytes()
             atomic_write(dst, lambda f: f.write(data))  # an interrupted init never leaves half a file
+            if src.suffix == ".sh":  # `sudo slurm/local/up.sh` as docs/slurm.md says: executable where readable
+                mode = dst.stat().st_mode
+                dst.chmod(mode | (mode & 0o444) >> 2)
             say(f"  wrote  {dst}")
             written.append(dst)
     return written

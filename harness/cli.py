@@ -207,7 +207,7 @@ def cmd_init(args) -> int:
 
     target = args.dir.resolve()
     _writable(target, "the project folder")
-    print(f"gmgbench init {target}: the shipped study specs, Slurm profiles and example methods")
+    print(f"gmgbench init {target}: the shipped study specs, Slurm profiles, local Slurm scripts and example methods")
     written = assets.copy_into(target)
     print(f"{len(written)} files written. Next, in {target}:\n"
           "  gmgbench run studies/demo.yaml --workers 2      # results in ./results/demo/\n"
@@ -427,21 +427,23 @@ def cmd_launch(args) -> int:
     spec, store = _study(args)
     spec = dataclasses.replace(spec, callbacks=_callbacks(spec, args))  # the jobs log where the spec says
     profile = load_profile(args.profile)
-    launch(spec, store, profile, dry_run=args.dry_run, retry_failed=args.retry_failed,
-           say=lambda s: print(s, flush=True), verbose=getattr(args, "verbose", False))
+    plans = launch(spec, store, profile, dry_run=args.dry_run, retry_failed=args.retry_failed, force=args.force,
+                   rerun_stale=args.rerun_stale, say=lambda s: print(s, flush=True),
+                   verbose=getattr(args, "verbose", False))
     if args.dry_run:
-        _print_estimate(spec, store, profile, probe=args.probe)
+        _print_estimate(spec, store, profile, probe=args.probe, runs=[r for p in plans for r in p.runs])
     return 0
 
 
-def _print_estimate(spec, store, profile, probe: int | None) -> None:
-    """Training time of the runs not done, in GPU-hours for runs that get a GPU and in
-    CPU-job-hours for the others, each from the best step time there is (harness.estimate)."""
+def _print_estimate(spec, store, profile, probe: int | None, runs=None) -> None:
+    """Training time of ``runs`` (default: those not done; a dry run passes what it would
+    submit), in GPU-hours for runs that get a GPU and in CPU-job-hours for the others, each
+    from the best step time there is (harness.estimate)."""
     from harness import estimate
     from harness.results import ResultsStore
     from harness.slurm.plan import run_resources
 
-    todo = [r for r in spec.runs() if not store.has_result(r.run_id)]
+    todo = runs if runs is not None else [r for r in spec.runs() if not store.has_result(r.run_id)]
     if not todo:
         return
     by_unit: dict[str, list] = {}
@@ -577,7 +579,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --dry-run, also list every run")
     p.add_argument("--probe", type=int, nargs="?", const=30, default=None, metavar="STEPS",
                    help="with --dry-run, time STEPS (30) beta-VAE steps here for the CPU-job estimate")
-    p.add_argument("--retry-failed", action="store_true", help="also resubmit runs that failed")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="also resubmit runs that failed (one whose checkpoint other method code wrote starts over)")
+    p.add_argument("--rerun-stale", action="store_true",
+                   help="also rerun done runs whose method code changed, as run --force does: beside the stored "
+                        "result, swapped in only when complete")
+    p.add_argument("--force", action="store_true",
+                   help="rerun every run that is not queued or running, as run --force does (beside the stored "
+                        "results, each swapped in only when complete)")
     p.set_defaults(func=cmd_launch)
 
     p = sub.add_parser("status", help="done / running / queued / failed runs of a study")

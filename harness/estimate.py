@@ -118,6 +118,7 @@ def describe(runs: list[RunSpec], store: ResultsStore, step_seconds: float | Non
         lo, hi = units * lo_s / 3600, units * hi_s / 3600
         return (f"estimated training time: {units:.3g} beta-VAE-step equivalents; {_hours(lo)} to {_hours(hi)} "
                 f"{unit}-hours at {lo_s * 1000:g} to {hi_s * 1000:g} ms per step (an assumption: set step_seconds in "
-                f"the profile from a measured run, or measure here with --probe)")
+                # --probe times this machine's CPU: a hint for CPU jobs only (runs with a GPU ignore it)
+                f"the profile from a measured run{'' if unit == 'GPU' else ', or measure here with --probe'})")
     return (f"estimated training time: {_hours(units * step_seconds / 3600)} {unit}-hours "
             f"({units:.3g} beta-VAE-step equivalents at {step_seconds * 1000:.1f} ms per step, from {source})")

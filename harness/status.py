@@ -41,12 +41,17 @@ def classify(runs: list[RunSpec], store: ResultsStore, use_slurm: bool = True,
              plugin_dirs: tuple[str, ...] = ()) -> list[RunStatus]:
     """Each run's state from the store and (for runs with a recorded job) from Slurm;
     ``plugin_dirs``: where the spec loads its plugins now (stale is judged by those files)."""
-    last_job, unrecorded = {}, {}
+    last_job, unrecorded, rerun = {}, {}, set()
     for r in runs:
         if not store.has_result(r.run_id):
             jobs = store.jobs(r.run_id)
             if jobs:
                 last_job[r.run_id] = jobs[-1]["job_id"]
+        elif _mtime(store.jobs_path(r.run_id)) > _mtime(store.result_path(r.run_id)):
+            # A job recorded after the result was written: `launch --force`/`--rerun-stale`
+            # reruns it (only such done runs are asked about: sacct for every job is slow).
+            last_job[r.run_id] = store.jobs(r.run_id)[-1]["job_id"]
+            rerun.add(r.run_id)
     if use_slurm:
         # Runs of an array a launcher submitted but died before recording (its journal knows).
         unrecorded = _journalled_jobs(store, {r.run_id for r in runs if not store.has_result(r.run_id)} - set(last_job))
@@ -55,11 +60,16 @@ def classify(runs: list[RunSpec], store: ResultsStore, use_slurm: bool = True,
     out = []
     for r in runs:
         state, why = store.result_state(r.run_id)
+        jid = last_job.get(r.run_id)
+        st = states.get(jid) if jid else None
+        if state == "done" and r.run_id in rerun and st is not None and st.active:
+            out.append(RunStatus(r, "held" if st.held else "running" if st.state in RUNNING else "queued", jid, st,
+                                 "a rerun of a done run (launch --force / --rerun-stale): its stored result stays "
+                                 "until the rerun completes"))
+            continue
         if state == "done":
             out.append(RunStatus(r, "done", note=_stale_note(store, r.run_id, plugin_dirs)))
             continue
-        jid = last_job.get(r.run_id)
-        st = states.get(jid) if jid else None
         fstate, fwhy = store.failure_state(r.run_id)
         failure = store.read_failure(r.run_id) if fstate == "failed" else None
         if state == "corrupt" or fstate == "corrupt":
@@ -81,6 +91,13 @@ def classify(runs: list[RunSpec], store: ResultsStore, use_slurm: bool = True,
         else:
             out.append(RunStatus(r, "missing", jid, st))
     return out
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _journalled_jobs(store: ResultsStore, wanted: set[str]) -> dict[str, str]:
@@ -139,7 +156,10 @@ def _tail(path: Path, lines: int) -> list[str]:
 
 
 def _progress(store: ResultsStore, run: RunSpec) -> str:
-    step = checkpoint_step(store.workdir(run.run_id) / "checkpoint.pt")
+    # A --force rerun (local, or launch --force/--rerun-stale) trains in work/<id>.next/: the old
+    # checkpoint beside it says nothing about how far the rerun is.
+    nxt = store.next_workdir(run.run_id)
+    step = checkpoint_step((nxt if nxt.is_dir() else store.workdir(run.run_id)) / "checkpoint.pt")
     return f"step {step}/{run.train.steps}" if step is not None else "starting"
 
 
@@ -167,8 +187,16 @@ def collect_status(spec: StudySpec, store: ResultsStore, tail: int = 5) -> dict[
     from harness.health import status_rows
 
     health = status_rows(store, [st.run for st in statuses if st.status == "done"])
-    return {"study": spec.name, "store": str(store.root), "total": len(rows), "counts": counts, "runs": rows,
-            "health": health}
+    return {"study": spec.name, "spec": str(spec.path or spec.name), "store": str(store.root), "total": len(rows),
+            "counts": counts, "runs": rows, "health": health}
+
+
+def _launch_command(report: dict[str, Any], flag: str) -> str:
+    """The ``gmgbench launch`` line for this study and store (the profile is the user's)."""
+    import shlex
+
+    spec = shlex.quote(report.get("spec") or report["study"])
+    return f"gmgbench launch {spec} --profile PROFILE --results {shlex.quote(report['store'])} {flag}"
 
 
 def format_status(report: dict[str, Any]) -> str:
@@ -180,7 +208,9 @@ def format_status(report: dict[str, Any]) -> str:
              + f"{c['missing']} not submitted  [{report['store']}]"]
     stale = [r for r in report["runs"] if r["status"] == "done" and r.get("note", "").startswith("stale:")]
     if stale:
-        lines.append(f"stale ({len(stale)} done, but their method code changed since; `gmgbench run --force` reruns them):")
+        lines.append(f"stale ({len(stale)} done, but their method code changed since; "
+                     f"`{_launch_command(report, '--rerun-stale')}` reruns just these on Slurm, beside their results; "
+                     "`gmgbench run --force` reruns every run here):")
         lines += [f"  {r['name']}  ({r['run_id']})  {r['note'][len('stale: '):]}" for r in stale]
     for status in STATES[1:]:
         rows = [r for r in report["runs"] if r["status"] == status]
@@ -209,5 +239,8 @@ def format_status(report: dict[str, Any]) -> str:
     if c.get("corrupt"):
         lines.append("corrupt files: `gmgbench run STUDY --repair` moves them to quarantine/ and reruns their runs")
     if c["failed"]:
-        lines.append("fix the cause, then `gmgbench launch ... --retry-failed` (a changed hyperparameter is a new run: plain launch)")
+        # Works whatever the failure: a run whose checkpoint the old (buggy) method code wrote
+        # starts over under --retry-failed instead of being refused again.
+        lines.append(f"fix the cause, then `{_launch_command(report, '--retry-failed')}` (a run whose checkpoint other "
+                     "method code wrote starts over; a changed hyperparameter is a new run: plain launch)")
     return "\n".join(lines)

@@ -360,7 +360,8 @@ def run_and_store(run: RunSpec, store: ResultsStore, *, force: bool = False, pro
         return None
     if force:
         workdir = store.next_workdir(rid)
-        shutil.rmtree(workdir, ignore_errors=True)  # an earlier, interrupted --force: start over
+        if force != "resume":  # "resume": a requeued Slurm job of `launch --force` goes on with its own retraining
+            shutil.rmtree(workdir, ignore_errors=True)  # an earlier, interrupted --force: start over
     else:
         workdir = store.workdir(rid)
         ckpt = workdir / "checkpoint.pt"

@@ -25,6 +25,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import inspect
+import logging
 import sys
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -35,10 +36,11 @@ from methods.builtins import BUILTINS
 __all__ = [
     "PluginError", "Registry", "REGISTRY", "ENTRY_POINT_GROUP",
     "register", "get", "names", "build", "make_config", "origin", "source_of", "source_hash", "rebuild",
-    "load_plugin_file", "load_entry_points", "isolated",
+    "load_plugin_file", "load_entry_points", "broken_packages", "isolated",
 ]
 
 ENTRY_POINT_GROUP = "gmgbench.methods"
+log = logging.getLogger(__name__)
 KINDS = {"objective": Objective, "regulariser": Regulariser}
 
 
@@ -113,6 +115,7 @@ class Registry:
         self._origin: dict[tuple[str, str], str] = {}
         self._files: dict[str, list[tuple[str, str]]] = {}  # plugin file or entry point -> what it registered
         self._entry_points: set[str] = set()
+        self._broken: dict[str, str] = {}  # entry point label -> the line that says why it is not loaded
         self._loading_from: list[str] = []
 
     # -- adding ------------------------------------------------------------------------------
@@ -186,7 +189,8 @@ class Registry:
             return self._load_builtin(kind, name)
         other = next((k for k in KINDS if k != kind and name in self._known(k)), None)
         hint = f" ({name!r} is a {other}, not a {kind})" if other else ""
-        raise KeyError(f"unknown {kind} {name!r}{hint}; valid {kind}s: {', '.join(self.names(kind))}")
+        broken = "".join(f"; {line}" for line in self._broken.values())
+        raise KeyError(f"unknown {kind} {name!r}{hint}; valid {kind}s: {', '.join(self.names(kind))}{broken}")
 
     def origin(self, name: str, kind: str) -> str:
         """The file or entry point that registered a method."""
@@ -302,26 +306,43 @@ class Registry:
             raise
         return [n for _, n in self._files[key]]
 
-    def load_entry_points(self) -> list[str]:
+    def load_entry_points(self, warn: bool = True) -> list[str]:
         """Load every entry point of the ``gmgbench.methods`` group, once: a module (importing
-        it registers) or a ``module:Class`` (added like a built-in). Returns the names added."""
+        it registers) or a ``module:Class`` (added like a built-in). Returns the names added.
+
+        One installed package must not break studies that never use it: a package that fails
+        to import, or registers an invalid method or a taken name, is logged as one warning
+        naming the package (:meth:`broken_packages`), keeps nothing registered, and is named
+        again in the error of any lookup of a method this process does not know. ``warn=False``
+        only records it (a worker process: its parent said it when the study loaded).
+        """
         added: list[str] = []
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             label = f"entry point {ep.name} = {ep.value}"
             if label in self._entry_points:
                 continue
+            self._entry_points.add(label)  # tried once per process: a failed import is not retried
             try:
                 with self._loading(label):
                     obj = ep.load()
                     if isinstance(obj, type) and obj.__dict__.get("name") and not self._files[label]:
                         self.register(obj)
-            except Exception as err:
-                if isinstance(err, PluginError):
-                    raise
-                raise PluginError(f"{label}: {type(err).__name__}: {err}") from err
+            except Exception as err:  # noqa: BLE001 - any error of a third-party import
+                detail = str(err) if isinstance(err, PluginError) else f"{label}: {type(err).__name__}: {err}"
+                dist = getattr(ep, "dist", None)
+                package = dist.name if dist is not None else ep.value.partition(":")[0].partition(".")[0]
+                message = (f"installed package {package!r} ({detail.splitlines()[0] if detail else label}) "
+                           "is not loaded; studies that use none of its methods are unaffected")
+                self._broken[label] = message
+                if warn:
+                    log.warning("%s", message)
+                continue
             added += sorted(n for _, n in self._files.pop(label))
-            self._entry_points.add(label)
         return added
+
+    def broken_packages(self) -> list[str]:
+        """One line per installed plugin package that failed to load in this process."""
+        return list(self._broken.values())
 
     @contextlib.contextmanager
     def isolated(self) -> Iterator[None]:

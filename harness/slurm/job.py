@@ -2,6 +2,7 @@
 time limit, with one line per start/requeue/end in ``work/<run_id>/attempts.jsonl``."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -23,11 +24,15 @@ class RunFailed(RuntimeError):
 class TrainJob(submitit.helpers.Checkpointable):
     """One run as a submitit callable; requeued (and resumed) on preemption or time limit."""
 
-    def __init__(self, run: RunSpec, store_root: str, plugins: tuple[str, ...] = (), callbacks: tuple = ()):
+    def __init__(self, run: RunSpec, store_root: str, plugins: tuple[str, ...] = (), callbacks: tuple = (),
+                 force: bool = False):
         self.run = run
         self.store_root = str(store_root)
         self.plugins = tuple(plugins)
         self.callbacks = tuple(callbacks)  # (name, params) of run callbacks, e.g. TensorBoard
+        # `launch --force` / `--rerun-stale`: `run --force`'s way, trained beside the old run in
+        # work/<id>.next/ and swapped in only when complete; a requeued start resumes there.
+        self.force = bool(force)
 
     def __call__(self) -> dict[str, str]:
         from harness.executors import execute
@@ -35,25 +40,47 @@ class TrainJob(submitit.helpers.Checkpointable):
         for backend in ("PYTORCH", "JAX", "TENSORFLOW", "CUPY"):
             os.environ.setdefault(f"POT_BACKEND_DISABLE_{backend}", "1")
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        from methods import registry
+
+        # The study's methods first, in load_spec's order (plugin files, then installed
+        # packages): a broken package is one warning line in this job's log (workers of
+        # `gmgbench run` stay quiet: their parent said it when the study loaded).
+        with contextlib.suppress(registry.PluginError):  # execute() fails the run, naming the file
+            for p in self.plugins:
+                registry.load_plugin_file(p)
+        registry.load_entry_points()
         store = ResultsStore(self.store_root)
         run = self.run
-        step = checkpoint_step(store.workdir(run.run_id) / "checkpoint.pt")
         job = slurm_job_id() or "?"
         restarts = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
+        force = getattr(self, "force", False)  # a job pickled before --force existed has none
+        # A forced run's first start begins afresh beside the old run; a requeued one resumes there.
+        resume_forced = force and restarts > 0
+        ckpt = (store.next_workdir(run.run_id) if force else store.workdir(run.run_id)) / "checkpoint.pt"
+        step = checkpoint_step(ckpt) if (resume_forced or not force) else None
         self._attempt = {"job": job, "restarts": restarts}  # for checkpoint(), which submitit calls on requeue
         if restarts and _last_event(store, run.run_id) == "start":
             # The previous start never got to write how it ended (a requeue without the
             # signal: `scontrol requeue`, a node failure): say it was requeued.
             _note_attempt(store, run.run_id, "requeued", job=job, restarts=restarts - 1, noted="at restart")
+        refused = _refused_checkpoint(ckpt) if step is not None else ""
+        if refused:
+            # Say so before any "resuming" line, record the failure, and exit non-zero: Slurm
+            # must record FAILED, never COMPLETED, for a run that did not train.
+            store.write_failure(run.run_id, {"run": run.to_dict(), "error": refused, "traceback": "",
+                                             "workdir": str(ckpt.parent)})
+            _note_attempt(store, run.run_id, "end", job=job, restarts=restarts, status="failed")
+            raise RunFailed(f"{run.name}: {refused} (failure record: {store.failure_path(run.run_id)})")
         print(f"gmgbench: {run.name} (run {run.run_id}) in job {job}, start {restarts + 1}, "
+              + ("rerun beside the stored run (--force), " if force else "")
               + (f"resuming from the checkpoint at step {step}" if step is not None else "from step 0"), flush=True)
         _note_attempt(store, run.run_id, "start", job=job, restarts=restarts, step=step)
         # A run with no thread setting uses the CPUs Slurm gave it, not every core of the node.
         threads = int(os.environ.get("SLURM_CPUS_PER_TASK", "0") or 0) if not run.train.num_threads else 0
         try:
             # A job's output is a log file: progress as plain lines (every tenth of the steps, each metric).
-            outcome = execute(run, self.store_root, progress="lines", plugins=self.plugins, num_threads=threads,
-                              callbacks=getattr(self, "callbacks", ()))
+            outcome = execute(run, self.store_root, force="resume" if resume_forced else force, progress="lines",
+                              plugins=self.plugins, num_threads=threads, callbacks=getattr(self, "callbacks", ()))
         except SystemExit:
             # submitit requeued this job on preemption/timeout and exits from inside training:
             # the run is interrupted, not failed, and resumes from its checkpoint.
@@ -62,7 +89,7 @@ class TrainJob(submitit.helpers.Checkpointable):
                 _note_attempt(store, run.run_id, "requeued", job=job, restarts=restarts)
             raise
         _note_attempt(store, run.run_id, "end", job=job, restarts=restarts, status=outcome.status)
-        if outcome.status == "failed":
+        if outcome.status in ("failed", "corrupt"):  # corrupt: a file of the run does not load
             raise RunFailed(f"{run.name}: {outcome.error} (failure record: {store.failure_path(run.run_id)})")
         print(f"gmgbench: {run.name}: {outcome.status}", flush=True)
         return {"run_id": run.run_id, "status": outcome.status}
@@ -78,6 +105,26 @@ class TrainJob(submitit.helpers.Checkpointable):
             if _last_event(store, self.run.run_id) == "start":
                 _note_attempt(store, self.run.run_id, "requeued", **attempt)
         return submitit.helpers.DelayedSubmission(self)
+
+
+def _refused_checkpoint(path) -> str:
+    """Why resuming from the checkpoint at ``path`` would be refused (it was written by other
+    method code than the study's methods, loaded by now), or ``""``. An unreadable checkpoint
+    is not judged here: training names it."""
+    from harness import checkpoints
+    from harness.results import StoreError
+    from harness.stale import code_changes
+
+    try:
+        recorded = checkpoints.load(path, what="checkpoint").get("method_code")
+    except StoreError:  # execute() reports it, as this run's failure
+        return ""
+    changed = code_changes(recorded)
+    if not changed:
+        return ""
+    return (f"StaleCheckpoint: {path}: written by other method code ({'; '.join(changed)}); resuming would mix two "
+            "versions of the method, so this job did not train: `gmgbench launch STUDY --retry-failed` starts "
+            "the run over (the old files stay until the new run completes)")
 
 
 def _note_attempt(store: ResultsStore, run_id: str, event: str, **info: Any) -> None:

@@ -20,6 +20,7 @@ from harness.slurm.journal import Journal, launch_lock, record_jobs, recover
 from harness.slurm.plan import ArrayPlan, plan_arrays, resource_notes
 from harness.slurm.profile import Profile, check_resources
 from harness.spec import StudySpec
+from harness.stale import plugin_dirs
 from harness.status import STATES, classify
 
 __all__ = ["launch", "PAUSE_ENV"]
@@ -43,21 +44,28 @@ def _executor(store: ResultsStore, profile: Profile, plan: ArrayPlan) -> submiti
 
 
 def launch(spec: StudySpec, store: ResultsStore, profile: Profile, *, dry_run: bool = False,
-           retry_failed: bool = False, say: Callable[[str], None] = print, verbose: bool = False) -> list[ArrayPlan]:
+           retry_failed: bool = False, force: bool = False, rerun_stale: bool = False,
+           say: Callable[[str], None] = print, verbose: bool = False) -> list[ArrayPlan]:
     """Submit every run of ``spec`` that is not done, queued or running; returns the arrays.
 
-    ``dry_run`` only plans: a summary per array and a count of runs per method and dataset
-    (``verbose``: every run, too)."""
+    ``retry_failed`` adds the failed runs; one whose checkpoint was written by other method
+    code (the method was fixed since) starts over instead of having its job refuse it.
+    ``force`` adds every done and failed run, ``rerun_stale`` the done runs whose method code
+    changed (and failed runs with such a checkpoint): each reruns as ``gmgbench run --force``
+    does, beside its stored result, swapped in only when complete. A run queued or running
+    in Slurm is never submitted again. ``dry_run`` only plans: a summary per array and a
+    count of runs per method and dataset (``verbose``: every run, too)."""
     runs = spec.runs()
     for r in runs:  # resources come from the spec too: check them before anything is submitted
         check_resources(str(spec.path or "<study spec>"), f"resources (method {r.method})", r.resources)
     store = ResultsStore(store.root.resolve())
     if dry_run:
-        return _launch_locked(spec, store, profile, runs, dry_run=True, retry_failed=retry_failed, say=say,
-                              verbose=verbose)
+        return _launch_locked(spec, store, profile, runs, dry_run=True, retry_failed=retry_failed, force=force,
+                              rerun_stale=rerun_stale, say=say, verbose=verbose)
     with launch_lock(store):
         recover(store, say)
-        return _launch_locked(spec, store, profile, runs, dry_run=False, retry_failed=retry_failed, say=say)
+        return _launch_locked(spec, store, profile, runs, dry_run=False, retry_failed=retry_failed, force=force,
+                              rerun_stale=rerun_stale, say=say)
 
 
 def _by_method_and_dataset(runs) -> str:
@@ -81,22 +89,74 @@ def status_command(spec: StudySpec, store: ResultsStore) -> str:
     return f"gmgbench status {shlex.quote(str(spec.path or spec.name))} --results {shlex.quote(str(store.root))}"
 
 
-def _launch_locked(spec, store, profile, runs, *, dry_run, retry_failed, say, verbose=False) -> list[ArrayPlan]:
+def _n(count: int, noun: str) -> str:
+    """``1 run``, ``2 runs``: the launcher's counts read as English."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _stale_checkpoint(store: ResultsStore, run, plugin_folders: tuple[str, ...] = ()) -> bool:
+    """Whether the run's checkpoint was written by other method code (its job would refuse it);
+    plugins are judged by the files the spec loads now (``plugin_folders``)."""
+    from harness import checkpoints
+    from harness.results import StoreError
+    from harness.stale import code_changes
+
+    path = store.workdir(run.run_id) / "checkpoint.pt"
+    if not path.is_file():
+        return False
+    try:
+        return bool(code_changes(checkpoints.load(path, what="checkpoint").get("method_code"),
+                                 plugin_dirs=plugin_folders))
+    except StoreError:
+        return False  # unreadable: the job names it
+
+
+def _launch_locked(spec, store, profile, runs, *, dry_run, retry_failed, say, force=False, rerun_stale=False,
+                   verbose=False) -> list[ArrayPlan]:
     has_slurm = cluster.available()
     if not dry_run and not has_slurm:
         raise SlurmError("squeue not found: launch from a Slurm login node, or use --dry-run")
-    statuses = classify(runs, store, use_slurm=has_slurm)
+    folders = plugin_dirs(spec.plugins)  # stale is judged by the plugin files the spec loads now
+    statuses = classify(runs, store, use_slurm=has_slurm, plugin_dirs=folders)
     if not has_slurm:
         say("(Slurm not reachable here: runs with a recorded job count as not submitted in this plan)")
     counts = {s: sum(x.status == s for x in statuses) for s in STATES}
-    todo = [x.run for x in statuses if x.status == "missing" or (retry_failed and x.status == "failed")]
-    say(f"{spec.name}: {len(runs)} runs: {counts['done']} done, {counts['running']} running, "
+    stale_done = [x.run for x in statuses if x.status == "done" and x.note.startswith("stale:")]
+    forced: set[str] = set()  # run ids submitted the --force way: beside the stored run, swapped in when complete
+    todo = []
+    for x in statuses:
+        rid = x.run.run_id
+        if x.status == "missing":
+            todo.append(x.run)
+            if force:
+                forced.add(rid)
+        elif x.status == "done" and (force or (rerun_stale and x.note.startswith("stale:"))):
+            todo.append(x.run)
+            forced.add(rid)
+        elif x.status == "failed" and (retry_failed or force or rerun_stale):
+            stale_ckpt = _stale_checkpoint(store, x.run, folders)
+            if force or stale_ckpt:
+                todo.append(x.run)
+                forced.add(rid)
+            elif retry_failed:
+                todo.append(x.run)
+    say(f"{spec.name}: {_n(len(runs), 'run')}: {counts['done']} done, {counts['running']} running, "
         f"{counts['queued'] + counts['held']} queued, {counts['failed']} failed, {counts['missing']} not submitted")
     if counts["corrupt"]:
-        say(f"  {counts['corrupt']} runs have a corrupt result or failure record and are not submitted "
+        say(f"  {_n(counts['corrupt'], 'run')} with a corrupt result or failure record, not submitted "
             "(see `gmgbench status`; `gmgbench run STUDY --repair` moves the files aside and reruns them)")
-    if counts["failed"] and not retry_failed:
-        say(f"  {counts['failed']} failed runs are not resubmitted (see `gmgbench status`; --retry-failed resubmits them)")
+    submitted = {r.run_id for r in todo}
+    left = sum(1 for x in statuses if x.status == "failed" and x.run.run_id not in submitted)
+    if left:
+        say(f"  {_n(left, 'failed run')} not resubmitted (see `gmgbench status`; --retry-failed resubmits them)")
+    if stale_done and not (force or rerun_stale):
+        say(f"  {_n(len(stale_done), 'done run')} stale (their method code changed since they ran), kept; "
+            "--rerun-stale reruns them beside their results")
+    if forced:
+        fresh = sum(1 for x in statuses if x.run.run_id in forced and x.status == "failed")
+        say(f"  {_n(len(forced), 'run')} to start over beside the stored files, which are replaced only when the "
+            "new run completes" + (f" ({_n(fresh, 'failed run')}: a checkpoint of other method code, or --force)"
+                                   if fresh else ""))
 
     cluster_max = cluster.cluster_max_array_size() if has_slurm else None
     limits = [m for m in (profile.max_array_size, cluster_max) if m]
@@ -109,16 +169,16 @@ def _launch_locked(spec, store, profile, runs, *, dry_run, retry_failed, say, ve
         say("nothing to submit")
         return plans
     running = sum(min(p.parallelism, len(p.runs)) for p in plans)
-    say(f"{'would submit' if dry_run else 'submitting'} {len(todo)} runs as {len(plans)} arrays "
+    say(f"{'would submit' if dry_run else 'submitting'} {_n(len(todo), 'run')} as {_n(len(plans), 'array')} "
         f"(at most {max_size} tasks each, from {source}; at most {running} running at once)")
     if running > profile.array_parallelism:
         say(f"  warning: {len(plans)} arrays need at least one running task each, more than "
             f"array_parallelism={profile.array_parallelism}")
-    for note in resource_notes(todo, profile):
+    for note in resource_notes(todo, profile, verbose=verbose):
         say(f"  resources: {note}")
     if dry_run:
         for plan in plans:
-            say(f"array {plan.name}: --array={plan.array_spec}  {len(plan.runs)} runs  "
+            say(f"array {plan.name}: --array={plan.array_spec}  {_n(len(plan.runs), 'run')}  "
                 f"{json.dumps(plan.resources, sort_keys=True)}")
             if verbose:
                 for i, r in enumerate(plan.runs):
@@ -138,7 +198,8 @@ def _launch_locked(spec, store, profile, runs, *, dry_run, retry_failed, say, ve
         ex = _executor(store, profile, plan)
         try:
             with ex.batch():
-                jobs = [ex.submit(TrainJob(r, str(store.root), spec.plugins, spec.callbacks)) for r in plan.runs]
+                jobs = [ex.submit(TrainJob(r, str(store.root), spec.plugins, spec.callbacks, force=r.run_id in forced))
+                        for r in plan.runs]
         except Exception as err:  # noqa: BLE001 - sbatch refused: report, keep what went through
             entry["state"] = "failed"
             entry["error"] = f"{type(err).__name__}: {err}"
@@ -153,6 +214,6 @@ def _launch_locked(spec, store, profile, runs, *, dry_run, retry_failed, say, ve
         cluster.release(entry["job_id"])
         entry["state"] = "released"
         journal.save()
-        say(f"submitted {plan.name}: job {entry['job_id']}, {len(plan.runs)} runs, --array={plan.array_spec}")
+        say(f"submitted {plan.name}: job {entry['job_id']}, {_n(len(plan.runs), 'run')}, --array={plan.array_spec}")
     say(f"logs in {store.slurm_dir()}/; follow with `{status_command(spec, store)}`")
     return plans

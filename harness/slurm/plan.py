@@ -9,7 +9,8 @@ from typing import Any, Iterable
 from harness.slurm.profile import Profile
 from harness.spec import RunSpec
 
-__all__ = ["ArrayPlan", "plan_arrays", "group_runs", "chunk", "split_parallelism", "run_resources", "resource_notes"]
+__all__ = ["ArrayPlan", "plan_arrays", "group_runs", "chunk", "split_parallelism", "run_resources", "resource_notes",
+           "describe_methods"]
 
 
 @dataclass(frozen=True)
@@ -34,23 +35,56 @@ def run_resources(run: RunSpec, profile: Profile) -> dict[str, Any]:
     return profile.cap({**profile.resources, **run.resources.to_dict()})[0]
 
 
-def resource_notes(runs: Iterable[RunSpec], profile: Profile) -> list[str]:
+def resource_notes(runs: Iterable[RunSpec], profile: Profile, verbose: bool = False) -> list[str]:
     """What the launcher changed or took from the spec: each study/method value that overrides
-    the profile's, and each request capped to the profile's limits, with the runs' methods."""
+    the profile's or that the profile does not set at all (a CPU profile must not plan GPU
+    jobs silently), and each request capped to the profile's limits, with the runs' methods
+    (grouped: see :func:`describe_methods`)."""
+    runs = list(runs)
     overridden: dict[tuple[str, str, str], set[str]] = {}
+    added: dict[tuple[str, str], set[str]] = {}
     capped: dict[tuple[str, str, str], set[str]] = {}
     for run in runs:
         spec_resources = run.resources.to_dict()  # plain data, comparable with the profile's
         for name, value in spec_resources.items():
-            if name in profile.resources and profile.resources[name] != value:
+            if name not in profile.resources:
+                added.setdefault((name, repr(value)), set()).add(run.method)
+            elif profile.resources[name] != value:
                 overridden.setdefault((name, repr(profile.resources[name]), repr(value)), set()).add(run.method)
         for name, (asked, given) in profile.cap({**profile.resources, **spec_resources})[1].items():
             capped.setdefault((name, repr(asked), repr(given)), set()).add(run.method)
-    notes = [f"{name}: the study sets {new} over the profile's {old} ({', '.join(sorted(m))})"
+
+    def who(methods: set[str]) -> str:
+        return describe_methods(methods, runs, verbose)
+
+    notes = [f"{name}: the study sets {new} over the profile's {old} ({who(m)})"
              for (name, old, new), m in sorted(overridden.items())]
-    notes += [f"{name}: asked {asked}, capped to the profile's limit {given} ({', '.join(sorted(m))})"
+    notes += [f"{name}: the study asks {new}, which the profile does not set ({who(m)})"
+              for (name, new), m in sorted(added.items())]
+    notes += [f"{name}: asked {asked}, capped to the profile's limit {given} ({who(m)})"
               for (name, asked, given), m in sorted(capped.items())]
     return notes
+
+
+def describe_methods(methods: set[str], runs: list[RunSpec], verbose: bool = False, most: int = 4) -> str:
+    """A set of method labels in a few words: its names when few (or ``verbose``), else "all N
+    methods", "the N methods with gmg" / "without gmg" when a regulariser tells them apart,
+    else a count and the first names (a paper-sized study has 56 labels per line otherwise)."""
+    names = sorted(methods)
+    if verbose or len(names) <= most:
+        return ", ".join(names)
+    regs: dict[str, set[str]] = {}
+    for run in runs:
+        regs.setdefault(run.method, set()).update(name for name, _ in run.regularisers)
+    if set(names) == set(regs):
+        return f"all {len(names)} methods"
+    for reg in sorted(set().union(*regs.values())):
+        having = {m for m, rs in regs.items() if reg in rs}
+        if set(names) == having:
+            return f"the {len(names)} methods with {reg}"
+        if set(names) == set(regs) - having:
+            return f"the {len(names)} methods without {reg}"
+    return f"{len(names)} methods: {', '.join(names[:3])}, …; --verbose lists them"
 
 
 def group_runs(runs: Iterable[RunSpec], profile: Profile) -> list[tuple[dict[str, Any], list[RunSpec]]]:

@@ -72,6 +72,7 @@ def test_wheel_carries_studies_profiles_examples_and_license(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in ("harness/_assets/studies/demo.yaml", "harness/_assets/studies/paper.yaml",
                  "harness/_assets/slurm/profiles/template.yaml", "harness/_assets/docs/examples/capacity_vae.py",
+                 *(f"harness/_assets/slurm/local/{s}.sh" for s in ("common", "install", "up", "down")),
                  "harness/assets.py", "methods/builtins.py", "metrics/dci.py"):
         assert name in names, name
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
@@ -116,6 +117,19 @@ def test_installed_wheel_runs_the_demo_outside_the_checkout(wheel, tmp_path):
     assert (project / "mine" / "studies" / "demo.yaml").is_file()
     assert (project / "mine" / "slurm" / "profiles" / "template.yaml").is_file()
     assert (project / "mine" / "docs" / "examples" / "capacity_vae.py").is_file()
+    assert os.access(project / "mine" / "slurm" / "local" / "up.sh", os.X_OK)
 
     assert _checkout_state() == before  # the checkout is untouched
     assert not (site.parent / "leaderboards").exists() and not (site / "leaderboards").exists()
+
+
+def test_init_copies_the_local_cluster_scripts_executable(tmp_path):
+    """`gmgbench init` gives a project slurm/local/*.sh, runnable as docs/slurm.md §5 says."""
+    from harness import assets
+
+    written = assets.copy_into(tmp_path, say=lambda _: None)
+    scripts = sorted(p.name for p in written if p.parent == tmp_path / "slurm" / "local")
+    assert scripts == ["common.sh", "down.sh", "install.sh", "up.sh"]
+    for name in scripts:
+        path = tmp_path / "slurm" / "local" / name
+        assert os.access(path, os.X_OK) and path.read_bytes() == (REPO / "slurm" / "local" / name).read_bytes()

@@ -147,10 +147,10 @@ def test_failed_run_is_reported_with_its_log_and_only_it_reruns_after_the_fix(sl
 
     # Without the fix, a relaunch leaves the failed run alone (no --retry-failed).
     again = cli("launch", spec_path, "--profile", prof, "--results", results)
-    assert "nothing to submit" in again.stdout and "1 failed runs are not resubmitted" in again.stdout
+    assert "nothing to submit" in again.stdout and "1 failed run not resubmitted" in again.stdout
     # --retry-failed resubmits exactly that run (still broken, so it fails again)
     retry = cli("launch", spec_path, "--profile", prof, "--results", results, "--retry-failed")
-    assert "submitting 1 runs as 1 arrays" in retry.stdout, retry.stdout
+    assert "submitting 1 run as 1 array" in retry.stdout, retry.stdout
     wait_settled(spec_path, results)
     bad_id = failed["run_id"]
     assert len(ResultsStore(results).jobs(bad_id)) == 2
@@ -160,7 +160,7 @@ def test_failed_run_is_reported_with_its_log_and_only_it_reruns_after_the_fix(sl
     fixed = {**bad, "train": {"lr": 0.002}}
     spec_path, _ = study("failing", methods=[good, fixed])
     res = cli("launch", spec_path, "--profile", prof, "--results", results)
-    assert "submitting 1 runs as 1 arrays" in res.stdout, res.stdout
+    assert "submitting 1 run as 1 array" in res.stdout, res.stdout
     report = wait_settled(spec_path, results)
     assert report["counts"]["done"] == 3
     store = ResultsStore(results)

@@ -76,7 +76,9 @@ def test_spec_resources_reach_submitit_and_the_journal_as_plain_data():
     assert not [n for n in plan.resource_notes([run], same) if n.startswith("slurm_setup")]
     other = Profile(resources={"slurm_setup": ["module load y"]})
     assert plan.resource_notes([run], other) == ["slurm_setup: the study sets ['module load x'] over the profile's "
-                                                 "['module load y'] (bvae)"]
+                                                 "['module load y'] (bvae)",
+                                                 "slurm_additional_parameters: the study asks {'exclusive': True}, "
+                                                 "which the profile does not set (bvae)"]
 
 
 def test_method_resources_override_profile_and_split_groups():
