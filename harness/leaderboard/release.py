@@ -103,7 +103,11 @@ def publish_release(agg: Aggregate, spec, store, *, root: Path, command: str, ve
         if do_figures:
             from harness.leaderboard import figures as figs
 
+            from harness.leaderboard.forest import forest_plot
+
             fig_records, fig_notes = figs.make_figures(agg, store, tmp / "figures")
+            forest = forest_plot(agg, tmp / "figures") if agg.options.text_version >= 3 else None
+            fig_records += [forest] if forest is not None else []
         else:
             fig_records, fig_notes = [], []
         export.export_dlib(agg.runs, tmp / "dlib", spec)

@@ -69,6 +69,8 @@ def render(agg: Aggregate, release: dict[str, Any] | None = None, preview: str |
 
     if o.claims:
         out += claims_section(agg)
+        for f in (f for f in (release or {}).get("figures", []) if f.get("kind") == "claims"):
+            out += [f"![{f['caption']}]({f['path']})", "", f"*{f['caption']}*", ""]
     if o.text_version >= 3 and o.held_out:
         out += stability_section(agg)
 
