@@ -361,6 +361,9 @@ def changes(agg: Aggregate, prev_dir: Path | None, manifest: dict[str, Any]) -> 
                     if e in pr and math.isfinite(nr[e]) and math.isfinite(pr[e]) and abs(nr[e] - pr[e]) > 1e-9]
     rank_changes += [f"{e}: — → {nr[e]:.2f}" for e in nr
                      if math.isfinite(nr[e]) and (e not in pr or not math.isfinite(pr[e]))]
+    why = dict(zip(agg.ranks["entry"], agg.ranks["unranked"])) if "unranked" in agg.ranks.columns else {}
+    rank_changes += [f"{e}: {pr[e]:.2f} → not ranked" + (f" ({why[e]})" if why.get(e) else "") for e in nr
+                     if not math.isfinite(nr[e]) and e in pr and math.isfinite(pr[e])]
     if rank_changes:
         lines.append("- Average ranks changed: " + "; ".join(rank_changes) + ".")
     if lines[-1].startswith("Compared with"):  # nothing listed after it

@@ -135,3 +135,22 @@ def test_a_newline_in_a_label_does_not_split_a_table_row(tmp_path):
     assert "| two lines " in md and "| pipe\\|label " in md
     overall = md[md.index("## Overall"):md.index("## ds_a")].strip().splitlines()
     assert len(overall) == 6 and all(x.startswith("|") for x in overall[2:])  # title, blank, header, rule, 2 rows
+
+
+def test_the_changelog_says_when_an_entry_stops_being_ranked(tmp_path):
+    spec = _spec()
+    store = ResultsStore(tmp_path / "results")
+    for run in spec.runs():
+        res = result(run, {"dci.disentanglement": VALUES[run.method][run.seed], "mig.discrete_mig": 0.1})
+        if run.regularisers:
+            res["health"] = _health(False)
+        store.write_result(run.run_id, res)
+    root = tmp_path / "lb"
+    leaderboard.publish(spec, store, root=root, figures=False)
+    for run in spec.runs():  # noop's runs turn out inert (e.g. health recorded by a later evaluation)
+        if run.method == "noop":
+            res = store.read_result(run.run_id)
+            res["health"] = _health(True)
+            store.write_result(run.run_id, res, overwrite=True)
+    v2 = leaderboard.publish(spec, store, root=root, figures=False)
+    assert "noop: 1.00 → not ranked (inert)" in (v2 / "changes.md").read_text()
