@@ -71,7 +71,9 @@ def short_label(agg: Aggregate, entry: str, row) -> str:
         return str(row["method"])
     cands = agg.table.loc[(agg.table["dataset"] == row["dataset"]) & (agg.table["method"] == row["method"]), "setting"]
     shared = set.intersection(*(set(str(c).split(",")) for c in cands)) if len(cands) else set()
-    varying = ",".join(p.split(".")[-1] for p in str(row["setting"]).split(",") if p not in shared)
+    # "dst.weight=300.0" -> "weight=300.0": the term's prefix goes, the value stays whole.
+    varying = ",".join(f"{k.split('.')[-1]}={v}" for k, _, v in
+                       (p.partition("=") for p in str(row["setting"]).split(",") if p not in shared))
     return f"{row['method']} [{varying}]" if varying else str(row["method"])
 
 

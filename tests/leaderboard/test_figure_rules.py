@@ -13,7 +13,7 @@ from harness import leaderboard
 from harness.leaderboard import figures
 from harness.leaderboard.figures import _board_entries, _figure, _scale, slug, split_loss, training_curves
 from harness.results import ResultsStore
-from harness.spec import MethodSpec
+from harness.spec import MethodSpec, RegulariserSpec
 from lb_helpers import fill, make_spec
 
 HELD_OUT = {"metric": "dci.disentanglement", "seeds": [0, 1]}
@@ -95,3 +95,12 @@ def test_a_release_with_paired_claims_has_a_forest_plot_linked_under_the_claims(
     img = np.asarray(Image.open(v1 / forest[0]["path"]).convert("L"), float)
     assert img.std() > 1.0
     assert leaderboard.verify(v1)[0]
+
+
+def test_short_labels_keep_the_varying_values_whole(tmp_path):
+    spec = make_spec(datasets=("ds_a",), leaderboard={"all_settings": True}, methods=(
+        MethodSpec("dst", "beta_vae", {"beta": 4.0}, (RegulariserSpec("dst", {"weight": [300.0, 3000.0]}),)),))
+    store = fill(ResultsStore(tmp_path / "r"), spec, lambda run: {"dci.disentanglement": 0.1 + 0.01 * run.seed})
+    agg = leaderboard.build(spec, store).agg
+    labels = sorted(figures.short_label(agg, e, r) for e, r in _board_entries(agg, "ds_a"))
+    assert labels == ["dst [weight=300.0]", "dst [weight=3000.0]"]
