@@ -69,3 +69,11 @@ def test_power_plan_from_a_published_release(capsys):
     assert cells[2] == "4" and cells[4] == "8"
     assert float(cells[5]) == pytest.approx(power.mde(sd, 4, 8), rel=5e-3)
     assert float(cells[8]) == pytest.approx(power.power(0.05, sd, 4, 8), rel=5e-3)
+
+
+def test_power_plan_refuses_a_release_without_paired_claims_in_one_line(capsys):
+    release = REPO / "leaderboards/gmg-mechanism/v3"  # a study without claims
+    assert main(["leaderboard", "--power", str(release)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(release) in err and "no claims" in err
+    assert main(["leaderboard", "--power", str(REPO / "leaderboards/cpu-repro/v2"), "--pairs", "1"]) == 2
