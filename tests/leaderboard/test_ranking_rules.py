@@ -154,3 +154,28 @@ def test_the_changelog_says_when_an_entry_stops_being_ranked(tmp_path):
             store.write_result(run.run_id, res, overwrite=True)
     v2 = leaderboard.publish(spec, store, root=root, figures=False)
     assert "noop: 1.00 → not ranked (inert)" in (v2 / "changes.md").read_text()
+
+
+def test_selection_stability_says_when_the_judged_seeds_would_choose_otherwise(tmp_path):
+    # One method, two weights: the selection seeds (0, 1) favour weight 1, the judged seeds (2-4) weight 2.
+    spec = make_spec(datasets=("ds_a",), seeds=(0, 1, 2, 3, 4),
+                     leaderboard={"selection": {"metric": "dci.disentanglement", "seeds": [0, 1]}},
+                     methods=(MethodSpec("base", "beta_vae", {"beta": 1.0}),
+                              MethodSpec("reg", "beta_vae", {"beta": 1.0},
+                                         (RegulariserSpec("gmg", {"weight": [1.0, 2.0]}),))))
+
+    def values(run):
+        if run.method == "base":
+            return {"dci.disentanglement": 0.1}
+        w1 = "weight=1.0" in run.setting
+        return {"dci.disentanglement": (0.5 if w1 else 0.4) if run.seed < 2 else (0.2 if w1 else 0.3) + 0.01 * run.seed}
+
+    store = fill(ResultsStore(tmp_path / "results"), spec, values)
+    md = leaderboard.build(spec, store).markdown
+    section = md[md.index("## Selection stability"):md.index("## Overall")]
+    assert "They agree in **0 of 1**" in section
+    line = next(x for x in section.splitlines() if x.startswith("| ds_a "))
+    row = [c.strip() for c in line.strip("|").split("|")]
+    assert row[1] == "reg"
+    assert row[2] == "gmg.weight=1.0" and row[3:5] == ["0.500", "0.230"]
+    assert row[5] == "2nd of 2" and row[6] == "no: gmg.weight=2.0 (0.330)"
