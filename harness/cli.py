@@ -137,7 +137,7 @@ def cmd_run(args) -> int:
             details = f" (details: {record})" if record.is_file() else " (no failure record could be written)"
             print(f"  failed: {o.name}: {o.error}{details}", file=sys.stderr)
     if not args.no_leaderboard and not counts["corrupt"] and not unscored:
-        _print_leaderboard(spec, store)
+        _print_leaderboard(spec, store, preview=_preview(args))
     return 1 if failed or external_failed else 0
 
 
@@ -171,6 +171,17 @@ def _check_callback_name(name: str) -> None:
     if colon and not (re.fullmatch(dotted, module) and re.fullmatch(dotted, attr)):
         raise CallbackError(f"--callback {name!r}: expected module:attr, an importable module and a name in it "
                             "(e.g. mypkg.tracking:make_tracker), or an entry point's name")
+
+
+def _preview(args) -> str | None:
+    """Why a board built from this command line is not the study's working board (None: it may be).
+
+    A run narrowed by --only/--set sees another study: its board is a labelled preview and
+    never replaces latest.md; so is one from another results store than latest.md's, which
+    ``leaderboard.write_latest`` decides (docs/leaderboards.md)."""
+    why = [f"--only {' '.join(args.only)}"] if getattr(args, "only", None) else []
+    why += [f"--set {item}" for item in getattr(args, "set", None) or ()]
+    return "; ".join(f"`{w}`" for w in why) or None
 
 
 def _print_leaderboard(spec, store, **kwargs) -> None:
@@ -401,6 +412,16 @@ def cmd_leaderboard(args) -> int:
         print(report, end="")
         print(f"{args.rebuild}: the rebuild, the release's files or the results differ (see above)", file=sys.stderr)
         return 1
+    if args.power is not None:
+        from harness.leaderboard.release import plan
+
+        if args.pairs is not None and args.pairs < 2:
+            raise UsageError(f"--pairs: a paired t-test needs at least 2 pairs, got {args.pairs}")
+
+        print(plan(args.power, effect=args.effect, pairs=args.pairs), end="")
+        return 0
+    if args.effect is not None or args.pairs is not None:
+        raise UsageError("--effect and --pairs go with --power RELEASE")
     if args.study is None:
         raise UsageError("give a study spec, or --rebuild leaderboards/<study>/vN")
     if args.notes is not None and not args.publish:
@@ -414,7 +435,8 @@ def cmd_leaderboard(args) -> int:
         print(f"published {release}")
         print(f"{release / 'leaderboard.md'}")
         return 0
-    _print_leaderboard(spec, store, all_settings=args.all_settings, root=args.root, allow_stale=args.allow_stale)
+    _print_leaderboard(spec, store, all_settings=args.all_settings, root=args.root, allow_stale=args.allow_stale,
+                       preview=_preview(args))
     return 0
 
 
@@ -544,6 +566,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rebuild RELEASE/leaderboard.md (e.g. leaderboards/demo/v1) from its manifest and check "
                         "it is identical (with --results, also check the store's result files against the "
                         "manifest); exit 1 with a diff if not")
+    p.add_argument("--power", type=Path, default=None, metavar="RELEASE",
+                   help="plan seeds before training: per claim of RELEASE (e.g. leaderboards/cpu-repro/v2), the "
+                        "minimum detectable effect at 80 %% power and the pairs a decisive verdict needs, from its "
+                        "observed sd and Holm family")
+    p.add_argument("--effect", type=float, default=None, metavar="DELTA",
+                   help="with --power: the effect to plan for (default: each claim's observed |Δ|)")
+    p.add_argument("--pairs", type=int, default=None, metavar="N",
+                   help="with --power: the judged seeds per method to evaluate (default: the release's)")
     p.set_defaults(func=cmd_leaderboard)
 
     p = sub.add_parser("import-dlib", help="evaluate a disentanglement_lib model (TF-Hub folder) with our metrics "

@@ -2,6 +2,7 @@
 
     board = build(spec, store)          # aggregate; board.markdown is the "latest" text
     write_latest(board)                 # leaderboards/<study>/latest.md (+ latest/ tables), not a release
+                                        # (preview.md when board.preview: a narrowed or elsewhere-read run)
     publish(spec, store)                # leaderboards/<study>/vN/, LATEST, CHANGELOG.md, README.md
     verify("leaderboards/demo/v1")      # rebuild leaderboard.md from the manifest, compare bytes
 
@@ -12,6 +13,7 @@ folder, see :mod:`harness.project`). See docs/leaderboards.md.
 from __future__ import annotations
 
 import importlib
+import json
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,12 +57,15 @@ class Board:
     store: object
     agg: Aggregate
     root: Path
+    # Why this board is not the study's working board (a run narrowed by --only/--set or read
+    # from another results store), or None; a preview never replaces latest.md.
+    preview: str | None = None
 
     @property
     def markdown(self) -> str:
         from harness.leaderboard.render import render
 
-        return render(self.agg, release=None)
+        return render(self.agg, release=None, preview=self.preview)
 
     @property
     def study(self) -> str:
@@ -68,18 +73,23 @@ class Board:
 
 
 def build(spec, store, *, all_settings: bool = False, root: str | Path | None = None,
-          allow_stale: bool = False) -> Board:
+          allow_stale: bool = False, preview: str | None = None) -> Board:
     """Aggregate the study's results (see :func:`harness.leaderboard.aggregate.aggregate`);
-    ``allow_stale`` lets a cell average runs of different method code (marked in the cell)."""
+    ``allow_stale`` lets a cell average runs of different method code (marked in the cell);
+    ``preview`` (why the board is not the study's own) makes it a labelled preview."""
     from harness.leaderboard.aggregate import aggregate, collect
 
     options = Options.from_spec(spec, all_settings=all_settings, allow_stale=allow_stale)
     agg = aggregate(spec, collect(spec, store), options)
-    return Board(spec=spec, store=store, agg=agg, root=leaderboards_root(root))
+    return Board(spec=spec, store=store, agg=agg, root=leaderboards_root(root), preview=preview)
 
 
 def write_latest(board: Board, root: str | Path | None = None) -> Path:
-    """Write ``<root>/<study>/latest.md`` and ``latest/{runs,aggregate,ranks}.{csv,parquet}``.
+    """Write ``<root>/<study>/latest.md`` and ``latest/{runs,aggregate,ranks}.{csv,parquet}``;
+    a preview board goes to ``preview.md`` and ``preview/`` instead, leaving the study's
+    working board as it was. A board is a preview when ``board.preview`` says why (a run
+    narrowed by ``--only``/``--set``), or when it reads another results store than the one
+    ``latest.md`` was built from (recorded in ``latest/source.json``).
 
     Overwritten on every call: it is a working view, never a release.
     """
@@ -87,10 +97,34 @@ def write_latest(board: Board, root: str | Path | None = None) -> Path:
     from harness.leaderboard.release import _write_tables
 
     study_dir = leaderboards_root(root if root is not None else board.root) / board.study
-    _write_tables(board.agg, study_dir / "latest")
-    path = study_dir / "latest.md"
+    this = Path(board.store.root).resolve()
+    owner = _latest_owner(study_dir, board.study)
+    if not board.preview and owner is not None and owner != this:
+        # Another results store's board must not replace the study's working board.
+        board.preview = f"the results store `{this}` (the study's `latest.md` comes from `{owner}`)"
+    name = "preview" if board.preview else "latest"
+    _write_tables(board.agg, study_dir / name)
+    if not board.preview:
+        atomic_write_text(study_dir / "latest" / "source.json", json.dumps({"results": str(this)}) + "\n")
+    path = study_dir / f"{name}.md"
     atomic_write_text(path, board.markdown)
     return path
+
+
+def _latest_owner(study_dir: Path, study: str) -> Path | None:
+    """The results store the study's ``latest.md`` was built from (``latest/source.json``); a
+    ``latest.md`` from before that record belongs to the project's default store; None: no board yet."""
+    from harness import project
+    from harness.fileio import load_json
+
+    if not (study_dir / "latest.md").is_file():
+        return None
+    record = study_dir / "latest" / "source.json"
+    if record.is_file():
+        results = load_json(record, what="working board record", error=LeaderboardError).get("results")
+        if isinstance(results, str):
+            return Path(results).resolve()
+    return project.results_dir(study).resolve()
 
 
 def _default_command(spec, all_settings: bool) -> str:

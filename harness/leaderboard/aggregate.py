@@ -17,12 +17,12 @@ import pandas as pd
 
 # LeaderboardError and Options live in their own module (no pandas, no import circle); they
 # are re-exported here for the callers that import them from this one.
-from harness.leaderboard.options import LeaderboardError, Options, Reference, references
+from harness.leaderboard.options import MIN_RANK_SEEDS, LeaderboardError, Options, Reference, references
 from harness.stale import code_signature
 from harness.leaderboard.health import run_columns as health_columns
 
 __all__ = ["LeaderboardError", "Options", "Aggregate", "collect", "aggregate", "RUN_COLUMNS", "metric_columns",
-           "normalise_runs"]
+           "normalise_runs", "unranked_reasons"]
 
 
 # Per-run columns that are not metrics; every other column is a ``<metric>.<key>`` value.
@@ -43,7 +43,8 @@ class Aggregate:
         ``selected`` (shown on the board), ``settings`` (how many settings competed),
         ``<col>.reference``/``<col>.delta`` where the spec gives a reference.
       ranks: one row per board entry: ``avg_rank``, ``rank_lo``/``rank_hi`` (bootstrap
-        interval), ``n_datasets`` and ``rank.<dataset>``.
+        interval), ``n_datasets`` and ``rank.<dataset>``; text version 3 adds ``unranked`` (why
+        an entry has no rank, empty if ranked) and ``interval`` ("too few seeds" or empty).
     judged_seeds: the seeds behind every shown value, rank and claim; selection_seeds: the
       seeds whose mean chose each setting (the same seeds unless ``options.held_out``).
     With held-out selection, ``table`` also has ``selection_score``/``selection_n``: the
@@ -275,12 +276,38 @@ def _rank_desc(scores: np.ndarray) -> np.ndarray:
     return rankdata(-scores, axis=-1, method="average")
 
 
+def unranked_reasons(agg: Aggregate, ds: str, method: str, setting: str) -> list[str]:
+    """Why the shown setting of ``method`` on ``ds`` is not ranked (empty: it is), text version 3:
+    an inert regulariser (the row measures the base model), judged seeds lost to failures (the
+    survivors are not the seeds the others are judged on), fewer judged seeds with a value than
+    ``options.min_seeds``."""
+    from harness.leaderboard.health import entry_health
+
+    sel, judged = agg.options.selection, agg.judged
+    g = judged[(judged["dataset"] == ds) & (judged["method"] == method) & (judged["setting"] == setting)]
+    reasons = []
+    if entry_health(judged, ds, method, setting)["state"] == "inert":
+        reasons.append("inert")
+    failed = int((g["status"] == "failed").sum())
+    if failed:
+        reasons.append(f"{failed} of {len(g)} judged seeds failed")
+    n = int(g.loc[g["status"] == "done", sel].notna().sum())
+    if n < agg.options.min_seeds:
+        reasons.append(f"{n} judged seed{'s' if n != 1 else ''} (fewer than {agg.options.min_seeds})")
+    return reasons
+
+
 def _ranks(agg: Aggregate) -> pd.DataFrame:
     """Ranks of the shown entries per dataset by the selection metric, averaged over datasets.
 
     The interval resamples, per dataset and entry, the seeds of the shown setting with
     replacement (the selection itself is kept fixed), re-ranks, and takes the 2.5 and 97.5
     percentiles of the average rank over ``options.bootstrap`` resamples.
+
+    Text version 3 ranks only what it can stand behind: an entry with a reason in
+    :func:`unranked_reasons` on a dataset takes no part in that dataset's ranking, and has no
+    average rank (column ``unranked`` says why); an interval needs ``MIN_RANK_SEEDS`` judged
+    seeds on every dataset (else NaN, column ``interval`` "too few seeds").
     """
     opts, sel = agg.options, agg.options.selection
     sign = opts.direction(sel) or 1
@@ -292,12 +319,22 @@ def _ranks(agg: Aggregate) -> pd.DataFrame:
     boot = np.full((B, n_e, n_d), np.nan)
     rng = np.random.default_rng(opts.bootstrap_seed)
     done = agg.judged[agg.judged["status"] == "done"]
+    rules = opts.text_version >= 3
+    why: dict[str, list[str]] = {e: [] for e in entries}
+    seeds = np.full(n_e, np.iinfo(np.int64).max)
     for d, ds in enumerate(agg.datasets):
         rows = board[board["dataset"] == ds]
         have, means, draws = [], [], []
         for _, r in rows.iterrows():
             vals = done.loc[(done["dataset"] == ds) & (done["method"] == r["method"]) & (done["setting"] == r["setting"]),
                             sel].dropna().to_numpy(float)
+            e = agg.entry(r["method"], r["setting"])
+            seeds[pos[e]] = min(seeds[pos[e]], len(vals))
+            if rules:
+                reasons = unranked_reasons(agg, ds, r["method"], r["setting"])
+                why[e] += [f"{ds}: {x}" if n_d > 1 else x for x in reasons]
+                if reasons:
+                    continue
             if len(vals) == 0:
                 continue
             have.append(pos[agg.entry(r["method"], r["setting"])])
@@ -318,4 +355,11 @@ def _ranks(agg: Aggregate) -> pd.DataFrame:
                         "n_datasets": np.isfinite(point).sum(axis=1).astype(int)})
     for d, ds in enumerate(agg.datasets):
         out[f"rank.{ds}"] = point[:, d]
+    if rules:
+        unranked = np.array([bool(why[e]) for e in entries], bool)
+        few = np.array([int(s) < MIN_RANK_SEEDS for s in seeds], bool) if n_e else np.zeros(0, bool)
+        out.loc[unranked, ["avg_rank", "rank_lo", "rank_hi"]] = math.nan
+        out.loc[few, ["rank_lo", "rank_hi"]] = math.nan
+        out["unranked"] = ["; ".join(why[e]) for e in entries]
+        out["interval"] = np.where(unranked, "", np.where(few, "too few seeds", ""))
     return out

@@ -34,12 +34,13 @@ t-interval is twice as wide and crosses 0).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from harness.leaderboard import power
 from harness.leaderboard.options import MIN_PAIRS, Claim, parse_claims
 
 __all__ = ["Claim", "parse_claims", "judge", "Verdict", "welch_interval", "welch_test", "paired_test", "holm", "ALPHA"]
@@ -60,6 +61,19 @@ class Verdict:
     n_pairs: int = 0  # seeds both sides have (paired); 0 for welch
     p: float = math.nan  # two-sided p-value of delta = 0
     p_adj: float = math.nan  # after the correction across the board's comparisons (= p without one)
+    sd: float = math.nan  # paired: sample sd of the per-seed differences (what the power depends on)
+    family: int = 1  # comparisons the correction spreads α over (Holm's first step tests at α/family)
+
+    @property
+    def mde(self) -> float:
+        """The |Δ| this comparison detects with 80 % power at its pairs, sd and family (paired only;
+        see :mod:`harness.leaderboard.power`)."""
+        return power.mde(self.sd, self.n_pairs, self.family, ALPHA) if self.n_pairs >= 2 else math.nan
+
+    @property
+    def pairs_needed(self) -> int | None:
+        """Pairs a decisive verdict at the observed |Δ| would need (80 % power, sd as observed)."""
+        return power.pairs_needed(abs(self.delta), self.sd, self.family, ALPHA, at_least=MIN_PAIRS)
 
     @property
     def dropped(self) -> int:
@@ -91,12 +105,12 @@ def judge(agg) -> list[Verdict]:
             raw.append(_compare(claim, ds, a, b, opts.claims_test, legacy=opts.text_version < 2))
     tested = [i for i, v in enumerate(raw) if math.isfinite(v.p)]
     adjusted = holm([raw[i].p for i in tested]) if opts.claims_correction == "holm" else [raw[i].p for i in tested]
-    out = list(raw)
+    family = len(tested) if opts.claims_correction == "holm" else 1
+    out = [replace(v, family=max(family, 1)) for v in raw]
     for i, p_adj in zip(tested, adjusted):
-        v = raw[i]
+        v = out[i]
         verdict = ("supported" if v.delta > 0 else "contradicted") if p_adj < ALPHA else "inconclusive"
-        out[i] = Verdict(v.claim, v.dataset, v.delta, v.lo, v.hi, v.n_better, v.n_than, verdict, v.n_pairs, v.p,
-                         float(p_adj))
+        out[i] = replace(v, verdict=verdict, p_adj=float(p_adj))
     return out
 
 
@@ -119,9 +133,10 @@ def _compare(claim: Claim, ds: str, a: pd.Series, b: pd.Series, test: str, legac
         if n < MIN_PAIRS:
             return Verdict(claim, ds, delta, math.nan, math.nan, na, nb, "insufficient pairs", n)
         lo, hi, p = paired_test(x, y)
+        sd = float(np.std(x - y, ddof=1))
         if not math.isfinite(p):  # identical differences: a zero-width interval is no evidence by itself
-            return Verdict(claim, ds, delta, lo, hi, na, nb, "inconclusive", n)
-        return Verdict(claim, ds, delta, lo, hi, na, nb, "inconclusive", n, p, p)
+            return Verdict(claim, ds, delta, lo, hi, na, nb, "inconclusive", n, sd=sd)
+        return Verdict(claim, ds, delta, lo, hi, na, nb, "inconclusive", n, p, p, sd=sd)
     x, y = a.to_numpy(float), b.to_numpy(float)
     delta = float(x.mean() - y.mean())
     if min(na, nb) < (2 if legacy else MIN_PAIRS):

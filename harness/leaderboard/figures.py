@@ -8,8 +8,10 @@ object API (no pyplot state), so building them never touches a user's backend.
 from __future__ import annotations
 
 import errno
+import hashlib
 import math
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +19,20 @@ import numpy as np
 
 from harness.leaderboard.aggregate import Aggregate
 
-__all__ = ["make_figures", "selection_chart", "training_curves", "health_figure", "model_figures", "slug"]
+__all__ = ["make_figures", "selection_chart", "training_curves", "health_figure", "model_figures", "slug", "split_loss",
+           "short_label"]
 
 _DPI = 100
 
 
 def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
+    """A file-name part for ``text``. Text that had to be changed gets a short hash of the
+    original, so labels that differ only in replaced characters (``α-VAE``, ``β-VAE``) never
+    share a file (a row would show another method's model)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
+    if safe == text:
+        return safe
+    return f"{safe}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:6]}"
 
 
 def _figure(w: float, h: float):
@@ -42,77 +51,129 @@ def _save(fig, path: Path) -> None:
 
 
 def _board_entries(agg: Aggregate, ds: str) -> list[tuple[str, Any]]:
+    """The shown rows of ``ds``, best mean of the selection metric first (entries without one last)."""
     board = agg.board
     rows = board[board["dataset"] == ds]
-    ranks = dict(zip(agg.ranks["entry"], agg.ranks["avg_rank"]))
+    sel = agg.options.selection
+    sign = agg.options.direction(sel) or 1
     items = [(agg.entry(r["method"], r["setting"]), r) for _, r in rows.iterrows()]
-    return sorted(items, key=lambda it: (not math.isfinite(ranks.get(it[0], math.nan)), ranks.get(it[0], math.inf)))
+
+    def key(it):
+        m = it[1][f"{sel}.mean"]
+        return (not math.isfinite(m), -sign * m if math.isfinite(m) else 0.0)
+
+    return sorted(items, key=key)
 
 
-def _seed_values(agg: Aggregate, ds: str, row, col: str) -> tuple[np.ndarray, np.ndarray]:
-    runs = agg.judged  # the seeds behind the shown mean ± std
+def short_label(agg: Aggregate, entry: str, row) -> str:
+    """A figure label: the method, plus (with every setting shown) only the parameters that vary
+    among the method's settings; full settings are in the tables."""
+    if not agg.options.all_settings:
+        return str(row["method"])
+    cands = agg.table.loc[(agg.table["dataset"] == row["dataset"]) & (agg.table["method"] == row["method"]), "setting"]
+    shared = set.intersection(*(set(str(c).split(",")) for c in cands)) if len(cands) else set()
+    # "dst.weight=300.0" -> "weight=300.0": the term's prefix goes, the value stays whole.
+    varying = ",".join(f"{k.split('.')[-1]}={v}" for k, _, v in
+                       (p.partition("=") for p in str(row["setting"]).split(",") if p not in shared))
+    return f"{row['method']} [{varying}]" if varying else str(row["method"])
+
+
+def _seed_values(agg: Aggregate, ds: str, row, col: str, seeds=None) -> tuple[np.ndarray, np.ndarray]:
+    runs = agg.runs
+    seeds = agg.judged_seeds if seeds is None else seeds  # default: the seeds behind the shown mean ± std
     m = (runs["dataset"] == ds) & (runs["method"] == row["method"]) & (runs["setting"] == row["setting"]) \
-        & (runs["status"] == "done")
+        & (runs["status"] == "done") & runs["seed"].isin(seeds)
     sub = runs.loc[m, ["seed", col]].dropna()
     return sub["seed"].to_numpy(), sub[col].to_numpy(float)
 
 
-def selection_chart(agg: Aggregate, ds: str, out_dir: Path) -> dict[str, Any]:
-    """Per method (best rank on top): every seed's value (dots), mean ± std (bar), reference (diamond).
+def _seeds_text(seeds) -> str:
+    return ", ".join(str(int(s)) for s in seeds)
 
-    Horizontal, so long method labels stay readable and many methods only make it taller.
+
+def selection_chart(agg: Aggregate, ds: str, out_dir: Path) -> dict[str, Any]:
+    """Per method, best mean on top: every judged seed's value (dots), mean ± std (bar),
+    reference (diamond); with held-out selection, the selection seeds' values apart (hollow).
+
+    Horizontal, so method labels stay readable and many methods only make it taller; the
+    legend sits below the axes, never over the points.
     """
     sel = agg.options.selection
     items = _board_entries(agg, ds)
     n = max(len(items), 1)
-    longest = max((len(e) for e, _ in items), default=8)
-    fig = _figure(5.0 + 0.07 * min(longest, 80), 1.2 + 0.42 * n)
+    labels = [short_label(agg, e, r) for e, r in items]
+    longest = max((len(x) for x in labels), default=8)
+    fig = _figure(5.0 + 0.07 * min(longest, 60), 1.9 + 0.42 * n)
     ax = fig.add_subplot(1, 1, 1)
     for i, (entry, row) in enumerate(items):
         y = n - 1 - i
         _, vals = _seed_values(agg, ds, row, sel)
         if len(vals):
             jitter = np.linspace(-0.15, 0.15, len(vals)) if len(vals) > 1 else np.zeros(1)
-            ax.scatter(vals, y + jitter, s=20, color="0.45", zorder=3, label="seed")
+            ax.scatter(vals, y + jitter, s=20, color="0.35", zorder=3,
+                       label=f"judged seed ({_seeds_text(agg.judged_seeds)})")
             std = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
             ax.errorbar([vals.mean()], [y], xerr=[std], fmt="s", color="C0", ms=7, capsize=5, lw=2, zorder=4,
-                        label="mean ± std")
+                        label="mean ± std (judged seeds)")
+        if agg.options.held_out:
+            _, chose = _seed_values(agg, ds, row, sel, agg.selection_seeds)
+            if len(chose):
+                ax.scatter(chose, np.full(len(chose), y + 0.3), s=24, facecolors="none", edgecolors="C1", zorder=3,
+                           label=f"selection seed ({_seeds_text(agg.selection_seeds)}; not judged)")
         ref = row.get(f"{sel}.reference", math.nan)
         if isinstance(ref, float) and math.isfinite(ref):
-            ax.scatter([ref], [y + 0.3], marker="D", color="C3", zorder=4, label="reference")
+            ax.scatter([ref], [y - 0.3], marker="D", color="C3", zorder=4, label="reference")
     ax.set_yticks(range(n))
-    ax.set_yticklabels([e for e, _ in reversed(items)] or [""], fontsize=8)
+    ax.set_yticklabels(list(reversed(labels)) or [""], fontsize=8)
     ax.set_ylim(-0.6, n - 0.4)
     ax.set_xlabel(f"{sel} ({'lower' if agg.options.direction(sel) < 0 else 'higher'} is better)")
     ax.set_title(f"{ds}: {sel} of the shown setting, per seed", fontsize=10)
     ax.grid(axis="x", alpha=0.3)
-    handles, labels = ax.get_legend_handles_labels()
-    uniq = dict(zip(labels, handles))
+    handles, names = ax.get_legend_handles_labels()
+    uniq = dict(zip(names, handles))
     if uniq:
-        ax.legend(uniq.values(), uniq.keys(), fontsize=7, loc="best")
+        fig.legend(uniq.values(), uniq.keys(), fontsize=7, loc="outside lower center", ncols=2)
     path = out_dir / f"{slug(ds)}-selection.png"
     _save(fig, path)
+    held = (f"; hollow: the selection seeds ({_seeds_text(agg.selection_seeds)}), which chose the setting and are "
+            "not judged" if agg.options.held_out else "")
     return {"path": f"figures/{path.name}", "kind": "selection", "dataset": ds,
-            "caption": f"{ds}: {sel} per method, best rank on top (dots: seeds; square and bar: mean ± std)"}
+            "caption": f"{ds}: {sel} per method, best mean on top (dots: the judged seeds "
+                       f"{_seeds_text(agg.judged_seeds)}; square and bar: their mean ± std{held})"}
+
+
+def split_loss(curve: list[dict], weights: dict[str, float | None]) -> list[dict]:
+    """Each logged point plus ``base loss`` (the objective alone) and ``λ·R`` (the weighted
+    regularisers, summed): the logged ``loss`` includes λ·R, whose scale depends on λ, so
+    totals of different methods are not comparable while base losses are."""
+    out = []
+    for p in curve:
+        q = dict(p)
+        terms = [w * p[name] for name, w in weights.items()
+                 if isinstance(w, (int, float)) and isinstance(p.get(name), (int, float))]
+        if "loss" in p and len(terms) == len(weights):
+            q["base loss"] = p["loss"] - sum(terms)
+            if weights:
+                q["λ·R"] = sum(terms)
+        out.append(q)
+    return out
 
 
 def training_curves(agg: Aggregate, ds: str, curves: dict[str, list[dict]], out_dir: Path) -> dict[str, Any] | None:
-    """Loss terms against steps: mean over seeds (line) and the seeds' range (band)."""
+    """Base loss, λ·R, recon and KL against steps over the judged seeds: mean (line) and range (band)."""
     items = _board_entries(agg, ds)
-    runs = agg.runs
+    runs = agg.judged  # the seeds of the tables
     series: dict[str, list[list[dict]]] = {}
     for entry, row in items:
         ids = runs.loc[(runs["dataset"] == ds) & (runs["method"] == row["method"]) & (runs["setting"] == row["setting"])
                        & (runs["status"] == "done"), "run_id"]
         cs = [curves[i] for i in ids if curves.get(i)]
         if cs:
-            series[entry] = cs
+            series[short_label(agg, entry, row)] = cs
     if not series:
         return None
-    keys = ["loss"] + [k for k in ("recon", "kl") if any(k in p for cs in series.values() for c in cs for p in c)]
-    extra = sorted({k for cs in series.values() for c in cs for p in c for k in p
-                    if k not in ("step", "loss", "recon", "kl") and "." not in k})
-    keys += extra[:2]
+    keys = [k for k in ("base loss", "λ·R", "recon", "kl") if any(k in p for cs in series.values() for c in cs for p in c)]
+    keys = keys or ["loss"]
     ncols = min(len(keys), 2)  # two panels a row stay legible when the page scales the image down
     nrows = math.ceil(len(keys) / ncols)
     fig = _figure(4.6 * ncols, 3.1 * nrows + 0.3 + 0.18 * len(series))
@@ -129,27 +190,26 @@ def training_curves(agg: Aggregate, ds: str, curves: dict[str, list[dict]], out_
                 for p in c:
                     if key in p:
                         mat[r, at[p["step"]]] = p[key]
-            with np.errstate(all="ignore"):
-                import warnings
-
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    mean, lo, hi = np.nanmean(mat, 0), np.nanmin(mat, 0), np.nanmax(mat, 0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a step no seed logged: NaN is the answer
+                mean, lo, hi = np.nanmean(mat, 0), np.nanmin(mat, 0), np.nanmax(mat, 0)
             values_seen += [v for v in mat.ravel().tolist() if math.isfinite(v)]
             ax.plot(steps, mean, color=f"C{i}", lw=1.6, label=f"{entry} ({len(cs)} seeds)")
             if len(cs) > 1:
                 ax.fill_between(steps, lo, hi, color=f"C{i}", alpha=0.2, lw=0)
         _scale(ax, values_seen)
-        ax.set_title(key)
+        ax.set_title({"base loss": "base loss (objective, without λ·R)", "λ·R": "λ·R (weighted regularisers)"}.get(key, key))
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-    # One legend below the panels: inside the first panel, long entry names (every setting
-    # spelled out with --all-settings) squeeze the panels to slivers.
+    # One legend below the panels: inside a panel, entry names squeeze the panels to slivers.
     handles, labels = fig.axes[0].get_legend_handles_labels() if fig.axes else ([], [])
     if handles:
         fig.legend(handles, labels, loc="outside lower center", fontsize=7, ncols=1)
-    return _finish(fig, ds, "curves", out_dir, f"{ds}: training curves of the shown settings (line: mean over seeds, "
-                   "band: min–max)", f"{ds}: training curves (mean over seeds, band: min to max)")
+    seeds = _seeds_text(agg.judged_seeds)
+    return _finish(fig, ds, "curves", out_dir, f"{ds}: training curves of the shown settings, judged seeds {seeds} "
+                   "(line: mean, band: min–max)",
+                   f"{ds}: training curves over the judged seeds {seeds}: base loss and λ·R in separate panels "
+                   "(mean, band: min to max)")
 
 
 def _finish(fig, ds: str, kind: str, out_dir: Path, title: str, caption: str) -> dict[str, Any]:
@@ -173,15 +233,38 @@ def _scale(ax, values: list[float]) -> None:
     elif lo <= 0:
         mags = [abs(v) for v in values if v != 0]
         if mags and max(mags) / min(mags) > 20:
-            ax.set_yscale("symlog", linthresh=max(min(mags), max(mags) * 1e-6))
+            linthresh = max(min(mags), max(mags) * 1e-6)
+            ax.set_yscale("symlog", linthresh=linthresh)
+            _symlog_ticks(ax, linthresh, lo, hi)
         ax.axhline(0.0, color="0.3", lw=0.6, ls=":")
+
+
+def _symlog_ticks(ax, linthresh: float, lo: float, hi: float) -> None:
+    """0 and powers of ten outside the linear band, at most ~4 a side: matplotlib's default
+    puts a label at every decade and at ±linthresh, and they overlap around 0."""
+    from matplotlib.ticker import FixedFormatter, FixedLocator
+
+    first = math.floor(math.log10(linthresh)) + 1
+    ticks, labels = [0.0], ["0"]
+    for sign, bound in ((1, hi), (-1, lo)):
+        if sign * bound <= linthresh:
+            continue
+        last = math.ceil(math.log10(abs(bound)))
+        step = max(1, math.ceil((last - first + 1) / 4))
+        for k in range(last, first - 1, -step):
+            ticks.append(sign * 10.0 ** k)
+            labels.append(f"{'−' if sign < 0 else ''}1e{k}")
+    order = np.argsort(ticks)
+    ax.yaxis.set_major_locator(FixedLocator([ticks[i] for i in order]))
+    ax.yaxis.set_major_formatter(FixedFormatter([labels[i] for i in order]))
+    ax.yaxis.set_minor_locator(FixedLocator([]))
 
 
 def health_figure(agg: Aggregate, ds: str, healths: dict[str, dict], out_dir: Path) -> dict[str, Any] | None:
     """Per run of each shown regularised entry: each term's gradient share over training (log
     axis), with the 1 % line below which a term counts as not acting (harness/health.py)."""
-    items = [(e, r) for e, r in _board_entries(agg, ds)]
-    runs = agg.runs
+    items = [(short_label(agg, e, r), r) for e, r in _board_entries(agg, ds)]
+    runs = agg.judged  # the seeds of the tables
     panels: list[tuple[str, list[tuple[int, str, list]]]] = []
     for entry, row in items:
         sub = runs[(runs["dataset"] == ds) & (runs["method"] == row["method"]) & (runs["setting"] == row["setting"])
@@ -212,8 +295,11 @@ def health_figure(agg: Aggregate, ds: str, healths: dict[str, dict], out_dir: Pa
         ax.set_ylabel("gradient share")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
-    return _finish(fig, ds, "health", out_dir, f"{ds}: regulariser gradient share ‖λ∇R‖ / (‖λ∇R‖ + ‖∇L_base‖), per run",
-                   f"{ds}: each run's regulariser gradient share over training (dashed: 1 %)")
+    seeds = _seeds_text(agg.judged_seeds)
+    return _finish(fig, ds, "health", out_dir, f"{ds}: regulariser gradient share ‖λ∇R‖ / (‖λ∇R‖ + ‖∇L_base‖), "
+                   f"per run of the judged seeds {seeds}",
+                   f"{ds}: the regulariser gradient share over training of each run of the judged seeds {seeds} "
+                   "(dashed: 1 %)")
 
 
 def _representative(agg: Aggregate, ds: str, row) -> tuple[str, int] | None:
@@ -316,7 +402,10 @@ def make_figures(agg: Aggregate, store, out_dir: Path) -> tuple[list[dict[str, A
     for rid in agg.runs.loc[agg.runs["status"] == "done", "run_id"]:
         if store is not None and store.has_result(rid):
             res = store.read_result(rid)
-            curves[rid] = (res.get("training") or {}).get("curve") or []
+            # λ as the run recorded it; a term without a recorded weight leaves the loss unsplit.
+            weights = {r["name"]: (r.get("params") or {}).get("weight")
+                       for r in (res.get("config") or {}).get("regularisers") or [] if isinstance(r, dict) and "name" in r}
+            curves[rid] = split_loss((res.get("training") or {}).get("curve") or [], weights)
             healths[rid] = res.get("health") or {}
     for ds in agg.datasets:
         done = agg.runs[(agg.runs["dataset"] == ds) & (agg.runs["status"] == "done")]

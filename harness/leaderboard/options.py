@@ -28,7 +28,7 @@ from harness.errors import UserError, check_keys
 from harness.sections import FrozenMap
 
 __all__ = ["LeaderboardError", "Options", "Claim", "parse_claims", "references", "DEFAULT_LOWER", "DEFAULT_NEUTRAL",
-           "Reference", "CLAIMS_TESTS", "CLAIMS_CORRECTIONS", "MIN_PAIRS", "OPTION_KEYS"]
+           "Reference", "CLAIMS_TESTS", "CLAIMS_CORRECTIONS", "MIN_PAIRS", "MIN_RANK_SEEDS", "OPTION_KEYS"]
 
 
 class LeaderboardError(UserError, ValueError):
@@ -46,6 +46,9 @@ CLAIMS_CORRECTIONS = ("holm", "none")
 # Fewer seeds (or pairs) than this never give a verdict: with 2 the t-quantile is 12.7 and
 # with 1 there is no spread at all.
 MIN_PAIRS = 3
+# A bootstrap rank interval from fewer seeds resamples so few distinct means that it prints
+# certainty it does not have (2 seeds: 3 distinct means per side, "[1.00, 1.00]" is common).
+MIN_RANK_SEEDS = 3
 
 OPTION_KEYS = {
     "selection": "<metric>.<key> (select on all seeds, judge on the same ones) or "
@@ -60,6 +63,7 @@ OPTION_KEYS = {
     "claims": "list of {claim: text, better: method label, than: method label} judged per dataset",
     "claims_test": "paired (per-seed differences; default) or welch (unpaired designs)",
     "claims_correction": "holm (default: across every comparison of the board) or none",
+    "min_seeds": "entries with fewer judged seeds are shown with the reason but not ranked (default 3)",
 }
 _SELECTION_KEYS = ("metric", "seeds")
 
@@ -78,7 +82,9 @@ class Options:
     ``selection_seeds`` is None for "selected and judged on the same seeds", else the seeds
     the setting is selected on (the others are judged). ``text_version`` is the wording of
     the board: 1 for releases published before the board stated its claims method and
-    selection protocol (they rebuild with their original words), 2 since.
+    selection protocol (they rebuild with their original words), 2 for those before the
+    ranking rules, claim power and selection stability (rebuilt as published), 3 since.
+    ``min_seeds``: an entry with fewer judged seeds with a value is shown, not ranked (text 3).
     """
 
     selection: str = "dci.disentanglement"
@@ -93,7 +99,8 @@ class Options:
     claims: tuple[Claim, ...] = ()
     claims_test: str = "paired"
     claims_correction: str = "holm"
-    text_version: int = 2
+    text_version: int = 3
+    min_seeds: int = 3
     # True: a cell may average runs of different method code (marked "mixed code"); see docs/store.md.
     allow_stale: bool = False
 
@@ -105,6 +112,8 @@ class Options:
             raise LeaderboardError(f"leaderboard.digits: expected 0..10, got {self.digits}")
         if self.bootstrap < 1:
             raise LeaderboardError(f"leaderboard.bootstrap: expected ≥ 1 resamples, got {self.bootstrap}")
+        if self.min_seeds < 1:
+            raise LeaderboardError(f"leaderboard.min_seeds: expected ≥ 1 seed, got {self.min_seeds}")
         if self.claims_test not in CLAIMS_TESTS:
             raise LeaderboardError(f"leaderboard.claims_test: expected one of {', '.join(CLAIMS_TESTS)}, "
                                    f"got {self.claims_test!r}")
@@ -154,7 +163,8 @@ class Options:
                     raise LeaderboardError(f"{where}.{key}: expected a list of '<metric>.<key>' names, got {val!r}")
                 kw[key] = tuple(val)
         for key, typ in (("all_settings", bool), ("digits", int), ("bootstrap", int), ("bootstrap_seed", int),
-                         ("figures", bool), ("claims_test", str), ("claims_correction", str)):
+                         ("figures", bool), ("claims_test", str), ("claims_correction", str),
+                         ("min_seeds", int)):
             if key in raw:
                 if not isinstance(raw[key], typ) or (typ is int and isinstance(raw[key], bool)):
                     raise LeaderboardError(f"{where}.{key}: expected {typ.__name__}, got {raw[key]!r}")

@@ -30,7 +30,8 @@ from harness.spec import spec_from_dict as _spec_from_dict
 from harness.spec import spec_hash, spec_to_dict
 
 __all__ = ["ReleaseExists", "spec_to_dict", "spec_from_dict", "spec_hash", "versions", "publish_release",
-           "rebuild", "verify", "check_results", "check_files", "check_manifest", "changes", "write_index", "MANIFEST_FORMAT"]
+           "rebuild", "verify", "check_results", "check_files", "check_manifest", "changes", "write_index", "plan",
+           "MANIFEST_FORMAT"]
 
 MANIFEST_FORMAT = 1
 _VERSION = re.compile(r"^v(\d+)$")
@@ -107,7 +108,11 @@ def publish_release(agg: Aggregate, spec, store, *, root: Path, command: str, ve
         if do_figures:
             from harness.leaderboard import figures as figs
 
+            from harness.leaderboard.forest import forest_plot
+
             fig_records, fig_notes = figs.make_figures(agg, store, tmp / "figures")
+            forest = forest_plot(agg, tmp / "figures") if agg.options.text_version >= 3 else None
+            fig_records += [forest] if forest is not None else []
         else:
             fig_records, fig_notes = [], []
         export.export_dlib(agg.runs, tmp / "dlib", spec)
@@ -193,6 +198,43 @@ def rebuild(version_dir: str | Path) -> str:
     spec = spec_from_dict(m["spec"])
     agg = aggregate(spec, pd.read_parquet(runs_path), Options.from_dict(m["options"]))
     return render.render(agg, release=m)
+
+
+def plan(version_dir: str | Path, effect: float | None = None, pairs: int | None = None) -> str:
+    """A seed plan from a published release, before training the next study: per claim and
+    dataset, the observed sd of the paired differences and, at that sd and the release's Holm
+    family, the MDE with the release's pairs (and with ``pairs``), the power at ``effect``
+    (default: the observed |Δ|) and the pairs 80 % power at it needs. Markdown."""
+    from tabulate import tabulate
+
+    from harness.leaderboard.claims import ALPHA, judge
+    from harness.leaderboard.power import MAX_PAIRS, mde, pairs_needed, power
+    from harness.leaderboard.power import fmt as _g
+
+    version_dir = Path(version_dir)
+    m = _manifest(version_dir)
+    opts = Options.from_dict(m["options"])
+    if not opts.claims or opts.claims_test != "paired":
+        raise LeaderboardError(f"{version_dir}: --power plans paired claims; this release has "
+                               + ("no claims" if not opts.claims else f"claims_test {opts.claims_test}"))
+    agg = aggregate(spec_from_dict(m["spec"]), pd.read_parquet(version_dir / "data" / "runs.parquet"), opts)
+    rows = []
+    for v in judge(agg):
+        d = abs(effect) if effect is not None else abs(v.delta)
+        n = pairs or v.n_pairs
+        need = pairs_needed(d, v.sd, v.family, ALPHA, at_least=3)
+        rows.append([v.claim.claim, v.dataset, v.n_pairs, _g(v.sd), v.family, _g(mde(v.sd, v.n_pairs, v.family)),
+                     _g(mde(v.sd, n, v.family)), _g(d), _g(power(d, v.sd, n, v.family)),
+                     "—" if not math.isfinite(d) or not math.isfinite(v.sd) or d == 0
+                     else str(need) if need is not None else f"> {MAX_PAIRS}"])
+    at = f"{pairs} pairs" if pairs else "its pairs"
+    head = ["Claim", "Dataset", "Pairs", "sd of differences", "Holm family", "MDE (80 %) now", f"MDE at {at}",
+            "Effect Δ" + (" (given)" if effect is not None else " (observed, absolute)"), f"Power at Δ, {at}",
+            "Pairs for 80 % at Δ"]
+    return (f"Seed plan from {version_dir} ({m['study']} {m['version']}): paired t-test, two-sided, Holm's first "
+            f"step (α/family, α = {ALPHA:g}); power from the noncentral t at the observed sd of each claim's per-seed "
+            "differences (an estimate from few pairs: plan with margin).\n\n"
+            + tabulate(rows, headers=head, tablefmt="pipe", disable_numparse=True) + "\n")
 
 
 def check_results(version_dir: str | Path, results: str | Path) -> list[str]:
@@ -361,6 +403,9 @@ def changes(agg: Aggregate, prev_dir: Path | None, manifest: dict[str, Any]) -> 
                     if e in pr and math.isfinite(nr[e]) and math.isfinite(pr[e]) and abs(nr[e] - pr[e]) > 1e-9]
     rank_changes += [f"{e}: — → {nr[e]:.2f}" for e in nr
                      if math.isfinite(nr[e]) and (e not in pr or not math.isfinite(pr[e]))]
+    why = dict(zip(agg.ranks["entry"], agg.ranks["unranked"])) if "unranked" in agg.ranks.columns else {}
+    rank_changes += [f"{e}: {pr[e]:.2f} → not ranked" + (f" ({why[e]})" if why.get(e) else "") for e in nr
+                     if not math.isfinite(nr[e]) and e in pr and math.isfinite(pr[e])]
     if rank_changes:
         lines.append("- Average ranks changed: " + "; ".join(rank_changes) + ".")
     if lines[-1].startswith("Compared with"):  # nothing listed after it
@@ -385,6 +430,21 @@ def _index_selection(options: dict[str, Any]) -> str:
                                           if held_out else "")
 
 
+def _leader(ranks: pd.DataFrame) -> str:
+    """The first-ranked entry, named only when its rank interval lies wholly above the next
+    entry's (no overlap); otherwise the board has no clear leader, whatever the point ranks say."""
+    if not len(ranks):
+        return "— (nothing ranked)"
+    first = ranks.iloc[0]
+    name = f"{first['entry']} ({first['avg_rank']:.2f}"
+    if len(ranks) == 1:
+        return name + ", the only ranked entry)"
+    nxt = ranks.iloc[1]
+    if math.isfinite(first["rank_hi"]) and math.isfinite(nxt["rank_lo"]) and first["rank_hi"] < nxt["rank_lo"]:
+        return name + f", [{first['rank_lo']:.2f}, {first['rank_hi']:.2f}])"
+    return "no clear leader: the best rank's interval overlaps the next"
+
+
 def write_index(root: Path) -> Path:
     """``root/README.md``: one row per study with a published version."""
     from tabulate import tabulate
@@ -401,18 +461,18 @@ def write_index(root: Path) -> Path:
         m = load_json(mpath, what="manifest", error=LeaderboardError)
         ranks = pd.read_parquet(study_dir / v / "data" / "ranks.parquet")
         runs = pd.read_parquet(study_dir / v / "data" / "runs.parquet")
-        ranks = ranks[ranks["avg_rank"].notna()].sort_values("avg_rank", kind="stable")
-        leader = f"{ranks['entry'].iloc[0]} ({ranks['avg_rank'].iloc[0]:.2f})" if len(ranks) else "—"
+        leader = _leader(ranks[ranks["avg_rank"].notna()].sort_values("avg_rank", kind="stable"))
         rows.append([f"[{study_dir.name}]({study_dir.name}/{v}/leaderboard.md)", v, m["created_utc"][:10],
                      _index_selection(m["options"]), f"{int((runs['status'] == 'done').sum())}/{len(runs)}",
                      leader.replace("|", "\\|"), f"[changes]({study_dir.name}/CHANGELOG.md)",
                      ", ".join(f"[v{n}]({study_dir.name}/v{n}/leaderboard.md)" for n in versions(study_dir))])
     text = ["# Published leaderboards", "",
             "Generated by `gmgbench leaderboard STUDY.yaml --publish`; do not edit by hand. Each version "
-            "folder is immutable and rebuildable with `gmgbench leaderboard --rebuild <study>/vN`.", ""]
+            "folder is immutable and rebuildable with `gmgbench leaderboard --rebuild <study>/vN`. A leader is "
+            "named only when its rank's bootstrap interval lies wholly above the next entry's.", ""]
     if rows:
         text.append(tabulate(rows, headers=["Study", "Latest", "Published (UTC)", "Selection", "Runs done",
-                                            "Leader (avg rank)", "Changelog", "Versions"],
+                                            "Leader (avg rank, 95 % interval)", "Changelog", "Versions"],
                              tablefmt="pipe", disable_numparse=True))
     else:
         text.append("None yet.")

@@ -10,37 +10,17 @@ import math
 from typing import Any
 
 import numpy as np
-from tabulate import tabulate
 
 from harness.leaderboard import health as hl
 from harness.leaderboard.aggregate import Aggregate
-from harness.leaderboard.options import MIN_PAIRS
+from harness.leaderboard.evidence import claims_section, stability_section
+from harness.leaderboard.text import cell, claims_method, status_note
+from harness.leaderboard.text import esc as _esc
+from harness.leaderboard.text import fmt as _fmt
+from harness.leaderboard.text import seeds as _seeds
+from harness.leaderboard.text import table as _table
 
-__all__ = ["render", "cell", "status_note"]
-
-
-def _fmt(x: float, digits: int) -> str:
-    return "—" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
-
-
-def cell(mean: float, std: float, n: int, digits: int) -> str:
-    """``mean ± std (n)``; ``—`` without values, ``± n/a`` for a single seed."""
-    if n == 0 or not math.isfinite(mean):
-        return "—"
-    spread = f"{std:.{digits}f}" if math.isfinite(std) else "n/a"
-    return f"{mean:.{digits}f} ± {spread} ({int(n)})"
-
-
-def status_note(row) -> str:
-    parts = [f"{int(row[k])} {k}" for k in ("failed", "missing") if int(row[k])]
-    versions = row.get("code_versions", 0)
-    if isinstance(versions, (int, float)) and versions == versions and versions > 1:
-        parts.append(f"mixed code: {int(versions)} versions averaged (--allow-stale)")
-    return ", ".join(parts)
-
-
-def _esc(text: str) -> str:
-    return str(text).replace("|", "\\|")
+__all__ = ["render", "cell", "status_note", "selection_protocol", "claims_method"]
 
 
 def _bold_best(values: list[float], direction: int) -> set[int]:
@@ -49,10 +29,6 @@ def _bold_best(values: list[float], direction: int) -> set[int]:
         return set()
     best = np.nanmax(direction * arr)
     return {i for i, v in enumerate(arr) if np.isfinite(v) and direction * v == best}
-
-
-def _table(headers: list[str], rows: list[list[str]], align: list[str]) -> str:
-    return tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True, colalign=align)
 
 
 def _arrow(direction: int) -> str:
@@ -65,8 +41,9 @@ def _rank_order(agg: Aggregate, entries: list[str]) -> list[str]:
     return sorted(entries, key=lambda e: (not math.isfinite(ranks.get(e, math.nan)), ranks.get(e, math.inf), order[e]))
 
 
-def render(agg: Aggregate, release: dict[str, Any] | None = None) -> str:
-    """The leaderboard's markdown; ``release`` is the manifest of a published version, or None."""
+def render(agg: Aggregate, release: dict[str, Any] | None = None, preview: str | None = None) -> str:
+    """The leaderboard's markdown; ``release`` is the manifest of a published version, or None;
+    ``preview`` says why a working board is not the study's own (``--only``, ``--set``, ``--results``)."""
     o, d = agg.options, agg.options.digits
     sel = o.selection
     board = agg.board
@@ -77,7 +54,11 @@ def render(agg: Aggregate, release: dict[str, Any] | None = None) -> str:
         # Only manifests that record code_dirty (newer ones) show it, so older releases rebuild as published.
         out += [f"> **Published from uncommitted code.** The code was commit `{release['git_commit']}` plus local "
                 "changes, so no commit reproduces these numbers exactly.", ""]
-    if release is None:
+    if preview:
+        out += [f"> **Preview, not the study's board**: built from {preview}. It is written to "
+                f"`leaderboards/{agg.study}/preview.md`; the study's working board (`latest.md`) is left as it was.",
+                ""]
+    elif release is None:
         out += ["> **Not a release.** This file is rebuilt from the results store after runs finish and changes "
                 "as they do. A published, immutable version, with figures and provenance, comes from "
                 f"`gmgbench leaderboard <spec> --publish` (`leaderboards/{agg.study}/vN/`).", ""]
@@ -87,7 +68,11 @@ def render(agg: Aggregate, release: dict[str, Any] | None = None) -> str:
     out += _how_to_read(agg, "data" if release else "latest") if o.text_version >= 2 else _how_to_read_v1(agg, release)
 
     if o.claims:
-        out += _claims_section(agg)
+        out += claims_section(agg)
+        for f in (f for f in (release or {}).get("figures", []) if f.get("kind") == "claims"):
+            out += [f"![{f['caption']}]({f['path']})", "", f"*{f['caption']}*", ""]
+    if o.text_version >= 3 and o.held_out:
+        out += stability_section(agg)
 
     # -- overall -----------------------------------------------------------------------
     entries = list(agg.ranks["entry"])
@@ -98,17 +83,25 @@ def render(agg: Aggregate, release: dict[str, Any] | None = None) -> str:
         per_ds[r["dataset"]][agg.entry(r["method"], r["setting"])] = r
     headers = ["Method", "Avg rank", "95 % interval"] + [f"{ds}{_arrow(o.direction(sel) or 1)}" for ds in agg.datasets]
     rows = []
+    rules = o.text_version >= 3
     bold_rank = _bold_best([rk.loc[e, "avg_rank"] for e in ranked], -1)
-    bold_ds = {ds: _bold_best([per_ds[ds][e][f"{sel}.mean"] if e in per_ds[ds] else math.nan for e in ranked],
+    # Text 3: only an entry ranked on the dataset can be the best of its column.
+    bold_ds = {ds: _bold_best([per_ds[ds][e][f"{sel}.mean"] if e in per_ds[ds]
+                               and (not rules or math.isfinite(rk.loc[e, f"rank.{ds}"])) else math.nan for e in ranked],
                               o.direction(sel) or 1) for ds in agg.datasets}
-    runs = agg.runs
+    runs = agg.judged if rules else agg.runs  # text 3: health of the seeds behind the row
     show_health = hl.has_health(runs)
     for i, e in enumerate(ranked):
         avg = _fmt(rk.loc[e, "avg_rank"], 2)
         inert = show_health and any(hl.entry_health(runs, ds, r["method"], r["setting"])["state"] == "inert"
                                     for ds in agg.datasets for r in [per_ds[ds].get(e)] if r is not None)
-        row = [_esc(e) + (f" **{hl.FLAG}**" if inert else ""), f"**{avg}**" if i in bold_rank else avg,
-               "—" if not math.isfinite(rk.loc[e, "rank_lo"]) else f"[{rk.loc[e, 'rank_lo']:.2f}, {rk.loc[e, 'rank_hi']:.2f}]"]
+        interval = ("—" if not math.isfinite(rk.loc[e, "rank_lo"])
+                    else f"[{rk.loc[e, 'rank_lo']:.2f}, {rk.loc[e, 'rank_hi']:.2f}]")
+        if rules and rk.loc[e, "unranked"]:
+            avg, interval = f"not ranked: {_esc(rk.loc[e, 'unranked'])}", "—"
+        elif rules and rk.loc[e, "interval"]:
+            interval = rk.loc[e, "interval"]
+        row = [_esc(e) + (f" **{hl.FLAG}**" if inert else ""), f"**{avg}**" if i in bold_rank else avg, interval]
         for ds in agg.datasets:
             r = per_ds[ds].get(e)
             if r is None:
@@ -134,10 +127,6 @@ def render(agg: Aggregate, release: dict[str, Any] | None = None) -> str:
     return "\n".join(out).rstrip("\n") + "\n"
 
 
-def _seeds(seeds) -> str:
-    return ", ".join(str(int(s)) for s in seeds)
-
-
 def selection_protocol(agg: Aggregate) -> str:
     """The selection protocol in a few words (the header, the changelog, the index)."""
     o = agg.options if isinstance(agg, Aggregate) else agg
@@ -146,14 +135,6 @@ def selection_protocol(agg: Aggregate) -> str:
     if o.held_out:
         return f"selected on held-out seeds ({_seeds(o.selection_seeds)}), judged on the others"
     return "selected and judged on the same seeds"
-
-
-def claims_method(o) -> str:
-    """The claims test and correction in a few words."""
-    test = ("paired t-interval on per-seed differences" if o.claims_test == "paired"
-            else "Welch's t-interval (unpaired)")
-    return test + (", Holm-corrected across the board's comparisons" if o.claims_correction == "holm"
-                   else ", not corrected for multiple comparisons")
 
 
 def _how_to_read(agg: Aggregate, data: str) -> list[str]:
@@ -183,13 +164,13 @@ def _how_to_read(agg: Aggregate, data: str) -> list[str]:
         f"- **Model selection**: {selection}",
         "- **Cells**: mean ± sample standard deviation (number of seeds with a value) of the shown setting over "
         "the judged seeds; **bold** is the best mean of its column (↑ higher is better, ↓ lower is better).",
-        f"- **Rank**: per dataset by mean `{sel}` (1 = best, ties share the average rank), averaged over the "
-        f"datasets where the entry has a value; the interval is the 2.5–97.5 % range of the average rank over "
-        f"{o.bootstrap} bootstrap resamples of the judged seeds (seed {o.bootstrap_seed}, selection held fixed).",
+        _rank_line(agg),
         f"- **Runs**: the spec expects {len(runs)} runs: {counts['done']} done, {counts['failed']} failed, "
         f"{counts['missing']} missing. A cell's note counts the failed and missing runs of the shown setting, "
         "on any seed.",
     ]
+    if o.text_version >= 3:
+        out.append(_ranking_rules(agg))
     if o.claims:
         out.append(f"- **Claims**: {claims_method(o)} (see Claims).")
     if runs["method"].str.endswith(" (external)").any():
@@ -202,6 +183,30 @@ def _how_to_read(agg: Aggregate, data: str) -> list[str]:
                    f"**{hl.FLAG}** marks an entry most of whose runs had a share below 1 % at more than half of the "
                    "measured steps; `health unknown`: results from before health was recorded.")
     return out + [""]
+
+
+def _rank_line(agg: Aggregate) -> str:
+    o, sel = agg.options, agg.options.selection
+    if o.text_version < 3:
+        return (f"- **Rank**: per dataset by mean `{sel}` (1 = best, ties share the average rank), averaged over the "
+                f"datasets where the entry has a value; the interval is the 2.5–97.5 % range of the average rank "
+                f"over {o.bootstrap} bootstrap resamples of the judged seeds (seed {o.bootstrap_seed}, selection "
+                "held fixed).")
+    return (f"- **Rank**: per dataset by mean `{sel}` among the ranked entries (1 = best, ties share the average "
+            "rank), averaged over the datasets; the interval is the 2.5–97.5 % range of the average rank over "
+            f"{o.bootstrap} bootstrap resamples of the judged seeds (bootstrap seed {o.bootstrap_seed}, a seed of "
+            "the resampling, not of training; selection held fixed).")
+
+
+def _ranking_rules(agg: Aggregate) -> str:
+    from harness.leaderboard.options import MIN_RANK_SEEDS
+
+    o = agg.options
+    return (f"- **Ranking rules**: an entry is shown but **not ranked** (no rank, never bold) when its regulariser "
+            f"is inert (it measures the base model), when it lost judged seeds to failures (the survivors are not "
+            f"the seeds the others are judged on), or when it has fewer than {o.min_seeds} judged seeds with a value "
+            f"(`leaderboard.min_seeds`); its rank cell says which. A rank interval needs {MIN_RANK_SEEDS} judged "
+            "seeds on every dataset, else it reads \"too few seeds\". Bold marks the best of the ranked entries.")
 
 
 def _how_to_read_v1(agg: Aggregate, release) -> list[str]:
@@ -241,23 +246,34 @@ def _dataset_section(agg: Aggregate, ds: str, ranked: list[str], rows_by_entry: 
                 and any(math.isfinite(rows_by_entry[e][f"{c}.reference"]) for e in entries)]
     headers = ["Method"] + ([] if o.all_settings else ["Setting"]) + ["Rank"]
     headers += [f"{c}{_arrow(o.direction(c))}" for c in agg.metrics] + ["Runs"]
-    show_health = hl.has_health(agg.runs)
+    rules = o.text_version >= 3
+    health_runs = agg.judged if rules else agg.runs  # text 3: the seeds behind the row
+    show_health = hl.has_health(health_runs)
     if show_health:
         headers += ["Health"]
     for c in ref_cols:
         headers += [f"Reference {c}", f"Δ {c}"]
-    bold = {c: _bold_best([rows_by_entry[e][f"{c}.mean"] for e in entries], o.direction(c)) for c in agg.metrics}
     rank_col = f"rank.{ds}"
     rk = agg.ranks.set_index("entry")
+    # Text 3: an entry not ranked here is never the bold best of a column.
+    boldable = [not rules or math.isfinite(rk.loc[e, rank_col]) for e in entries]
+    bold = {c: _bold_best([rows_by_entry[e][f"{c}.mean"] if ok else math.nan for e, ok in zip(entries, boldable)],
+                          o.direction(c)) for c in agg.metrics}
     rows = []
     for i, e in enumerate(entries):
         r = rows_by_entry[e]
-        h = hl.entry_health(agg.runs, ds, r["method"], r["setting"]) if show_health else None
+        h = hl.entry_health(health_runs, ds, r["method"], r["setting"]) if show_health else None
         row = [_esc(e) + (f" **{hl.FLAG}**" if h and h["state"] == "inert" else "")]
         if not o.all_settings:
             setting = r["setting"] or "(none)"
             row.append(_esc(setting) + (f" (best of {int(r['settings'])})" if int(r["settings"]) > 1 else ""))
-        row.append(_fmt(rk.loc[e, rank_col], 1))
+        if rules and not math.isfinite(rk.loc[e, rank_col]):
+            from harness.leaderboard.aggregate import unranked_reasons
+
+            why = "; ".join(unranked_reasons(agg, ds, r["method"], r["setting"]))
+            row.append(f"not ranked: {_esc(why)}" if why else "—")
+        else:
+            row.append(_fmt(rk.loc[e, rank_col], 1))
         for c in agg.metrics:
             txt = cell(r[f"{c}.mean"], r[f"{c}.std"], r[f"{c}.n"], d)
             row.append(f"**{txt}**" if i in bold[c] else txt)
@@ -326,85 +342,5 @@ def _provenance(agg: Aggregate, release: dict[str, Any]) -> list[str]:
         "- Packages: " + ", ".join(f"{k} {v}" for k, v in sorted(pk.items())) + ".",
         f"- Rebuild and check this file: `gmgbench leaderboard --rebuild <this folder>` "
         f"(e.g. `leaderboards/{agg.study}/{release['version']}`).",
-        "",
-    ]
-
-
-def _claims_section(agg: Aggregate) -> list[str]:
-    from harness.leaderboard.claims import ALPHA, judge
-
-    o = agg.options
-    verdicts = judge(agg)
-    if o.text_version < 2:
-        return _claims_section_v1(agg, verdicts)
-    paired = o.claims_test == "paired"
-    rows = []
-    for v in verdicts:
-        if math.isfinite(v.lo):
-            diff = f"{_fmt(v.delta, o.digits)} [{_fmt(v.lo, o.digits)}, {_fmt(v.hi, o.digits)}]"
-        else:
-            diff = _fmt(v.delta, o.digits)
-        if paired:
-            n = f"{v.n_pairs}" + (f" ({v.dropped} unpaired dropped)" if v.dropped else "")
-        else:
-            n = f"{v.n_better} / {v.n_than}"
-        p = "—" if not math.isfinite(v.p_adj) else "< 0.001" if v.p_adj < 0.001 else f"{v.p_adj:.3f}"
-        rows.append([_esc(v.claim.claim), v.dataset, f"{_esc(v.claim.better)} vs {_esc(v.claim.than)}", diff, n, p,
-                     f"**{v.verdict}**" if v.verdict in ("supported", "contradicted") else v.verdict])
-    m = sum(math.isfinite(v.p) for v in verdicts)
-    holm = o.claims_correction == "holm"
-    level = int(round(100 * ALPHA))
-    if paired:
-        test = ("Runs of one seed share initialisation and data order, so the test is **paired**: Δ is the mean "
-                "of the per-seed differences, with the paired 95 % t-interval (n − 1 degrees of freedom) over the "
-                "seeds both methods have; a seed that one side lacks is dropped from the pairing (column Pairs).")
-    else:
-        test = ("The test is **Welch's** (unpaired): Δ is the difference of the two means, with Welch's 95 % "
-                "t-interval over each method's seeds.")
-    few = "insufficient pairs" if paired else "insufficient seeds"
-    unit = "pairs" if paired else "seeds on each side"
-    correction = (f"**Holm-corrected** across the {m} comparison{'s' if m != 1 else ''} of this board with a "
-                  f"p-value (the interval is not corrected)" if holm
-                  else f"not corrected for the {m} comparison{'s' if m != 1 else ''} of this board")
-    headers = ["Claim", "Dataset", "Compared", f"Δ `{o.selection}` [95 % interval]", "Pairs" if paired else "Seeds",
-               "p (Holm)" if holm else "p", "Verdict"]
-    return [
-        "## Claims",
-        "",
-        f"Each claim compares the two methods' shown settings by `{o.selection}` on the judged seeds "
-        f"({_seeds(agg.judged_seeds)}). {test} p is the two-sided p-value of Δ = 0, {correction}. "
-        f"**supported** / **contradicted**: p < {ALPHA:g} with Δ above / below 0 (the whole interval then lies on "
-        f"that side); otherwise inconclusive, as is a set of identical differences (a zero-width interval is no "
-        f"evidence by itself); fewer than {MIN_PAIRS} {unit}: {few}. "
-        + (f"The correction keeps the chance that any verdict of the board is a false supported or contradicted "
-           f"at {level} % or less." if holm else
-           f"Each verdict on its own has up to a {level} % chance of being a false supported or contradicted; "
-           "among many claims some are expected."),
-        "",
-        _table(headers, rows, ["left", "left", "left", "right", "center", "right", "center"]),
-        "",
-    ]
-
-
-def _claims_section_v1(agg: Aggregate, verdicts) -> list[str]:
-    o = agg.options
-    rows = []
-    for v in verdicts:
-        if v.verdict == "no data":
-            diff = "—"
-        else:
-            diff = f"{_fmt(v.delta, o.digits)} [{_fmt(v.lo, o.digits)}, {_fmt(v.hi, o.digits)}]"
-        rows.append([_esc(v.claim.claim), v.dataset, f"{_esc(v.claim.better)} vs {_esc(v.claim.than)}", diff,
-                     f"{v.n_better} / {v.n_than}", f"**{v.verdict}**" if v.verdict in ("supported", "contradicted")
-                     else v.verdict])
-    headers = ["Claim", "Dataset", "Compared", f"Δ `{o.selection}` [95 % interval]", "Seeds", "Verdict"]
-    return [
-        "## Claims",
-        "",
-        f"Each claim compares the two methods' shown settings by mean `{o.selection}`; the interval is Welch's "
-        "95 % t-interval over the two methods' seeds. **supported** / **contradicted**: the whole interval lies on "
-        "one side of 0; otherwise inconclusive, and always inconclusive with a single seed.",
-        "",
-        _table(headers, rows, ["left", "left", "left", "right", "center", "center"]),
         "",
     ]

@@ -105,11 +105,13 @@ def test_installed_wheel_runs_the_demo_outside_the_checkout(wheel, tmp_path):
     demo = subprocess.run([gmgbench, "demo", *TINY_DEMO], cwd=project, env=_env(project), capture_output=True,
                           text=True, timeout=900)
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
-    board = project / "leaderboards" / "demo" / "latest.md"
+    # --only/--set narrow the study, so its board is a labelled preview, never the study's latest.md.
+    board = project / "leaderboards" / "demo" / "preview.md"
     assert board.is_file(), demo.stdout[-2000:]
     assert "beta_vae+gmg_cos_dec" in board.read_text()
+    assert not (project / "leaderboards" / "demo" / "latest.md").exists()
     assert len(list((project / "results" / "demo" / "runs").glob("*.json"))) == 2
-    assert f"(written to {Path('leaderboards') / 'demo' / 'latest.md'})" in demo.stdout \
+    assert f"(written to {Path('leaderboards') / 'demo' / 'preview.md'})" in demo.stdout \
         or str(board) in demo.stdout
 
     init = subprocess.run([gmgbench, "init", "mine"], cwd=project, env=_env(project), capture_output=True, text=True)

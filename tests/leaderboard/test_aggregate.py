@@ -106,16 +106,17 @@ def test_bootstrap_interval_is_seeded_and_brackets_the_rank(tmp_path):
 
 
 def test_bootstrap_resamples_seeds_by_hand(tmp_path):
-    """Two methods, one dataset, two seeds each: enumerate the resamples exactly."""
-    spec = make_spec(datasets=("ds_a",), seeds=(0, 1),
+    """Two methods, one dataset, three seeds each (the fewest a rank interval takes): the
+    resampled means overlap, so the interval spans both ranks, and equal means share 1.5."""
+    spec = make_spec(datasets=("ds_a",), seeds=(0, 1, 2),
                      methods=make_spec().methods[:1] + make_spec().methods[2:],
                      leaderboard={"bootstrap": 4000})
     store = ResultsStore(tmp_path / "r")
-    vals = {("alpha", 0): 0.0, ("alpha", 1): 1.0, ("gamma", 0): 0.4, ("gamma", 1): 0.6}
-    fill(store, spec, lambda run: {"dci.disentanglement": vals[(run.method, run.seed)]})
+    vals = {"alpha": (0.0, 0.5, 1.0), "gamma": (0.4, 0.5, 0.6)}
+    fill(store, spec, lambda run: {"dci.disentanglement": vals[run.method][run.seed]})
     r = leaderboard.build(spec, store).agg.ranks.set_index("entry")
-    # alpha's resampled mean is 0, 0.5 or 1 (prob 1/4, 1/2, 1/4); gamma's 0.4, 0.5, 0.6.
-    # P(alpha ranks 1) = P(1) + P(0.5)·P(0.4) + tie-halves; the interval spans both ranks.
+    # alpha's resampled mean is 0 with probability 1/27 and 1 with 1/27, either side of every
+    # gamma mean (0.4..0.6): both ranks occur far above the 2.5 % tails.
     assert (r.loc["alpha", "rank_lo"], r.loc["alpha", "rank_hi"]) == (1.0, 2.0)
     assert r.loc["alpha", "avg_rank"] == r.loc["gamma", "avg_rank"] == 1.5  # both means 0.5
 

@@ -9,7 +9,7 @@ from lb_helpers import fill, make_spec, toy_store
 from scipy import stats
 
 from harness import leaderboard
-from harness.leaderboard import LeaderboardError
+from harness.leaderboard import LeaderboardError, power
 from harness.leaderboard.claims import holm, judge, paired_test, welch_interval, welch_test
 from harness.results import ResultsStore
 from harness.spec import MethodSpec
@@ -131,7 +131,13 @@ def test_paired_claims_pair_runs_by_seed(tmp_path):
     assert "the test is **paired**" in md and "**Holm-corrected** across the 2 comparisons" in md
     assert "- **Claims**: paired t-interval on per-seed differences, Holm-corrected across the board's comparisons" in md
     line = next(x for x in md.splitlines() if x.startswith("| high beats low"))
-    assert [c.strip() for c in line.strip("|").split("|")][4:] == ["5", "< 0.001", "**supported**"]
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[4] == "5" and cells[-2:] == ["< 0.001", "**supported**"]
+    # Its power columns: the sd of the per-seed differences, the MDE at 5 pairs in a Holm family
+    # of 2, and the pairs 80 % power at the observed 0.05 would need (harness/leaderboard/power.py).
+    assert h.sd == pytest.approx(float(np.std(high - np.array(LEVEL), ddof=1)), rel=1e-9) and h.family == 2
+    assert cells[5:8] == [f"{h.sd:.3f}", f"{power.mde(h.sd, 5, 2):.3f}", str(power.pairs_needed(0.05, h.sd, 2))]
+    assert "**What these seeds could detect.**" in md and "α/2 = 0.025 two-sided (5 pairs: |t₄| ≥" in md
 
 
 def test_unpaired_seeds_are_dropped_and_counted(tmp_path):

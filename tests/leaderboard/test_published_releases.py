@@ -40,3 +40,19 @@ def test_release_records_a_clean_tree(release):
         # cpu-repro v1 predates the record; docs/reproducing.md says it came from a dirty tree
         pytest.skip(f"{_name(release)} predates the code_dirty record")
     assert manifest["code_dirty"] is False, f"{_name(release)} was published from a tree with uncommitted changes"
+
+
+def test_the_latest_cpu_repro_release_states_its_power_and_selection_stability():
+    """The republished board carries what issue 26 asked of it: each claim's MDE and the pairs a
+    decisive verdict needs, the Holm threshold (4 pairs, 8 claims: t₃ ≥ 6.90, |Δ|/sd ≥ 3.45),
+    selection stability, and no leader named in the index while the intervals overlap."""
+    latest = (REPO / "leaderboards" / "cpu-repro" / "LATEST").read_text().strip()
+    md = (REPO / "leaderboards" / "cpu-repro" / latest / "leaderboard.md").read_text()
+    assert json.loads((REPO / "leaderboards" / "cpu-repro" / latest / "manifest.json").read_text())[
+        "options"]["text_version"] >= 3
+    assert "MDE (80 %)" in md and "4 pairs: |t₃| ≥ 6.90, i.e. |Δ|/sd ≥ 3.45" in md
+    assert "## Selection stability" in md and "They agree in **1 of 6**" in md
+    assert "figures/claims-forest.png" in md
+    index = (REPO / "leaderboards" / "README.md").read_text()
+    row = next(x for x in index.splitlines() if x.startswith("| [cpu-repro]"))
+    assert "no clear leader" in row
