@@ -14,6 +14,7 @@ import numpy as np
 from harness.leaderboard import health as hl
 from harness.leaderboard.aggregate import Aggregate
 from harness.leaderboard.evidence import claims_section, stability_section
+from harness.leaderboard.geometry import geometry_section
 from harness.leaderboard.text import cell, claims_method, status_note
 from harness.leaderboard.text import esc as _esc
 from harness.leaderboard.text import fmt as _fmt
@@ -291,6 +292,9 @@ def _dataset_section(agg: Aggregate, ds: str, ranked: list[str], rows_by_entry: 
     out = [f"## {ds}", "", _table(headers, rows, align), ""]
     if show_health and any(hl.FLAG in r[0] for r in rows):
         out += [hl.EXPLANATION, ""]
+    if rules:
+        out += geometry_section(agg.judged, ds, [(e, rows_by_entry[e]["method"], rows_by_entry[e]["setting"])
+                                                 for e in entries], d)
     sources = [(m, ref.source) for (rds, m), ref in agg.references.items() if rds == ds and ref.source]
     if sources:
         out += ["Reference values: " + "; ".join(f"{_esc(m)}: {_esc(s)}" for m, s in sources)
