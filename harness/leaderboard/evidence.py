@@ -107,8 +107,9 @@ def _power_text(agg: Aggregate, verdicts, m: int) -> list[str]:
     return [f"**What these seeds could detect.** A claim can only be called when it passes Holm's first step, "
             f"{level} two-sided ({first or 'no comparison has enough pairs'}). **MDE (80 %)** is the true mean "
             "difference the paired t-test would call with 80 % probability at that level, given the claim's pairs and "
-            "the observed sd of its per-seed differences (noncentral t); an inconclusive verdict says only that the "
-            "difference is probably smaller than that, not that there is none. Each figure assumes the sd stays as "
+            "the observed sd of its per-seed differences (noncentral t). An inconclusive verdict does not show that "
+            "there is no difference, nor that it is smaller than the MDE: a difference that large would have been "
+            "called with 80 % probability, a smaller one could easily go unseen. Each figure assumes the sd stays as "
             f"observed, itself uncertain with few pairs.{design}", ""]
 
 
