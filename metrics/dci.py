@@ -15,6 +15,7 @@ before dlib's call the two agree bit for bit.
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -42,6 +43,11 @@ __all__ = ["compute_dci", "dci_from_codes", "importance_gbt", "disentanglement",
 
 
 def default_n_jobs() -> int:
+    # A daemonic process (a `gmgbench run --workers N` worker) cannot start loky's workers:
+    # joblib would warn and fall back to one job; say one job here instead. The fits give the
+    # same numbers either way (each tree's seed is drawn before any fit runs).
+    if multiprocessing.current_process().daemon:
+        return 1
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - macOS

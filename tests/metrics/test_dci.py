@@ -120,3 +120,23 @@ def test_evaluate_shares_codes_between_mig_and_dci():
     assert sum(calls) == 320 + 160
     assert out["mig"] == metrics.mig.compute_mig(data, base, np.random.RandomState(0), num_train=320)
     assert out["dci"] == compute_dci(data, base, np.random.RandomState(0), num_train=320, num_test=160)
+
+
+def _n_jobs_into(queue):
+    from metrics.dci import default_n_jobs
+
+    queue.put(default_n_jobs())
+
+
+def test_a_daemonic_worker_fits_in_one_job_without_loky():
+    """`gmgbench run --workers N` workers are daemonic, where loky cannot start processes
+    (joblib would warn and fall back); DCI asks for one job there itself."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_n_jobs_into, args=(queue,), daemon=True)
+    proc.start()
+    got = queue.get(timeout=120)
+    proc.join(timeout=60)
+    assert got == 1
