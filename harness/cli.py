@@ -105,6 +105,7 @@ def cmd_run(args) -> int:
 
     spec, store = _study(args)
     runs = spec.runs()
+    callbacks = _callbacks(spec, args)  # a bad --callback is refused before anything is created
     _writable(store.root, "the results store")
     print(f"{spec.name}: {len(runs)} runs, results in {store.root}/", flush=True)
     unscored = not spec.evaluation.metrics
@@ -116,7 +117,7 @@ def cmd_run(args) -> int:
     if not args.force:
         _warn_changed_defaults(runs, store)
     outcomes = run_local(runs, store, workers=args.workers, force=args.force, plugins=spec.plugins,
-                         callbacks=_callbacks(spec, args), label=spec.name, progress=not args.quiet,
+                         callbacks=callbacks, label=spec.name, progress=not args.quiet,
                          repair=args.repair)
     failed = [o for o in outcomes if o.status in ("failed", "corrupt")]
     external_failed = []
