@@ -8,6 +8,7 @@ import pytest
 from harness.executors import pending, run_local
 from harness.results import ResultsStore
 from harness.spec import load_spec
+from dist_helpers import install_distribution
 
 
 def test_two_workers_store_every_result_then_skip(write_spec, tiny_spec, tmp_path):
@@ -115,18 +116,6 @@ def _parallel_dci() -> float:
 
 
 # -- installed plugin packages in worker processes (issue 27) -----------------------------
-def _install(site, module: str, body: str, entry: str) -> None:
-    """A throwaway installed distribution: a package and its dist-info with entry points."""
-    import textwrap
-
-    (site / module).mkdir(parents=True)
-    (site / module / "__init__.py").write_text(textwrap.dedent(body))
-    info = site / f"{module}-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(f"[gmgbench.methods]\n{entry} = {module}\n")
-
-
 _L1 = """
     from methods.base import Regulariser
     from methods.registry import register
@@ -158,7 +147,7 @@ def site(tmp_path, monkeypatch):
 
 def test_entry_point_methods_train_in_worker_processes(site, write_spec, tiny_spec, tmp_path):
     """Workers spawned by --workers 2 load installed packages' methods, not only plugin files."""
-    _install(site, "gmgbench_ep_l1", _L1.format(name="ep_l1"), entry="l1")
+    install_distribution(site, "gmgbench_ep_l1", _L1.format(name="ep_l1"), entry="l1")
     tiny_spec["methods"][0]["regularisers"] = [{"name": "ep_l1", "params": {"weight": 0.1}}]
     tiny_spec["methods"][0]["params"]["beta"] = 1.0
     spec = load_spec(write_spec(tiny_spec))
@@ -175,8 +164,8 @@ def test_a_broken_or_clashing_package_leaves_other_studies_alone(site, write_spe
     one that does is told which package failed."""
     from harness.spec import SpecError
 
-    _install(site, "gmgbench_ep_clash", _L1.format(name="hfs"), entry="clash")  # hfs is built in
-    _install(site, "gmgbench_ep_boom", "raise RuntimeError('plugin exploded')\n", entry="boom")
+    install_distribution(site, "gmgbench_ep_clash", _L1.format(name="hfs"), entry="clash")  # hfs is built in
+    install_distribution(site, "gmgbench_ep_boom", "raise RuntimeError('plugin exploded')\n", entry="boom")
     with caplog.at_level("WARNING"):
         spec = load_spec(write_spec(tiny_spec))
     lines = [r.getMessage() for r in caplog.records if r.name == "methods.registry"]

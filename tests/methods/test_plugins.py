@@ -13,6 +13,7 @@ from methods import registry
 from methods.architectures import VAE
 from methods.base import MethodOutputError, call_checked
 from methods.registry import PluginError
+from dist_helpers import install_distribution
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "docs" / "examples"
@@ -225,15 +226,6 @@ def test_missing_or_non_python_plugin_file(tmp_path):
 
 
 # -- installed packages: the gmgbench.methods entry-point group ---------------------------
-def _install(site: Path, module: str, body: str, entry: str = "demo") -> None:
-    (site / module).mkdir(parents=True)
-    (site / module / "__init__.py").write_text(textwrap.dedent(body))
-    info = site / f"{module}-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(f"[{registry.ENTRY_POINT_GROUP}]\n{entry} = {module}\n")
-
-
 @pytest.fixture
 def site(tmp_path, monkeypatch):
     path = tmp_path / "site-packages"
@@ -247,7 +239,7 @@ def site(tmp_path, monkeypatch):
 
 
 def test_entry_point_plugin_registers_once(site):
-    _install(site, "gmgbench_ep_good", """
+    install_distribution(site, "gmgbench_ep_good", """
         from methods.base import Regulariser
         from methods.registry import register
         @register
@@ -255,7 +247,7 @@ def test_entry_point_plugin_registers_once(site):
             name = "latent_l1"
             def __call__(self, out):
                 return out.mu.abs().mean(), {}
-        """)
+        """, entry="demo")
     assert registry.load_entry_points() == ["latent_l1"]
     assert registry.origin("latent_l1", "regulariser") == "entry point demo = gmgbench_ep_good"
     assert registry.load_entry_points() == []  # already loaded
@@ -265,7 +257,7 @@ def test_entry_point_plugin_registers_once(site):
 def test_broken_entry_point_is_one_warning_naming_the_package(site, caplog):
     """A package that fails to import is not loaded and not fatal: one warning line names it,
     and a lookup of a method nobody registered says which package failed."""
-    _install(site, "gmgbench_ep_broken", "raise RuntimeError('plugin exploded')\n", entry="broken")
+    install_distribution(site, "gmgbench_ep_broken", "raise RuntimeError('plugin exploded')\n", entry="broken")
     with caplog.at_level("WARNING"):
         assert registry.load_entry_points() == []
     assert [r.getMessage() for r in caplog.records] == [
@@ -279,7 +271,7 @@ def test_broken_entry_point_is_one_warning_naming_the_package(site, caplog):
 
 
 def test_entry_point_name_clash_names_it_and_keeps_the_builtin(site):
-    _install(site, "gmgbench_ep_clash", """
+    install_distribution(site, "gmgbench_ep_clash", """
         from methods.base import Regulariser
         from methods.registry import register
         @register

@@ -12,6 +12,7 @@ from harness.slurm.journal import log_paths
 from methods import registry
 from slurm_helpers import cli, status_json, wait_settled
 from test_plugin_fix import BUGGY, FIXED
+from dist_helpers import install_distribution
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -26,20 +27,11 @@ L1 = """
     """
 
 
-def _install(site, module: str, body: str) -> None:
-    (site / module).mkdir(parents=True)
-    (site / module / "__init__.py").write_text(textwrap.dedent(body))
-    info = site / f"{module}-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(f"[gmgbench.methods]\nl1 = {module}\n")
-
-
 @pytest.fixture
 def site(tmp_path, monkeypatch):
     """A throwaway installed package, seen by the jobs (PYTHONPATH) and by this process."""
     site = tmp_path / "site"
-    _install(site, "gmgbench_ep_slurm", L1)
+    install_distribution(site, "gmgbench_ep_slurm", L1, entry="l1")
     monkeypatch.syspath_prepend(str(site))
     with registry.isolated():
         yield site
