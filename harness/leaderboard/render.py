@@ -172,6 +172,8 @@ def _how_to_read(agg: Aggregate, data: str) -> list[str]:
     ]
     if o.text_version >= 3:
         out.append(_ranking_rules(agg))
+    if o.text_version >= 4 and runs["setting"].astype(str).str.contains("gmg.", regex=False).any():
+        out.append(_gmg_estimator_line(runs))
     if o.claims:
         out.append(f"- **Claims**: {claims_method(o)} (see Claims).")
     if runs["method"].str.endswith(" (external)").any():
@@ -184,6 +186,17 @@ def _how_to_read(agg: Aggregate, data: str) -> list[str]:
                    f"**{hl.FLAG}** marks an entry most of whose runs had a share below 1 % at more than half of the "
                    "measured steps; `health unknown`: results from before health was recorded.")
     return out + [""]
+
+
+def _gmg_estimator_line(runs) -> str:
+    """Which quantity the GMG entries' training term is (text 4): the estimator their settings
+    name, else the default ``plain``, which is not the Gromov-Monge gap."""
+    named = sorted({part.split("=", 1)[1] for s in runs["setting"].astype(str) for part in s.split(",")
+                    if part.startswith("gmg.estimator=")})
+    other = f" (entries whose setting names `gmg.estimator` use that one: {', '.join(named)})" if named else ""
+    return ("- **GMG's training term**: `plain`, the paper's entropic estimate DST − GW_ε, not the Gromov-Monge "
+            f"gap itself{other}. It is below 0 in most training steps and its gradient ∇DST − ∇GW_ε is the "
+            "method (docs/gw.md); the held-out geometry table, where shown, measures the gap.")
 
 
 def _rank_line(agg: Aggregate) -> str:

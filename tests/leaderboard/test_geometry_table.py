@@ -50,3 +50,16 @@ def test_the_board_shows_the_relative_gap_and_counts_collapsed_runs(tmp_path):
 
 def test_results_without_geometry_get_no_table(tmp_path):
     assert "Held-out geometry" not in _board(tmp_path, with_geometry=False)
+
+
+def test_the_board_names_gmgs_training_estimator(tmp_path):
+    """Text 4: a board with GMG entries says their training term is the paper's entropic
+    estimate (the default), not the gap; a board without GMG says nothing of it."""
+    md = _board(tmp_path)
+    line = next(x for x in md.splitlines() if x.startswith("- **GMG's training term**"))
+    assert "`plain`, the paper's entropic estimate DST − GW_ε, not the Gromov-Monge gap itself." in line
+    spec = make_spec(datasets=("ds_a",), methods=(MethodSpec("base", "beta_vae", {"beta": 1.0}),))
+    store = ResultsStore(tmp_path / "plain")
+    for run in spec.runs():
+        store.write_result(run.run_id, result(run, {"dci.disentanglement": 0.1, "mig.discrete_mig": 0.1}))
+    assert "GMG's training term" not in leaderboard.build(spec, store).markdown

@@ -102,7 +102,7 @@ def test_held_out_release_rebuilds_and_records_its_protocol(tmp_path):
     v1 = leaderboard.publish(spec, store, root=root, figures=False)
     m = json.loads((v1 / "manifest.json").read_text())
     assert m["options"]["selection_seeds"] == [0, 1] and m["options"]["claims_test"] == "paired"
-    assert m["options"]["claims_correction"] == "holm" and m["options"]["text_version"] == 3
+    assert m["options"]["claims_correction"] == "holm" and m["options"]["text_version"] == 4
     assert leaderboard.verify(v1) == (True, "")
     assert "`dci.disentanglement` on seeds 0, 1, judged on the others" in (root / "README.md").read_text()
     # v2 under the old protocol: the changelog names both protocols.
