@@ -10,7 +10,7 @@ import numpy as np
 
 from harness.leaderboard.aggregate import Aggregate
 from harness.leaderboard.claims import _side, judge
-from harness.leaderboard.figures import _figure, _save
+from harness.leaderboard import figures
 
 __all__ = ["forest_plot"]
 
@@ -31,7 +31,7 @@ def forest_plot(agg: Aggregate, out_dir: Path) -> dict[str, Any] | None:
     if not rows:
         return None
     n = len(rows)
-    fig = _figure(9.0, 1.6 + 0.45 * n)
+    fig = figures._figure(9.0, 1.6 + 0.45 * n)
     ax = fig.add_subplot(1, 1, 1)
     for i, (v, diffs) in enumerate(rows):
         y = n - 1 - i
@@ -58,7 +58,7 @@ def forest_plot(agg: Aggregate, out_dir: Path) -> dict[str, Any] | None:
     fig.legend(uniq.values(), uniq.keys(), fontsize=7, loc="outside lower center", ncols=2)
     fig.suptitle("Claims: paired differences on the judged seeds, with interval and MDE", fontsize=10)
     path = out_dir / "claims-forest.png"
-    _save(fig, path)
+    figures._save(fig, path)  # looked up at call time, like every figure's save
     return {"path": f"figures/{path.name}", "kind": "claims", "dataset": None,
             "caption": "Each claim's per-seed differences (dots), Δ with its 95 % interval, and the band ± MDE "
                        "inside which a true difference would be missed more than 20 % of the time"}

@@ -174,13 +174,18 @@ def test_a_done_run_being_rerun_shows_as_running_and_is_not_submitted_again(tmp_
     # Its progress is the rerun's (work/<id>.next/), not the old run's finished checkpoint.
     import torch
 
+    from harness.checkpoints import _REQUIRED
+
+    def checkpoint(step: int) -> dict:  # every key a real checkpoint has (an incomplete one reads as none)
+        return {**dict.fromkeys(_REQUIRED["checkpoint"], 0), "step": step}
+
     store.workdir(first.run_id).mkdir(parents=True)
-    torch.save({"step": 4}, store.workdir(first.run_id) / "checkpoint.pt")
+    torch.save(checkpoint(4), store.workdir(first.run_id) / "checkpoint.pt")
     store.next_workdir(first.run_id).mkdir(parents=True)
     monkeypatch.setattr(cluster, "available", lambda: True)
     row = next(r for r in status.collect_status(spec, store)["runs"] if r["run_id"] == first.run_id)
     assert row["progress"] == "starting"
-    torch.save({"step": 2}, store.next_workdir(first.run_id) / "checkpoint.pt")
+    torch.save(checkpoint(2), store.next_workdir(first.run_id) / "checkpoint.pt")
     row = next(r for r in status.collect_status(spec, store)["runs"] if r["run_id"] == first.run_id)
     assert row["progress"] == "step 2/4"
     monkeypatch.setattr(cluster, "cluster_max_array_size", lambda: None)
