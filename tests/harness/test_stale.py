@@ -99,13 +99,19 @@ def test_run_and_status_name_stale_runs(plugin_spec, tmp_path, capsys):
     assert "stale (1 done" in out and run.run_id in out and "toy_reg.py changed" in out
 
 
-def test_resume_refuses_changed_method_code_unless_forced(plugin_spec, tmp_path):
+def _checkpoint_then_edit(plugin_spec, tmp_path):
+    """A run stopped after its first checkpoint, then its plugin's helper file edited."""
     spec_path, store = plugin_spec(), ResultsStore(tmp_path / "store")
     with registry.isolated():
         (run,) = load_spec(spec_path).runs()
         with pytest.raises(Interrupted):
             run_and_store(run, store, progress=False, stop_after=1)
     _edit_helper(tmp_path)
+    return spec_path, store, run
+
+
+def test_resume_refuses_changed_method_code_unless_forced(plugin_spec, tmp_path):
+    spec_path, store, run = _checkpoint_then_edit(plugin_spec, tmp_path)
     with registry.isolated():
         (run,) = load_spec(spec_path).runs()
         with pytest.raises(StaleCheckpoint, match=r"checkpoint\.pt: written by other method code \(toy_reg: "
@@ -218,12 +224,7 @@ def test_an_unchanged_copy_is_not_stale_once_the_original_is_gone(plugin_spec, t
 def test_repair_moves_a_stale_checkpoint_aside_and_run_names_a_command_that_works(plugin_spec, tmp_path, capsys,
                                                                                  monkeypatch):
     monkeypatch.setenv("GMGBENCH_LEADERBOARDS", str(tmp_path / "boards"))
-    spec_path, store = plugin_spec(), ResultsStore(tmp_path / "store")
-    with registry.isolated():
-        (run,) = load_spec(spec_path).runs()
-        with pytest.raises(Interrupted):
-            run_and_store(run, store, progress=False, stop_after=1)
-    _edit_helper(tmp_path)
+    spec_path, store, run = _checkpoint_then_edit(plugin_spec, tmp_path)
     argv = ["run", str(spec_path), "--results", str(store.root), "--no-leaderboard"]
     with registry.isolated():
         assert main(argv) == 1

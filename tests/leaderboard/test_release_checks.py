@@ -15,14 +15,6 @@ from harness.cli import main
 from lb_helpers import toy_store
 
 
-@pytest.fixture
-def released(tmp_path):
-    spec, store = toy_store(tmp_path)
-    root = tmp_path / "lb"
-    v1 = leaderboard.publish(spec, store, root=root, figures=False, command="gmgbench leaderboard toy.yaml --publish")
-    return spec, store, root, v1
-
-
 def _edit_manifest(v1: Path, edit) -> None:
     path = v1 / "manifest.json"
     path.chmod(0o644)

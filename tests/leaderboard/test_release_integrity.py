@@ -15,14 +15,6 @@ from harness.leaderboard.release import rebuild, versions
 from lb_helpers import toy_store
 
 
-@pytest.fixture
-def released(tmp_path):
-    spec, store = toy_store(tmp_path)
-    root = tmp_path / "lb"
-    v1 = leaderboard.publish(spec, store, root=root, figures=False, command="gmgbench leaderboard toy.yaml --publish")
-    return spec, store, root, v1
-
-
 def _tamper(path: Path, old: bytes, new: bytes) -> None:
     path.chmod(0o644)
     data = path.read_bytes()
