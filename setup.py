@@ -1,8 +1,8 @@
 """Only what pyproject.toml cannot say: the wheel carries the top-level studies/,
-slurm/profiles/, slurm/local/ and docs/examples/ as package data under ``harness/_assets/``.
+slurm/profiles/, slurm/local/ and docs/examples/ as package data under ``gmgbench/harness/_assets/``.
 
 They stay at the top of the repository (that is where a user of the checkout looks for
-them); ``harness.assets`` reads them from the package in an installed wheel and from the
+them); ``gmgbench.harness.assets`` reads them from the package in an installed wheel and from the
 checkout in an editable install. Everything else is configured in pyproject.toml.
 """
 from pathlib import Path
@@ -21,7 +21,7 @@ class build_py_with_assets(build_py):
             return
         here = Path(__file__).resolve().parent
         for folder, pattern in ASSETS.items():
-            target = Path(self.build_lib) / "harness" / "_assets" / folder
+            target = Path(self.build_lib) / "gmgbench" / "harness" / "_assets" / folder
             self.mkpath(str(target))
             for src in sorted((here / folder).glob(pattern)):
                 self.copy_file(str(src), str(target / src.name))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from harness.fileio import atomic_write
+from gmgbench.harness.fileio import atomic_write
 
 __all__ = ["ASSETS", "folder", "study", "copy_into"]
 
@@ -23,7 +23,7 @@ def folder(name: str) -> Path:
     """The shipped folder ``name`` (a key of :data:`ASSETS`): the wheel's copy, else the checkout's."""
     if name not in ASSETS:
         raise KeyError(f"unknown asset folder {name!r}; valid: {', '.join(ASSETS)}")
-    packaged = Path(str(resources.files("harness").joinpath("_assets", *name.split("/"))))
+    packaged = Path(str(resources.files("gmgbench.harness").joinpath("_assets", *name.split("/"))))
     if packaged.is_dir():
         return packaged
     checkout = Path(__file__).resolve().parents[1] / name

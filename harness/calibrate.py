@@ -6,13 +6,13 @@ O(0.01–1), so a guessed λ is either inert or dominant. This trains the study'
 same forward pass the gradient of each candidate term R (GMG and DST, each cost, each side),
 unweighted and never added to the loss, on the parameters it shares with the objective. With
 ``r = ‖∇R‖ / ‖∇L_base‖`` the share at weight λ is ``λr / (λr + 1)`` (the definition of
-:mod:`harness.health`), so the λ for a share s is ``s / (1 − s) / r``. Reported: the median
+:mod:`gmgbench.harness.health`), so the λ for a share s is ``s / (1 − s) / r``. Reported: the median
 of r over the measured steps (and its quartiles), and λ for 1 %, 10 %, 50 %.
 
 It is a calibration along the unregularised trajectory: with the term switched on the
 trajectory moves and so does r; every run's own health record says what share it really had.
 
-    python -m harness.calibrate studies/cpu-repro.yaml --steps 600 --out calibration.json
+    python -m gmgbench.harness.calibrate studies/cpu-repro.yaml --steps 600 --out calibration.json
 """
 from __future__ import annotations
 
@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness import data as datasets
-from harness.results import atomic_write_text
-from harness.spec import load_spec
-from methods import registry
-from methods.base import call_checked
+from gmgbench.harness import data as datasets
+from gmgbench.harness.results import atomic_write_text
+from gmgbench.harness.spec import load_spec
+from gmgbench.methods import registry
+from gmgbench.methods.base import call_checked
 
 __all__ = ["CANDIDATES", "SHARES", "calibrate", "main"]
 
@@ -51,7 +51,7 @@ def _grad_norms(loss_terms: list[torch.Tensor], params: list[torch.nn.Parameter]
 
 def calibrate(run, *, steps: int, every: int, candidates=CANDIDATES, progress: bool = True) -> dict[str, Any]:
     """Train ``run``'s objective alone for ``steps`` steps, measuring each candidate's ratio r."""
-    from harness.train import build_model
+    from gmgbench.harness.train import build_model
 
     cfg = run.train
     if cfg.num_threads:
@@ -119,7 +119,7 @@ def to_markdown(reports: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m harness.calibrate", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m gmgbench.harness.calibrate", description=__doc__.split("\n\n")[0])
     p.add_argument("study", type=Path, help="study spec whose datasets, base objective and train settings to use")
     p.add_argument("--steps", type=int, default=600, help="steps of the unregularised run (default 600)")
     p.add_argument("--every", type=int, default=50, help="measure every this many steps (default 50)")

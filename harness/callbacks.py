@@ -27,14 +27,14 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol, runtime_checkable
 
-from harness.errors import UserError
+from gmgbench.harness.errors import UserError
 
 __all__ = ["Callback", "CallbackError", "Hooks", "ENTRY_POINT_GROUP", "BUILTIN", "resolve", "normalise", "build", "run_hooks",
            "TensorBoard"]
 
 log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "gmgbench.callbacks"
-BUILTIN = {"tensorboard": "harness.callbacks:TensorBoard"}
+BUILTIN = {"tensorboard": "gmgbench.harness.callbacks:TensorBoard"}
 _HOOKS = ("on_run_start", "on_step", "on_log", "on_eval", "on_run_end")
 
 
@@ -108,7 +108,7 @@ def run_hooks(run, workdir: Path, progress: Any = True, specs: Iterable[tuple[st
     to the parent process); ``True`` makes a display of this one run (bars on a terminal,
     lines otherwise), ``"lines"`` forces lines, ``False`` shows nothing.
     """
-    from harness.progress import RunReporter, StudyProgress
+    from gmgbench.harness.progress import RunReporter, StudyProgress
 
     callbacks: list[Any] = []
     if callable(progress):

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.fileio import atomic_write
-from harness.results import StoreError
+from gmgbench.harness.fileio import atomic_write
+from gmgbench.harness.results import StoreError
 
 __all__ = ["save", "load", "checkpoint_step", "sampler_state", "set_sampler_state"]
 

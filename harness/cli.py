@@ -1,7 +1,7 @@
 """The ``gmgbench`` command: parse arguments, call the module that does the work, report.
 
 Errors a user can fix (a bad spec, an unknown name, a missing file) are
-:class:`harness.errors.UserError`; :func:`main` alone catches them and prints one clear
+:class:`gmgbench.harness.errors.UserError`; :func:`main` alone catches them and prints one clear
 line (exit 1). ``--debug``, anywhere on the command line, shows the traceback as well. Any
 other exception is a bug and keeps its traceback.
 """
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UsageError, UserError
+from gmgbench.harness.errors import UsageError, UserError
 
 __all__ = ["main"]
 
@@ -49,7 +49,7 @@ def _add_study_args(p: argparse.ArgumentParser) -> None:
 
 # -- command handlers -------------------------------------------------------------------
 def cmd_methods(args) -> int:
-    from methods import registry
+    from gmgbench.methods import registry
 
     try:
         registry.load_entry_points()
@@ -74,8 +74,8 @@ def cmd_methods(args) -> int:
 
 
 def _study(args, check_methods: bool = True):
-    from harness.executors import store_for
-    from harness.spec import load_spec
+    from gmgbench.harness.executors import store_for
+    from gmgbench.harness.spec import load_spec
 
     spec = load_spec(args.study, check_methods=check_methods, sets=getattr(args, "set", ()),
                      only=getattr(args, "only", ()))
@@ -84,8 +84,8 @@ def _study(args, check_methods: bool = True):
 
 def _warn_changed_defaults(runs, store) -> None:
     """Finished runs are skipped by id; say so when their methods' defaults or code changed since."""
-    from harness.stale import stale_reasons
-    from harness.train import changed_defaults
+    from gmgbench.harness.stale import stale_reasons
+    from gmgbench.harness.train import changed_defaults
 
     for run in runs:
         if store.has_result(run.run_id):
@@ -101,7 +101,7 @@ def _warn_changed_defaults(runs, store) -> None:
 
 
 def cmd_run(args) -> int:
-    from harness.executors import run_local
+    from gmgbench.harness.executors import run_local
 
     spec, store = _study(args)
     runs = spec.runs()
@@ -122,7 +122,7 @@ def cmd_run(args) -> int:
     failed = [o for o in outcomes if o.status in ("failed", "corrupt")]
     external_failed = []
     if spec.external:  # models trained elsewhere (dlib format); only these need TensorFlow
-        from harness.dlib_format.importer import import_study_externals
+        from gmgbench.harness.dlib_format.importer import import_study_externals
 
         print(f"{spec.name}: {len(spec.external)} external models", flush=True)
         external_failed = import_study_externals(spec, store, force=args.force)
@@ -144,7 +144,7 @@ def cmd_run(args) -> int:
 
 def _callbacks(spec, args) -> tuple:
     """The spec's callbacks plus those of --tensorboard / --callback (each once)."""
-    from harness.callbacks import resolve
+    from gmgbench.harness.callbacks import resolve
 
     extra = (["tensorboard"] if getattr(args, "tensorboard", False) else []) + list(getattr(args, "callback", []) or [])
     names = {name for name, _ in spec.callbacks}
@@ -154,7 +154,7 @@ def _callbacks(spec, args) -> tuple:
     if "tensorboard" in {*names, *extra}:
         import importlib.util
 
-        from harness.callbacks import CallbackError
+        from gmgbench.harness.callbacks import CallbackError
 
         if importlib.util.find_spec("tensorboard") is None:
             raise CallbackError("TensorBoard logging needs the tensorboard package: pip install 'gmgbench[tensorboard]'")
@@ -165,7 +165,7 @@ def _check_callback_name(name: str) -> None:
     """``module:attr`` with a module name ``import`` takes (``:attr``, ``..x:y`` are not)."""
     import re
 
-    from harness.callbacks import CallbackError
+    from gmgbench.harness.callbacks import CallbackError
 
     dotted = r"[^\W\d]\w*(\.[^\W\d]\w*)*"
     module, colon, attr = name.partition(":")
@@ -186,7 +186,7 @@ def _preview(args) -> str | None:
 
 
 def _print_leaderboard(spec, store, **kwargs) -> None:
-    from harness import leaderboard
+    from gmgbench.harness import leaderboard
 
     board = leaderboard.build(spec, store, **kwargs)
     out = leaderboard.write_latest(board)
@@ -196,8 +196,8 @@ def _print_leaderboard(spec, store, **kwargs) -> None:
 
 
 def cmd_demo(args) -> int:
-    from harness import assets
-    from harness.spec import load_spec
+    from gmgbench.harness import assets
+    from gmgbench.harness.spec import load_spec
 
     args.study = assets.study("demo")  # shipped with the package: works from any folder
     args.force = False
@@ -215,7 +215,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_init(args) -> int:
-    from harness import assets
+    from gmgbench.harness import assets
 
     target = args.dir.resolve()
     _writable(target, "the project folder")
@@ -232,7 +232,7 @@ def _metric_settings(text: str) -> dict[str, Any]:
     as a spec's ``evaluation.metrics`` is."""
     import json
 
-    from harness.spec import check_metric_settings
+    from gmgbench.harness.spec import check_metric_settings
 
     try:
         settings = json.loads(text) if text.strip().startswith("{") else {m: {} for m in text.split(",")}
@@ -245,8 +245,8 @@ def _metric_settings(text: str) -> dict[str, Any]:
 def cmd_evaluate(args) -> int:
     import json
 
-    from harness import train
-    from harness.results import ResultExists, ResultsStore
+    from gmgbench.harness import train
+    from gmgbench.harness.results import ResultExists, ResultsStore
 
     store = ResultsStore(args.results)
     if not store.has_result(args.run_id):
@@ -301,14 +301,14 @@ def _settings_of_the_run(args, result: dict[str, Any], settings: dict[str, Any])
 def cmd_import_dlib(args) -> int:
     import json
 
-    from harness.dlib_format.errors import DlibFormatError
-    from harness.dlib_format.importer import dataset_from_gin, import_model
-    from harness.executors import store_for
-    from harness.sections import EvaluationSpec
+    from gmgbench.harness.dlib_format.errors import DlibFormatError
+    from gmgbench.harness.dlib_format.importer import dataset_from_gin, import_model
+    from gmgbench.harness.executors import store_for
+    from gmgbench.harness.sections import EvaluationSpec
 
     evaluation, root = None, args.root
     if args.study is not None:
-        from harness.spec import load_spec
+        from gmgbench.harness.spec import load_spec
 
         spec = load_spec(args.study)
         store = store_for(spec.name, args.results)
@@ -319,7 +319,7 @@ def cmd_import_dlib(args) -> int:
                                   f"({', '.join(dict(spec.datasets))}); it would not appear on its leaderboard")
         root = root or dict(spec.datasets).get(dataset)
     elif args.results is not None:
-        from harness.results import ResultsStore
+        from gmgbench.harness.results import ResultsStore
 
         store = ResultsStore(args.results)
     else:
@@ -340,16 +340,16 @@ def cmd_import_dlib(args) -> int:
 
 
 def cmd_export_dlib(args) -> int:
-    from harness.dlib_format.errors import DlibFormatError
-    from harness.dlib_format.export import export_run
-    from harness.executors import store_for
+    from gmgbench.harness.dlib_format.errors import DlibFormatError
+    from gmgbench.harness.dlib_format.export import export_run
+    from gmgbench.harness.executors import store_for
 
     if args.study is not None:
-        from harness.spec import load_spec
+        from gmgbench.harness.spec import load_spec
 
         store = store_for(load_spec(args.study).name, args.results)
     elif args.results is not None:
-        from harness.results import ResultsStore
+        from gmgbench.harness.results import ResultsStore
 
         store = ResultsStore(args.results)
     else:
@@ -398,7 +398,7 @@ def _notes(path: Path | None) -> str | None:
 
 
 def cmd_leaderboard(args) -> int:
-    from harness import leaderboard
+    from gmgbench.harness import leaderboard
 
     if args.rebuild is not None and (args.publish or args.study is not None):
         raise UsageError("--rebuild RELEASE checks a published release and publishes nothing; run it alone, and "
@@ -414,7 +414,7 @@ def cmd_leaderboard(args) -> int:
         print(f"{args.rebuild}: the rebuild, the release's files or the results differ (see above)", file=sys.stderr)
         return 1
     if args.power is not None:
-        from harness.leaderboard.release import plan
+        from gmgbench.harness.leaderboard.release import plan
 
         if args.pairs is not None and args.pairs < 2:
             raise UsageError(f"--pairs: a paired t-test needs at least 2 pairs, got {args.pairs}")
@@ -442,8 +442,8 @@ def cmd_leaderboard(args) -> int:
 
 
 def cmd_launch(args) -> int:
-    from harness.slurm.launch import launch
-    from harness.slurm.profile import load_profile
+    from gmgbench.harness.slurm.launch import launch
+    from gmgbench.harness.slurm.profile import load_profile
 
     import dataclasses
 
@@ -461,10 +461,10 @@ def cmd_launch(args) -> int:
 def _print_estimate(spec, store, profile, probe: int | None, runs=None) -> None:
     """Training time of ``runs`` (default: those not done; a dry run passes what it would
     submit), in GPU-hours for runs that get a GPU and in CPU-job-hours for the others, each
-    from the best step time there is (harness.estimate)."""
-    from harness import estimate
-    from harness.results import ResultsStore
-    from harness.slurm.plan import run_resources
+    from the best step time there is (gmgbench.harness.estimate)."""
+    from gmgbench.harness import estimate
+    from gmgbench.harness.results import ResultsStore
+    from gmgbench.harness.slurm.plan import run_resources
 
     todo = runs if runs is not None else [r for r in spec.runs() if not store.has_result(r.run_id)]
     if not todo:
@@ -490,7 +490,7 @@ def _print_estimate(spec, store, profile, probe: int | None, runs=None) -> None:
 def cmd_status(args) -> int:
     import json
 
-    from harness.status import collect_status, format_status
+    from gmgbench.harness.status import collect_status, format_status
 
     spec, store = _study(args, check_methods=False)  # status never imports torch
     report = collect_status(spec, store, tail=args.tail)
@@ -627,7 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_status)
 
     try:
-        from harness.data import cli as data_cli
+        from gmgbench.harness.data import cli as data_cli
     except ImportError:  # pragma: no cover - present in every install
         data_cli = None
     if data_cli is not None and hasattr(data_cli, "register"):
@@ -667,7 +667,7 @@ def _use_project(folder: Path) -> None:
     """``--project DIR``: the folder for results/ and leaderboards/, for this command and its workers."""
     import os
 
-    from harness import project
+    from gmgbench.harness import project
 
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"--project {folder}: not a folder (a file is there); give the project folder, "
@@ -679,7 +679,7 @@ def _writable(folder: Path, what: str) -> None:
     """Fail now, in one line, if ``folder`` cannot hold new files (rather than after training)."""
     import tempfile
 
-    from harness.fileio import disk_error
+    from gmgbench.harness.fileio import disk_error
 
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{folder}: {what} must be a folder, a file is there; give another one")
@@ -723,8 +723,8 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 141  # 128 + SIGPIPE, what a shell reports for a command whose reader left
-    except OSError as err:  # a full disk or a read-only folder met outside harness.fileio
-        from harness.fileio import disk_error
+    except OSError as err:  # a full disk or a read-only folder met outside gmgbench.harness.fileio
+        from gmgbench.harness.fileio import disk_error
 
         mapped = disk_error(err, err.filename or "a file")
         if mapped is None or args.debug:

@@ -2,7 +2,7 @@
 
 Every harness error about bad input — a spec typo, a missing or corrupt file, an unknown
 name, a result that already exists, a refusing cluster — subclasses it, and ``gmgbench``
-catches it in one place (:func:`harness.cli.main`): one line naming the file or key, exit
+catches it in one place (:func:`gmgbench.harness.cli.main`): one line naming the file or key, exit
 code ``exit_code`` (1), the traceback only with ``--debug``. Anything else is a bug and
 keeps its traceback.
 

@@ -11,8 +11,8 @@ import statistics
 import time
 from typing import Iterable
 
-from harness.results import ResultsStore
-from harness.spec import RunSpec
+from gmgbench.harness.results import ResultsStore
+from gmgbench.harness.spec import RunSpec
 
 __all__ = ["RELATIVE_COST", "ASSUMED_RANGE", "relative_cost", "measured_step_seconds", "probe_step_seconds",
            "estimate_hours", "describe"]
@@ -44,7 +44,7 @@ def _device_kind(result: dict) -> str | None:
 def measured_step_seconds(store: ResultsStore, unit: str | None = None) -> float | None:
     """Median seconds per β-VAE-equivalent step over the store's finished runs, or None;
     with ``unit`` ("GPU" or "CPU-job"), only over runs trained on that kind of device."""
-    from harness.spec import RunSpec as _RunSpec
+    from gmgbench.harness.spec import RunSpec as _RunSpec
 
     per_unit = []
     if not store.runs_dir().is_dir():
@@ -66,8 +66,8 @@ def probe_step_seconds(run: RunSpec, steps: int = 30) -> float:
     import tempfile
     from pathlib import Path
 
-    from harness import data
-    from harness.train import train_run
+    from gmgbench.harness import data
+    from gmgbench.harness.train import train_run
 
     dataset, root = run.dataset, run.dataset_root
     try:

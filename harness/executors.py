@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
-from harness.fileio import file_lock
-from harness.results import ResultsStore
-from harness.spec import RunSpec
+from gmgbench.harness.fileio import file_lock
+from gmgbench.harness.results import ResultsStore
+from gmgbench.harness.spec import RunSpec
 
 __all__ = ["execute", "run_local", "pending", "Outcome"]
 
@@ -48,12 +48,12 @@ def execute(run: RunSpec, store_root: str, force: bool = False, progress=True,
             plugins: tuple[str, ...] = (), num_threads: int = 0, callbacks: tuple = (), repair: bool = False) -> Outcome:
     """Run one training run and store its result. Safe to call in a fresh process.
 
-    ``progress`` is what :func:`harness.callbacks.run_hooks` takes; ``callbacks`` are
+    ``progress`` is what :func:`gmgbench.harness.callbacks.run_hooks` takes; ``callbacks`` are
     ``(name, params)`` of run callbacks (TensorBoard, a tracker's plugin)."""
-    from harness import train
-    from harness.results import StoreError
-    from harness.train import Interrupted, run_and_store
-    from methods import registry
+    from gmgbench.harness import train
+    from gmgbench.harness.results import StoreError
+    from gmgbench.harness.train import Interrupted, run_and_store
+    from gmgbench.methods import registry
 
     if train.stop_requested():  # a signal came while this run waited in a worker's queue
         return Outcome(run.run_id, run.name, "stopped", "not started")
@@ -97,7 +97,7 @@ def run_lock(workdir: Path):
 
 
 def _stop_run(*_) -> None:
-    from harness import train
+    from gmgbench.harness import train
 
     train.request_stop()
 
@@ -115,7 +115,7 @@ def _stop_on_signals(workers: list):
     asked to stop. After the last worker has exited, the caller raises
     :class:`KeyboardInterrupt` (``gmgbench run`` exits 130: rerun to continue).
     """
-    from harness import train
+    from gmgbench.harness import train
 
     got: list[int] = []
 
@@ -143,13 +143,13 @@ def run_local(runs: list[RunSpec], store: ResultsStore, *, workers: int = 1, for
               label: str = "", stream=None, repair: bool = False) -> list[Outcome]:
     """Execute ``runs`` here; with ``workers > 1`` in spawned processes, torch threads split evenly.
 
-    With ``progress``, one display (harness.progress) shows the study and its runs; workers
+    With ``progress``, one display (gmgbench.harness.progress) shows the study and its runs; workers
     send it their runs' progress over their pipes. SIGTERM, SIGINT or SIGHUP stops every run
     in progress after a checkpoint and raises :class:`KeyboardInterrupt` once all have
     stopped (see :func:`_stop_on_signals`). A worker that dies (``kill -9``, the OOM killer)
     costs only its own run, recorded as failed; the other workers go on (:class:`_Pool`).
     """
-    from harness.progress import StudyProgress
+    from gmgbench.harness.progress import StudyProgress
 
     todo = pending(runs, store, force)
     outcomes = [Outcome(r.run_id, r.name, "skipped") for r in runs if r not in todo]
@@ -340,6 +340,6 @@ def is_running_here(workdir: Path) -> bool:
 
 
 def store_for(spec_name: str, results_root: str | Path | None = None) -> ResultsStore:
-    from harness import project
+    from gmgbench.harness import project
 
     return ResultsStore(Path(results_root) if results_root else project.results_dir(spec_name))

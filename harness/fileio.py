@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
-from harness.errors import UserError
+from gmgbench.harness.errors import UserError
 
 __all__ = ["load_yaml", "load_json", "atomic_write", "atomic_write_text", "atomic_write_json", "file_lock",
            "DiskFull", "NotWritable", "disk_error"]

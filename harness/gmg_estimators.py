@@ -1,7 +1,7 @@
 """Compare GMG's estimators on problems with known ground truth and on real training batches.
 
-    python -m harness.gmg_estimators --out docs/figures/gmg_estimators.png     # known ground truth
-    python -m harness.gmg_estimators training                                  # training batches
+    python -m gmgbench.harness.gmg_estimators --out docs/figures/gmg_estimators.png     # known ground truth
+    python -m gmgbench.harness.gmg_estimators training                                  # training batches
 
 The second (issue 25) trains a standard VAE briefly with β-VAE and with β-VAE + GMG (Cos,
 decoder, λ 3000: cpu-repro v2's strongest) on both procedural twins, and at several steps
@@ -42,8 +42,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from methods import ot
-from methods.regularisers.gmg import ESTIMATORS, gmg_from_costs
+from gmgbench.methods import ot
+from gmgbench.methods.regularisers.gmg import ESTIMATORS, gmg_from_costs
 
 CASES = ("isometry", "scramble-25", "scramble-50", "permuted", "noisy")
 
@@ -109,9 +109,9 @@ def briefly_trained_vae(steps: int, seed: int = 0):
     """A standard VAE after ``steps`` β-VAE steps (β = 4, Adam 5e-4, batch 64) on
     ``dsprites_procedural``; returns ``(model, dataset, numpy RandomState, torch Generator)``,
     the last two positioned after training. The GW benchmark times its "trained" steps on it."""
-    from harness import data
-    from methods.architectures import VAE
-    from methods.beta_vae import BetaVAE
+    from gmgbench.harness import data
+    from gmgbench.methods.architectures import VAE
+    from gmgbench.methods.beta_vae import BetaVAE
 
     torch.manual_seed(seed)
     model = VAE(num_channels=1, latent_dim=10)
@@ -168,10 +168,10 @@ def snapshots(twin: str, training: str, at: list[int], seed: int = 0):
     """Train a standard VAE (β-VAE β = 4, Adam 5e-4, batch 64, channels_last, as cpu-repro v2)
     with ``training``'s regulariser on ``twin``; yield ``(step, model, batch of 64)`` at each
     step of ``at`` (the batch a fresh draw, the codes the posterior sample decoded in training)."""
-    from harness import data
-    from methods import registry
-    from methods.architectures import VAE
-    from methods.beta_vae import BetaVAE
+    from gmgbench.harness import data
+    from gmgbench.methods import registry
+    from gmgbench.methods.architectures import VAE
+    from gmgbench.methods.beta_vae import BetaVAE
 
     torch.manual_seed(seed)
     model = VAE(num_channels=TWINS[twin], latent_dim=10).to(memory_format=torch.channels_last)
@@ -408,8 +408,8 @@ def _write_json(path: Path, payload: dict) -> None:
 
 
 def main_training(argv=None) -> int:
-    """``python -m harness.gmg_estimators training``: the training-regime study (docs/gw.md)."""
-    ap = argparse.ArgumentParser(prog="python -m harness.gmg_estimators training",
+    """``python -m gmgbench.harness.gmg_estimators training``: the training-regime study (docs/gw.md)."""
+    ap = argparse.ArgumentParser(prog="python -m gmgbench.harness.gmg_estimators training",
                                  description="GMG's estimators on real training batches against a multi-start reference")
     ap.add_argument("--out", type=Path, default=Path("docs/figures/gmg_estimators_training.png"))
     ap.add_argument("--costs", default="l2sq,scl2sq,cos")

@@ -11,7 +11,7 @@ mapping (``--set 'evaluation.metrics={mig: {}}'``); ``--set train=`` or ``--set 
 refused, as it would silently drop every setting of the section.
 
 Keys are dotted paths into the YAML: ``train.steps``, ``evaluation.metrics.mig.num_train``,
-``methods.1.params.beta`` (a list index), or ``methods.beta_vae+gmg.params.beta`` (a
+``methods.1.params.beta`` (a list index), or ``gmgbench.methods.beta_vae+gmg.params.beta`` (a
 method by its label; ``methods[1]`` works too). Values are YAML (``[1, 4]`` is a grid
 axis, ``true``, ``null``); a number written ``1e-4`` is a number, as on a command line
 one means.
@@ -22,7 +22,7 @@ import copy
 import re
 from typing import Any, Iterable
 
-from harness.errors import UserError
+from gmgbench.harness.errors import UserError
 
 __all__ = ["apply_sets", "apply_only", "parse_only", "ONLY_KEYS", "OverrideError"]
 
@@ -30,7 +30,7 @@ ONLY_KEYS = ("dataset", "method", "seed")
 
 
 class OverrideError(UserError, ValueError):
-    """A ``--set``/``--only`` that cannot apply; :func:`harness.spec.load_spec` reports it as a spec error."""
+    """A ``--set``/``--only`` that cannot apply; :func:`gmgbench.harness.spec.load_spec` reports it as a spec error."""
 
 
 def _error(msg: str) -> Exception:

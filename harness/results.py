@@ -32,9 +32,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator
 
-from harness.errors import UserError
+from gmgbench.harness.errors import UserError
 # Re-exported: the store's writers are the one atomic writer of harness/fileio.py.
-from harness.fileio import DiskFull, NotWritable, atomic_write_json, atomic_write_text, file_lock, load_json
+from gmgbench.harness.fileio import DiskFull, NotWritable, atomic_write_json, atomic_write_text, file_lock, load_json
 
 log = logging.getLogger(__name__)
 
@@ -352,7 +352,7 @@ def _check_metrics(path: Path, metrics: Any) -> None:
 def check_swap(path: Path, doc: Any, run_id: str) -> dict[str, Any]:
     """A ``--force`` retraining's ``result.json``: a complete result (:func:`check_result`)
     that also holds what a board and a rerun read (``config``, ``metrics``, ``provenance``),
-    as :func:`harness.train.run_and_store` writes it."""
+    as :func:`gmgbench.harness.train.run_and_store` writes it."""
     doc = check_result(path, doc, run_id)
     missing = [k for k in ("config", "metrics", "provenance") if not isinstance(doc.get(k), dict)]
     if missing:

@@ -1,7 +1,7 @@
 """The study spec's sections that are hashed or published as written: typed and read-only.
 
 ``evaluation:``, ``leaderboard:`` and ``resources:`` each become a frozen value when the
-spec loads (:mod:`harness.spec` checks them first). Each keeps the block exactly as the
+spec loads (:mod:`gmgbench.harness.spec` checks them first). Each keeps the block exactly as the
 user wrote it, key absence included, because that is what the run id and the spec hash
 are computed from: ``to_dict()`` gives it back, so typing a section changes no id.
 
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-# No import of harness.leaderboard.options, not even for type checkers: it imports this
+# No import of gmgbench.harness.leaderboard.options, not even for type checkers: it imports this
 # module (FrozenMap, Reference values), and the architecture test counts every import.
 
 __all__ = ["FrozenMap", "frozen_map", "thaw", "EvaluationSpec", "LeaderboardSpec", "DEFAULT_SELECTION"]
@@ -124,7 +124,7 @@ class EvaluationSpec:
 class LeaderboardSpec:
     """The ``leaderboard:`` block: as written (``raw``, hashed and published) and typed.
 
-    ``options`` are the block's :class:`~harness.leaderboard.options.Options` (selection
+    ``options`` are the block's :class:`~gmgbench.harness.leaderboard.options.Options` (selection
     protocol, claims, ...), checked against the study when the spec loads. They are None
     for a spec read back from data (a release's manifest: its own recorded options decide
     how it rebuilds) or built by hand; :meth:`Options.from_spec` checks those on use.

@@ -16,7 +16,7 @@ The sections that are hashed or published keep the values as written (``train``,
 ``evaluation``, ``leaderboard``, ``resources``, ``params``), so the run id is a hash of
 everything that determines a run's result as the user wrote it, and a rerun of the same
 spec finds the runs it already finished. ``evaluation``, ``leaderboard`` and ``resources``
-are typed and read-only besides (:mod:`harness.sections`: :class:`EvaluationSpec`,
+are typed and read-only besides (:mod:`gmgbench.harness.sections`: :class:`EvaluationSpec`,
 :class:`LeaderboardSpec` with the leaderboard's ``Options`` checked here, :class:`FrozenMap`);
 each gives its block back as written (``to_dict()``) for the hashes. :func:`spec_to_dict` / :func:`spec_from_dict` /
 :func:`spec_hash` are the spec as data (a release's manifest).
@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from harness.errors import UserError, check_keys, did_you_mean
-from harness.fileio import load_yaml
-from harness.sections import EvaluationSpec, FrozenMap, LeaderboardSpec, frozen_map, thaw
+from gmgbench.harness.errors import UserError, check_keys, did_you_mean
+from gmgbench.harness.fileio import load_yaml
+from gmgbench.harness.sections import EvaluationSpec, FrozenMap, LeaderboardSpec, frozen_map, thaw
 
 __all__ = ["SpecError", "check_metric_settings", "StudySpec", "MethodSpec", "RegulariserSpec", "GridPoint", "RunSpec",
            "TrainSettings", "EvaluationSpec", "LeaderboardSpec", "FrozenMap", "load_spec", "parse_spec", "expand",
@@ -275,7 +275,7 @@ class RunSpec:
         or here, once per process, for a run that travelled without them."""
         cached = self.__dict__.get("_configs")
         if cached is None:
-            from methods import registry
+            from gmgbench.methods import registry
 
             cached = (registry.make_config(registry.get(self.objective, "objective"), self.objective_params),
                       tuple(registry.make_config(registry.get(n, "regulariser"), p) for n, p in self.regularisers))
@@ -341,7 +341,7 @@ class StudySpec:
     description: str = ""
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
     callbacks: tuple[tuple[str, dict[str, Any]], ...] = ()  # logging only: never in a run id
-    external: tuple = ()  # of harness.dlib_format.entries.ExternalModel
+    external: tuple = ()  # of gmgbench.harness.dlib_format.entries.ExternalModel
 
     @property
     def selection_metric(self) -> str:
@@ -403,7 +403,7 @@ def _parse_term(where: str, key: str, name: Any, kind: str, params: Any,
                                                        "at its first step with a non-finite loss")
     if not check_methods:
         return params, ()
-    from methods import registry  # late: methods import torch, which `gmgbench status` never needs
+    from gmgbench.methods import registry  # late: methods import torch, which `gmgbench status` never needs
 
     try:
         cls = registry.get(name, kind)
@@ -464,7 +464,7 @@ def _parse_method(where: str, i: int, m: Any, study_train: dict[str, Any], check
 
 
 def _parse_datasets(where: str, raw: Any, base: Path) -> tuple[tuple[str, str | None], ...]:
-    from harness import data  # late: keeps spec parsing free of dataset imports
+    from gmgbench.harness import data  # late: keeps spec parsing free of dataset imports
 
     datasets = []
     for i, entry in enumerate(_list(where, "datasets", raw, "dataset names or {name, root}")):
@@ -515,8 +515,7 @@ def check_metric_settings(where: str, prefix: str, metrics_cfg: Any) -> None:
     """``{metric: {setting: value}}`` against the metrics' own signatures (keys named
     ``prefix<metric>``): known names, known settings, and each value of its default's type
     (a count stays a positive integer)."""
-    import metrics
-
+    from gmgbench import metrics
     if not isinstance(metrics_cfg, dict):
         raise _fail(where, prefix.rstrip(".") or "metrics", "expected a mapping of metric name -> settings")
     valid = metrics.names()
@@ -542,8 +541,7 @@ def check_metric_settings(where: str, prefix: str, metrics_cfg: Any) -> None:
 def _check_selection(where: str, spec: StudySpec) -> None:
     """The leaderboard's selection column is one this study computes; without a
     ``leaderboard:`` block the default (dci.disentanglement) must be computed too."""
-    import metrics
-
+    from gmgbench import metrics
     if not spec.metrics:
         return  # a study that computes no metric makes no board
     selection, written = spec.selection_metric, spec.leaderboard.raw
@@ -560,7 +558,7 @@ def _typed_leaderboard(spec: StudySpec) -> StudySpec:
     """``spec`` carrying its leaderboard block's Options (selection protocol, claims,
     references; the keys belong to harness/leaderboard/options.py), checked against the
     study now rather than after training."""
-    from harness.leaderboard.options import LeaderboardError, Options, references
+    from gmgbench.harness.leaderboard.options import LeaderboardError, Options, references
 
     try:
         options = Options.from_spec(spec)
@@ -598,7 +596,7 @@ def parse_spec(raw: dict[str, Any], path: Path | None = None, *, check_methods: 
         raise _fail(where, "plugins", f"expected a list of method file paths, got {plugin_files!r}")
     plugins = tuple(str((base / p).resolve()) for p in plugin_files)
     if check_methods:
-        from methods import registry
+        from gmgbench.methods import registry
 
         try:
             for p in plugins:
@@ -632,7 +630,7 @@ def parse_spec(raw: dict[str, Any], path: Path | None = None, *, check_methods: 
     if not isinstance(description, str):
         raise _fail(where, "description", f"expected text, got {description!r}")
 
-    from harness import callbacks as callbacks_mod
+    from gmgbench.harness import callbacks as callbacks_mod
 
     try:
         callbacks = callbacks_mod.normalise(raw.get("callbacks"), f"{where}: callbacks")
@@ -647,7 +645,7 @@ def parse_spec(raw: dict[str, Any], path: Path | None = None, *, check_methods: 
             raise _fail(where, f"callbacks[{i}]", f"{cname!r}: not module:attr with an importable module "
                                                   f"({err})") from None
 
-    from harness.dlib_format.entries import parse_external
+    from gmgbench.harness.dlib_format.entries import parse_external
 
     external = parse_external(raw.get("external"), where, [d for d, _ in datasets], base, _fail)
     spec = StudySpec(
@@ -656,7 +654,7 @@ def parse_spec(raw: dict[str, Any], path: Path | None = None, *, check_methods: 
         description=description, raw=copy.deepcopy(raw), callbacks=callbacks, external=external,
     )
     if check_methods:
-        from harness.slurm.profile import ProfileError, check_resources
+        from gmgbench.harness.slurm.profile import ProfileError, check_resources
 
         try:
             check_resources(where, "resources", resources)
@@ -674,8 +672,8 @@ def parse_spec(raw: dict[str, Any], path: Path | None = None, *, check_methods: 
 def load_spec(path: str | Path, *, check_methods: bool = True, sets: Iterable[str] = (),
               only: Iterable[str] = ()) -> StudySpec:
     """Read and validate a spec; ``sets`` (``key=value``) and ``only`` (``dataset=a,b``) edit
-    its YAML before validation, as a user editing the file would (see harness.overrides)."""
-    from harness import overrides
+    its YAML before validation, as a user editing the file would (see gmgbench.harness.overrides)."""
+    from gmgbench.harness import overrides
 
     path = Path(path)
     raw = load_yaml(path, what="study spec", error=SpecError)

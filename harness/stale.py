@@ -1,7 +1,7 @@
 """Stale results: a finished run whose method code has changed since it ran.
 
 Every result records ``method_code`` — per method (objective and each regulariser) the
-hash of its code and of each file in it (:mod:`methods.source` defines which files) — and
+hash of its code and of each file in it (:mod:`gmgbench.methods.source` defines which files) — and
 every checkpoint records the same. A recorded run is stale when one of its recorded files
 hashes differently now. Results written before that record only ``method_source``, the
 hash of the single file that registered each method; they are compared with that file.
@@ -26,7 +26,7 @@ def _methods(run) -> list[tuple[str, str]]:
 
 def current_code(run) -> dict[str, dict[str, Any]]:
     """``{method name: {"sha256", "files"[, "root"]}}`` of the code ``run`` would run now."""
-    from methods import source
+    from gmgbench.methods import source
 
     return {name: source.method_code(name, kind) for name, kind in _methods(run)}
 
@@ -42,7 +42,7 @@ def code_changes(recorded: Any, now: dict[str, dict[str, Any]] | None = None,
     in the folder of ``plugin_dirs`` (the spec's plugin folders now) that holds them. So a
     copied project is judged by its own copy, and an unchanged copy is not stale once the
     original folder is gone."""
-    from methods.source import changed_files
+    from gmgbench.methods.source import changed_files
 
     out = []
     for name, code in sorted((recorded or {}).items()) if isinstance(recorded, dict) else []:
@@ -95,7 +95,7 @@ def recorded_changes(result: dict[str, Any], plugin_dirs: tuple[str, ...] = ()) 
     legacy = result.get("method_source")
     if not isinstance(legacy, dict):
         return []
-    from methods.source import builtin_file, file_hash
+    from gmgbench.methods.source import builtin_file, file_hash
 
     out = []
     for name, old in sorted(legacy.items()):
@@ -123,8 +123,8 @@ def stale_reasons(run, result: dict[str, Any]) -> list[str]:
     out = recorded_changes(result)
     legacy = result.get("method_source")
     if isinstance(legacy, dict):
-        from methods import registry
-        from methods.source import builtin_file
+        from gmgbench.methods import registry
+        from gmgbench.methods.source import builtin_file
 
         for name, kind in _methods(run):
             if builtin_file(name) is None and legacy.get(name) and legacy[name] != registry.source_hash(name, kind):

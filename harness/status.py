@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.executors import is_running_here
-from harness.results import ResultsStore
-from harness.slurm import cluster
-from harness.slurm.cluster import RUNNING, JobState
-from harness.slurm.journal import log_paths
-from harness.spec import RunSpec, StudySpec
+from gmgbench.harness.executors import is_running_here
+from gmgbench.harness.results import ResultsStore
+from gmgbench.harness.slurm import cluster
+from gmgbench.harness.slurm.cluster import RUNNING, JobState
+from gmgbench.harness.slurm.journal import log_paths
+from gmgbench.harness.spec import RunSpec, StudySpec
 
 __all__ = ["RunStatus", "STATES", "classify", "collect_status", "format_status", "checkpoint_step"]
 
@@ -104,7 +104,7 @@ def _journalled_jobs(store: ResultsStore, wanted: set[str]) -> dict[str, str]:
     """``{run id: job id}`` for runs in arrays that a launcher submitted but had not recorded
     in ``jobs/`` when it stopped (journal state ``submitting`` or ``held``), found by the
     array's unique job name in ``squeue`` when the journal has no job id yet."""
-    from harness.slurm.journal import Journal
+    from gmgbench.harness.slurm.journal import Journal
 
     if not wanted:
         return {}
@@ -131,7 +131,7 @@ def _journalled_jobs(store: ResultsStore, wanted: set[str]) -> dict[str, str]:
 
 def _stale_note(store: ResultsStore, run_id: str, plugin_dirs: tuple[str, ...] = ()) -> str:
     """``"stale: gmg: methods/ot/torch_gw.py changed"`` if the method code changed since the run."""
-    from harness.stale import recorded_changes
+    from gmgbench.harness.stale import recorded_changes
 
     changes = recorded_changes(store.code_record(run_id), plugin_dirs)
     return f"stale: {'; '.join(changes)}" if changes else ""
@@ -140,7 +140,7 @@ def _stale_note(store: ResultsStore, run_id: str, plugin_dirs: tuple[str, ...] =
 def checkpoint_step(path: Path) -> int | None:
     """The step of a run's checkpoint, or None (no checkpoint, or unreadable: only a hint).
     Loaded weights-only: a planted pickle never runs."""
-    from harness.checkpoints import checkpoint_step as step
+    from gmgbench.harness.checkpoints import checkpoint_step as step
 
     return step(path)
 
@@ -166,7 +166,7 @@ def _progress(store: ResultsStore, run: RunSpec) -> str:
 def collect_status(spec: StudySpec, store: ResultsStore, tail: int = 5) -> dict[str, Any]:
     """The study's state as a JSON-able dict: counts, and per run its job, log and last stderr lines."""
     runs = spec.runs()
-    from harness.stale import plugin_dirs
+    from gmgbench.harness.stale import plugin_dirs
 
     statuses = classify(runs, store, use_slurm=cluster.available(), plugin_dirs=plugin_dirs(spec.plugins))
     rows = []
@@ -184,7 +184,7 @@ def collect_status(spec: StudySpec, store: ResultsStore, tail: int = 5) -> dict[
         rows.append(row)
     counts = {s: sum(r["status"] == s for r in rows) for s in STATES}
     counts["stale"] = sum(r["status"] == "done" and r["note"].startswith("stale:") for r in rows)
-    from harness.health import status_rows
+    from gmgbench.harness.health import status_rows
 
     health = status_rows(store, [st.run for st in statuses if st.status == "done"])
     return {"study": spec.name, "spec": str(spec.path or spec.name), "store": str(store.root), "total": len(rows),
@@ -233,7 +233,7 @@ def format_status(report: dict[str, Any]) -> str:
                 lines.extend(f"    | {t}" for t in r.get("stderr_tail", []))
             elif status in ("missing", "corrupt", "held", "queued") and r.get("note"):
                 lines.append(f"    {r['note']}")
-    from harness.health import format_health
+    from gmgbench.harness.health import format_health
 
     lines += format_health(report.get("health") or [])
     if c.get("corrupt"):

@@ -1,9 +1,9 @@
 """How much of the CPU a training step uses: achieved GFLOP/s against the measured matmul peak.
 
-    python -m harness.throughput studies/cpu-repro.yaml [--methods beta_vae,...] [--steps 60]
+    python -m gmgbench.harness.throughput studies/cpu-repro.yaml [--methods beta_vae,...] [--steps 60]
 
 For each chosen method of the study (seed 0, its first grid point) and each dataset, it trains
-a real run (``harness.train.train_run``: data, health measurement and logging included) in
+a real run (``gmgbench.harness.train.train_run``: data, health measurement and logging included) in
 every memory layout (``train.memory_format``) and thread layout (one run on one thread, one run
 on all threads, one run per core side by side, as ``gmgbench run --workers N`` does), and
 reports the median milliseconds per step, GFLOP per step (``torch.utils.flop_counter``: convolutions and
@@ -51,7 +51,7 @@ def step_flops(run, steps: int = 4) -> float:
     """Floating-point operations of one training step of ``run`` (mean over ``steps``)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from harness.train import train_run
+    from gmgbench.harness.train import train_run
 
     with tempfile.TemporaryDirectory() as tmp, FlopCounterMode(display=False) as counter:
         train_run(_with(run, steps, "contiguous"), Path(tmp), progress=False)
@@ -65,7 +65,7 @@ def step_seconds(run, steps: int, memory_format: str, threads: int) -> float:
     ``train.health_every``) are the slow tail it leaves out."""
     import torch
 
-    from harness.train import train_run
+    from gmgbench.harness.train import train_run
 
     torch.set_num_threads(threads)
     marks: list[float] = []
@@ -97,7 +97,7 @@ def bare_step(memory_format: str = "contiguous", compiled: bool = False, channel
     import torch.nn.functional as F
     from torch.utils.flop_counter import FlopCounterMode
 
-    from methods.architectures import VAE
+    from gmgbench.methods.architectures import VAE
 
     layout = torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
     torch.manual_seed(0)
@@ -135,9 +135,9 @@ def _compiled_step_ms(compiled: bool, reps: int = 30) -> float:
 def main(argv: list[str] | None = None) -> int:
     from tabulate import tabulate
 
-    from harness.spec import load_spec
+    from gmgbench.harness.spec import load_spec
 
-    p = argparse.ArgumentParser(prog="python -m harness.throughput", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m gmgbench.harness.throughput", description=__doc__.split("\n")[0])
     p.add_argument("study")
     p.add_argument("--methods", help="comma-separated method labels (default: all of the study's)")
     p.add_argument("--datasets", help="comma-separated dataset names (default: all of the study's)")

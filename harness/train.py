@@ -20,16 +20,16 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from harness import checkpoints
-from harness import data as datasets
-from harness.callbacks import Hooks, run_hooks
-from harness.health import HealthMonitor
-from harness.results import ResultsStore, StoreError, atomic_write_text, provenance
-from harness.spec import RunSpec
-from harness.stale import code_changes, current_code
-from methods import registry
-from methods.architectures import VAE
-from methods.base import call_checked, update_checked
+from gmgbench.harness import checkpoints
+from gmgbench.harness import data as datasets
+from gmgbench.harness.callbacks import Hooks, run_hooks
+from gmgbench.harness.health import HealthMonitor
+from gmgbench.harness.results import ResultsStore, StoreError, atomic_write_text, provenance
+from gmgbench.harness.spec import RunSpec
+from gmgbench.harness.stale import code_changes, current_code
+from gmgbench.methods import registry
+from gmgbench.methods.architectures import VAE
+from gmgbench.methods.base import call_checked, update_checked
 
 __all__ = ["train_run", "run_and_store", "load_model", "representation_function", "Interrupted"]
 
@@ -118,8 +118,8 @@ def train_run(run: RunSpec, workdir: Path, *, progress: bool | str | Callable = 
     Returns the training summary; the model is saved to ``workdir/model.pt``.
     ``stop_after`` stops (after a checkpoint) once that many steps ran in this call, which
     is how tests and preemption drills interrupt a run. ``hooks`` are the run's callbacks
-    (harness.callbacks, progress included); without them, ``progress`` makes its own display
-    (see :func:`harness.callbacks.run_hooks`).
+    (gmgbench.harness.callbacks, progress included); without them, ``progress`` makes its own display
+    (see :func:`gmgbench.harness.callbacks.run_hooks`).
     """
     if hooks is None:
         hooks = run_hooks(run, workdir, progress)
@@ -326,8 +326,7 @@ def representation_function(model: VAE, device: torch.device | str = "cpu", batc
 def evaluate_model(model: VAE, run: RunSpec, metric_settings: dict[str, dict] | None = None,
                    device: torch.device | str = "cpu", on_metric: Callable[[str, int, int], None] | None = None,
                    ) -> dict[str, dict[str, float]]:
-    import metrics
-
+    from gmgbench import metrics
     settings = run.evaluation.settings() if metric_settings is None else metric_settings
     dataset = datasets.load(run.dataset, run.dataset_root)
     model.eval()
@@ -341,7 +340,7 @@ def run_and_store(run: RunSpec, store: ResultsStore, *, force: bool = False, pro
     """Train, evaluate and write the result of ``run``; a failure writes a failure record.
 
     Returns the result, or ``None`` when the result already existed and ``force`` is off.
-    ``callbacks`` are ``(name, params)`` of run callbacks (harness.callbacks, e.g. TensorBoard).
+    ``callbacks`` are ``(name, params)`` of run callbacks (gmgbench.harness.callbacks, e.g. TensorBoard).
     ``force`` retrains in ``work/<id>.next/`` and swaps model and result in only once both
     are complete, so an interrupted ``--force`` leaves the old run as it was. A corrupt
     result raises :class:`StoreError` naming it, unless ``repair`` (then the file is moved

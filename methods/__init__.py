@@ -1,1 +1,1 @@
-"""Architectures, objectives, regularisers and OT solvers; see :mod:`methods.registry`."""
+"""Architectures, objectives, regularisers and OT solvers; see :mod:`gmgbench.methods.registry`."""

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from methods.base import ForwardPass, LossAndLogs, Objective, check_non_negative
-from methods.beta_vae import gaussian_kl, reconstruction_loss
+from gmgbench.methods.base import ForwardPass, LossAndLogs, Objective, check_non_negative
+from gmgbench.methods.beta_vae import gaussian_kl, reconstruction_loss
 
 __all__ = ["AnnealedVAE", "capacity"]
 

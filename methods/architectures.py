@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from methods.base import ForwardPass
+from gmgbench.methods.base import ForwardPass
 
 __all__ = ["VAE"]
 

@@ -45,8 +45,8 @@ from dataclasses import dataclass
 
 import torch
 
-from methods.base import ForwardPass, LossAndLogs, Objective
-from methods.beta_vae import BetaVAE, gaussian_kl, reconstruction_loss
+from gmgbench.methods.base import ForwardPass, LossAndLogs, Objective
+from gmgbench.methods.beta_vae import BetaVAE, gaussian_kl, reconstruction_loss
 
 __all__ = ["BetaTCVAE", "kl_decomposition", "log_density_gaussian"]
 

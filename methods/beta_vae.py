@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from methods.base import ForwardPass, LossAndLogs, Objective
+from gmgbench.methods.base import ForwardPass, LossAndLogs, Objective
 
 __all__ = ["BetaVAE", "reconstruction_loss", "gaussian_kl"]
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-from methods.base import ForwardPass, LossAndLogs, Objective, check_non_negative
-from methods.beta_vae import gaussian_kl, reconstruction_loss
+from gmgbench.methods.base import ForwardPass, LossAndLogs, Objective, check_non_negative
+from gmgbench.methods.beta_vae import gaussian_kl, reconstruction_loss
 
 __all__ = ["DIPVAEI", "DIPVAEII", "covariance", "dip_penalty"]
 

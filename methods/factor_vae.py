@@ -11,7 +11,7 @@ with every latent dimension permuted independently across the batch (dlib's
 ``log q(z)/Π_d q(z_d)``, the mean logit difference estimates the total correlation: the
 density-ratio trick.
 
-The discriminator and its Adam are this method's own (the :class:`methods.base` hooks):
+The discriminator and its Adam are this method's own (the :class:`gmgbench.methods.base` hooks):
 :meth:`FactorVAE.setup` builds them, :meth:`FactorVAE.update` trains the discriminator
 after the VAE's step, on the same samples the VAE's loss saw and with the discriminator's
 weights from before either update (dlib groups both updates on one forward pass), and
@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.base import ForwardPass, LossAndLogs, Objective
-from methods.beta_vae import gaussian_kl, reconstruction_loss
+from gmgbench.methods.base import ForwardPass, LossAndLogs, Objective
+from gmgbench.methods.beta_vae import gaussian_kl, reconstruction_loss
 
 __all__ = ["FactorVAE", "Discriminator", "permute_dims", "discriminator_loss"]
 

@@ -2,7 +2,7 @@
 
 One :class:`Registry` object, :data:`REGISTRY`, holds three sources of methods:
 
-- **built-ins**, declared by ``module:Class`` path in :mod:`methods.builtins` and imported
+- **built-ins**, declared by ``module:Class`` path in :mod:`gmgbench.methods.builtins` and imported
   the first time one is asked for (so importing this module imports no method, and no
   method module imports the registry);
 - **plugin files** named in a study spec (``plugins: [my_method.py]``) or on the command
@@ -30,8 +30,8 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from methods.base import Objective, Regulariser, _Configured
-from methods.builtins import BUILTINS
+from gmgbench.methods.base import Objective, Regulariser, _Configured
+from gmgbench.methods.builtins import BUILTINS
 
 __all__ = [
     "PluginError", "Registry", "REGISTRY", "ENTRY_POINT_GROUP",
@@ -71,7 +71,7 @@ def _check_method(cls: Any, where: str) -> str:
     """What a researcher most often gets wrong, named with the file; returns the kind."""
     kind = next((k for k, base in KINDS.items() if isinstance(cls, type) and issubclass(cls, base)), None)
     if kind is None:
-        raise PluginError(f"{where}: {getattr(cls, '__name__', cls)!r} must subclass methods.base.Objective or methods.base.Regulariser")
+        raise PluginError(f"{where}: {getattr(cls, '__name__', cls)!r} must subclass gmgbench.methods.base.Objective or gmgbench.methods.base.Regulariser")
     name = getattr(cls, "name", "")
     if not isinstance(name, str) or not name.isidentifier():
         raise PluginError(f"{where}: {cls.__name__}.name must be a Python identifier, got {name!r}")
@@ -298,7 +298,7 @@ class Registry:
                 spec.loader.exec_module(module)
                 if not self._files[key]:
                     raise PluginError(f"{path}: registers no method; decorate an Objective or Regulariser subclass "
-                                      "with @methods.registry.register (see docs/new-method.md)")
+                                      "with @gmgbench.methods.registry.register (see docs/new-method.md)")
         except BaseException as err:
             sys.modules.pop(mod_name, None)
             if isinstance(err, Exception) and not isinstance(err, PluginError):
@@ -365,7 +365,7 @@ class Registry:
 
 REGISTRY = Registry(BUILTINS)
 
-# The module-level API (``registry.get(...)``, ``@methods.registry.register``) is REGISTRY's
+# The module-level API (``registry.get(...)``, ``@gmgbench.methods.registry.register``) is REGISTRY's
 # methods of the same names, looked up on use: one list of them, __all__, not one line each.
 _API = frozenset(__all__) - {"PluginError", "Registry", "REGISTRY", "ENTRY_POINT_GROUP"}
 

@@ -6,8 +6,8 @@ directly or in a function body, transitively, from the same source tree:
 - built-ins: modules of the ``methods`` package (GMG's code is
   ``methods/regularisers/gmg.py``, ``map_pairs.py``, ``methods/ot/*`` it imports and the
   package ``__init__.py`` files on the way);
-- plugin files: the file and the modules beside it that it imports, plus any ``methods.*``
-  module it imports;
+- plugin files: the file and the modules beside it that it imports, plus any
+  ``gmgbench.methods.*`` module it imports;
 - entry-point packages: the registering module and the modules of its own top-level package.
 
 Left out, because they decide how a method is called rather than what it computes, and
@@ -19,12 +19,19 @@ method imports it, the training loop).
 The hash is SHA-256 over the sorted ``(file label, SHA-256 of the file's bytes)`` pairs,
 so it changes when and only when one of those files' bytes change; the per-file hashes
 are recorded too, so a changed method names the file that changed. See docs/store.md.
+
+A file's bytes are read with the import prefix of gmgbench's own packages taken out
+(``gmgbench.methods`` reads as ``methods``, likewise ``harness`` and ``metrics``): where
+the package is installed is not what a method computes, so moving the folders under the
+``gmgbench`` name left every method's hash as it was, and results stored before
+the move are not reported as stale code for it.
 """
 from __future__ import annotations
 
 import ast
 import hashlib
 import inspect
+import re
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -33,14 +40,20 @@ from typing import Any
 __all__ = ["code_files", "method_code", "changed_files", "builtin_file", "file_hash", "API_MODULES"]
 
 _METHODS_DIR = Path(__file__).resolve().parent
-API_MODULES = frozenset({"methods.base", "methods.registry", "methods.builtins", "methods.source"})
+_PACKAGE = "gmgbench.methods"  # the import name of _METHODS_DIR
+API_MODULES = frozenset(f"{_PACKAGE}.{m}" for m in ("base", "registry", "builtins", "source"))
+# The install prefix, taken out before hashing (module docstring).
+_PREFIX = re.compile(rb"\bgmgbench\.(?=(?:harness|methods|metrics)\b)")
+_FROM_PREFIX = re.compile(rb"^([ \t]*)from gmgbench import (harness|methods|metrics)[ \t]*$", re.M)
 
 
 def _module_files(name: str, roots: dict[str, Path], plugin_dir: Path | None) -> list[Path]:
     """Files that importing module ``name`` runs (package ``__init__``s too), within the roots."""
-    parts = name.split(".")
-    if parts[0] in roots:
-        here = roots[parts[0]]
+    top = next((r for r in sorted(roots, key=len, reverse=True) if name == r or name.startswith(r + ".")), None)
+    # A root may be dotted (gmgbench.methods): its name is the first part, then the rest.
+    parts = [top, *name[len(top):].split(".")[1:]] if top is not None else name.split(".")
+    if top is not None:
+        here = roots[top]
     elif plugin_dir is not None and ((plugin_dir / f"{parts[0]}.py").is_file() or (plugin_dir / parts[0]).is_dir()):
         here = plugin_dir / parts[0]
     else:
@@ -96,7 +109,7 @@ def _package_of(path: Path, roots: dict[str, Path]) -> str | None:
 def code_files(origin_file: str | Path, extra_roots: dict[str, Path] | None = None) -> list[Path]:
     """The files of a method registered in ``origin_file`` (see the module docstring)."""
     origin_file = Path(origin_file).resolve()
-    roots = {"methods": _METHODS_DIR, **(extra_roots or {})}
+    roots = {_PACKAGE: _METHODS_DIR, **(extra_roots or {})}
     in_tree = _package_of(origin_file, roots) is not None
     plugin_dir = None if in_tree else origin_file.parent
     seen: set[Path] = set()
@@ -125,21 +138,26 @@ def _label(path: Path, root: Path) -> str:
     return path.as_posix()
 
 
+def canonical_bytes(data: bytes) -> bytes:
+    """``data`` with the ``gmgbench.`` prefix of gmgbench's own package names taken out."""
+    return _PREFIX.sub(b"", _FROM_PREFIX.sub(rb"\1import \2", data))
+
+
 @lru_cache(maxsize=None)
 def _file_sha(path: Path, mtime_ns: int, size: int) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return hashlib.sha256(canonical_bytes(path.read_bytes())).hexdigest()[:16]
 
 
 def _entry_point_roots(cls: type) -> dict[str, Path]:
     top = cls.__module__.split(".")[0]
     mod = sys.modules.get(top)
     paths = list(getattr(mod, "__path__", []) or [])
-    return {top: Path(paths[0]).resolve()} if paths and top != "methods" else {}
+    return {top: Path(paths[0]).resolve()} if paths and top != "gmgbench" else {}
 
 
 def method_code(name: str, kind: str) -> dict[str, Any]:
     """``{"sha256": 16 hex digits, "files": {label: 16 hex digits}}`` of a registered method."""
-    from methods import registry
+    from gmgbench.methods import registry
 
     cls = registry.get(name, kind)
     where = registry.origin(name, kind)
@@ -155,7 +173,7 @@ def method_code(name: str, kind: str) -> dict[str, Any]:
     extra = _entry_point_roots(cls) if where.startswith("entry point ") else {}
     if extra:
         root = next(iter(extra.values())).parent
-    elif _package_of(origin, {"methods": _METHODS_DIR}) is not None:
+    elif _package_of(origin, {_PACKAGE: _METHODS_DIR}) is not None:
         root = _METHODS_DIR.parent
     else:
         root = origin.parent
@@ -173,11 +191,11 @@ def method_code(name: str, kind: str) -> dict[str, Any]:
 def builtin_file(name: str) -> str | None:
     """``methods/....py``: the module that defines built-in method ``name`` (None for others),
     from the built-ins table, without importing it."""
-    from methods.builtins import BUILTINS
+    from gmgbench.methods.builtins import BUILTINS
 
     for table in BUILTINS.values():
         if name in table:
-            module = table[name].split(":")[0]
+            module = table[name].split(":")[0].removeprefix("gmgbench.")
             rel = Path(*module.split("."))
             for cand in (rel.with_suffix(".py"), rel / "__init__.py"):
                 if (_METHODS_DIR.parent / cand).is_file():

@@ -3,10 +3,10 @@
 Two ways in:
 
 * dataset API, dlib's names and arguments (defaults are those of dlib's unsupervised study
-  configs): ``metrics.mig.compute_mig(ground_truth_data, representation_function,
+  configs): ``gmgbench.metrics.mig.compute_mig(ground_truth_data, representation_function,
   random_state, artifact_dir=None, num_train=10000, batch_size=16)`` and friends;
 * array API for codes you already have (points first, ``codes (N, D)``, ``factors (N, K)``):
-  ``metrics.mig.mig_from_codes(codes, factors)`` and friends.
+  ``gmgbench.metrics.mig.mig_from_codes(codes, factors)`` and friends.
 
 :func:`evaluate` runs several metrics on one (dataset, representation) pair, each from its own
 ``RandomState(random_seed)`` as dlib's ``evaluate`` does, sharing sampled codes between them.
@@ -20,27 +20,27 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from metrics import sampling
+from gmgbench.metrics import sampling
 
 __all__ = ["names", "get", "evaluate", "result_keys"]
 
 # Metric name used in study specs and results -> (module:function, dlib's result keys).
 _METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "beta_vae": ("metrics.beta_vae:compute_beta_vae_sklearn", ("train_accuracy", "eval_accuracy")),
-    "factor_vae": ("metrics.factor_vae:compute_factor_vae", ("train_accuracy", "eval_accuracy", "num_active_dims")),
-    "dci": ("metrics.dci:compute_dci",
+    "beta_vae": ("gmgbench.metrics.beta_vae:compute_beta_vae_sklearn", ("train_accuracy", "eval_accuracy")),
+    "factor_vae": ("gmgbench.metrics.factor_vae:compute_factor_vae", ("train_accuracy", "eval_accuracy", "num_active_dims")),
+    "dci": ("gmgbench.metrics.dci:compute_dci",
             ("informativeness_train", "informativeness_test", "disentanglement", "completeness")),
-    "dci_fast": ("metrics.dci_fast:compute_dci_fast",
+    "dci_fast": ("gmgbench.metrics.dci_fast:compute_dci_fast",
                  ("informativeness_train", "informativeness_test", "disentanglement", "completeness")),
-    "mig": ("metrics.mig:compute_mig", ("discrete_mig",)),
-    "modularity_explicitness": ("metrics.modularity_explicitness:compute_modularity_explicitness",
+    "mig": ("gmgbench.metrics.mig:compute_mig", ("discrete_mig",)),
+    "modularity_explicitness": ("gmgbench.metrics.modularity_explicitness:compute_modularity_explicitness",
                                 ("modularity_score", "explicitness_score_train", "explicitness_score_test")),
-    "sap": ("metrics.sap_score:compute_sap", ("SAP_score",)),
-    "irs": ("metrics.irs:compute_irs", ("IRS", "num_active_dims")),
-    "geometry": ("metrics.geometry:compute_geometry",
+    "sap": ("gmgbench.metrics.sap_score:compute_sap", ("SAP_score",)),
+    "irs": ("gmgbench.metrics.irs:compute_irs", ("IRS", "num_active_dims")),
+    "geometry": ("gmgbench.metrics.geometry:compute_geometry",
                  tuple(f"{side}_{cost}_{q}" for side in ("enc", "dec") for cost in ("l2sq", "scl2sq", "cos", "ccos")
                        for q in ("dst", "gmg", "gmg_rel", "gmg_rel_ci")) + ("active_dims", "collapsed")),
-    "unsupervised": ("metrics.unsupervised:unsupervised_metrics",
+    "unsupervised": ("gmgbench.metrics.unsupervised:unsupervised_metrics",
                      ("gaussian_total_correlation", "gaussian_wasserstein_correlation",
                       "gaussian_wasserstein_correlation_norm", "mutual_info_score")),
 }

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn import linear_model
 
-from metrics import sampling
-from metrics.validation import check_random_state
+from gmgbench.metrics import sampling
+from gmgbench.metrics.validation import check_random_state
 
 __all__ = ["compute_beta_vae_sklearn"]
 

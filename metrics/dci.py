@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 import joblib
 import numpy as np
 import scipy.stats
-from metrics.validation import require_version
+from gmgbench.metrics.validation import require_version
 
 # Checked before the private imports below, which a newer scikit-learn may move or change.
 SKLEARN_TESTED = ("1.5", "1.10")
@@ -36,8 +36,8 @@ from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.ensemble._gb import _update_terminal_regions
 from sklearn.tree import DecisionTreeRegressor
 
-from metrics import sampling
-from metrics.validation import check_train_test  # noqa: E402
+from gmgbench.metrics import sampling
+from gmgbench.metrics.validation import check_train_test  # noqa: E402
 
 __all__ = ["compute_dci", "dci_from_codes", "importance_gbt", "disentanglement", "completeness", "default_n_jobs"]
 
@@ -116,7 +116,7 @@ class _PresetDraw(np.random.RandomState):
         if low == 0 and high == _RAND_R_MAX and size is None:
             return self._value
         raise RuntimeError(f"unexpected draw randint({low}, {high}, size={size}) by sklearn's tree; "
-                           "metrics.dci was written for scikit-learn's tree code of 1.5-1.9")
+                           "gmgbench.metrics.dci was written for scikit-learn's tree code of 1.5-1.9")
 
 
 class _PresetGBC(GradientBoostingClassifier):
@@ -133,7 +133,7 @@ class _PresetGBC(GradientBoostingClassifier):
                    X_csc=None, X_csr=None):
         if X_csc is not None or self.subsample < 1.0 or not isinstance(
                 self._loss, (HalfMultinomialLoss, HalfBinomialLoss)):
-            raise RuntimeError("metrics.dci supports only the default GradientBoostingClassifier on dense data")
+            raise RuntimeError("gmgbench.metrics.dci supports only the default GradientBoostingClassifier on dense data")
         num_trees = self.n_trees_per_iteration_
         multiclass = self._loss.is_multiclass
         neg_gradient = -self._loss.gradient(y_true=y, raw_prediction=raw_predictions, sample_weight=None)

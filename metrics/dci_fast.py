@@ -1,6 +1,6 @@
 """Fast DCI: dlib's gradient boosting on 255-bin histograms. A different metric.
 
-Same recipe and result keys as :mod:`metrics.dci` (one boosted classifier per factor, its
+Same recipe and result keys as :mod:`gmgbench.metrics.dci` (one boosted classifier per factor, its
 importances as the (D, K) matrix R, then disentanglement, completeness, informativeness). The
 classifier is sklearn's default ``GradientBoostingClassifier`` (dlib's), algorithm for
 algorithm, except where a tree may split:
@@ -30,9 +30,9 @@ import joblib
 import numpy as np
 from scipy.special import expit
 
-from metrics import sampling
-from metrics.dci import default_n_jobs, scores_from_importance
-from metrics.validation import check_train_test
+from gmgbench.metrics import sampling
+from gmgbench.metrics.dci import default_n_jobs, scores_from_importance
+from gmgbench.metrics.validation import check_train_test
 
 __all__ = ["compute_dci_fast", "dci_fast_from_codes", "importance_hist_gbt", "MAX_BINS"]
 

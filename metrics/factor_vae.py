@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from metrics import sampling
-from metrics.validation import check_random_state
+from gmgbench.metrics import sampling
+from gmgbench.metrics.validation import check_random_state
 
 __all__ = ["compute_factor_vae"]
 

@@ -10,10 +10,10 @@ each cost:
 - encoder: the map x ↦ z (observation, flattened → posterior mean);
 - decoder: the map z ↦ x̂ (posterior mean → decoded image, the Bernoulli means), which needs the
   model's decoder: the representation function carries it as its ``decode`` attribute (codes
-  ``(B, D)`` → images ``(B, H, W, C)``; :func:`harness.train.representation_function` sets it).
+  ``(B, D)`` → images ``(B, H, W, C)``; :func:`gmgbench.harness.train.representation_function` sets it).
   Without it the decoder keys are NaN.
 
-Costs: ``l2sq``, ``scl2sq``, ``cos`` of :mod:`methods.ot.costs`, and ``ccos``: ``1 − cos`` of
+Costs: ``l2sq``, ``scl2sq``, ``cos`` of :mod:`gmgbench.methods.ot.costs`, and ``ccos``: ``1 − cos`` of
 the points centred at their batch mean, on both sides of the map. A shared offset of every code
 shrinks the raw cosine cost between codes without preserving anything; the centred one does not
 see it.
@@ -48,10 +48,10 @@ import math
 import numpy as np
 import torch
 
-from methods.ot.costs import pairwise_cost
-from methods.ot.gw_problem import distortion, quadratic_cost
-from metrics import sampling
-from metrics.validation import check_random_state
+from gmgbench.methods.ot.costs import pairwise_cost
+from gmgbench.methods.ot.gw_problem import distortion, quadratic_cost
+from gmgbench.metrics import sampling
+from gmgbench.metrics.validation import check_random_state
 
 __all__ = ["compute_geometry", "geometry_from_pairs", "map_gap", "RESULT_KEYS", "COSTS", "QUANTITIES"]
 

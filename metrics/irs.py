@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from metrics import sampling
-from metrics.discretize import histogram_discretize
-from metrics.validation import check_codes_factors
+from gmgbench.metrics import sampling
+from gmgbench.metrics.discretize import histogram_discretize
+from gmgbench.metrics.validation import check_codes_factors
 
 __all__ = ["compute_irs", "irs_from_codes", "scalable_disentanglement_score"]
 

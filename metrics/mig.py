@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from metrics import sampling
-from metrics.discretize import discrete_entropy, discrete_mutual_info, histogram_discretize
-from metrics.validation import check_codes_factors
+from gmgbench.metrics import sampling
+from gmgbench.metrics.discretize import discrete_entropy, discrete_mutual_info, histogram_discretize
+from gmgbench.metrics.validation import check_codes_factors
 
 __all__ = ["compute_mig", "mig_from_codes"]
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn import linear_model, metrics as skmetrics, preprocessing
 
-from metrics import sampling
-from metrics.discretize import discrete_mutual_info, histogram_discretize
-from metrics.validation import check_train_test
+from gmgbench.metrics import sampling
+from gmgbench.metrics.discretize import discrete_mutual_info, histogram_discretize
+from gmgbench.metrics.validation import check_train_test
 
 __all__ = ["compute_modularity_explicitness", "modularity_explicitness_from_codes", "modularity",
            "explicitness_per_factor"]

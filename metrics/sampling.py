@@ -22,7 +22,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from metrics.validation import check_random_state
+from gmgbench.metrics.validation import check_random_state
 
 __all__ = ["generate_batch_factor_code", "train_test_codes", "encode", "encode_groups", "shared_codes", "DEFAULT_ENCODE_BATCH"]
 

@@ -13,9 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from sklearn import svm
 
-from metrics import sampling
-from metrics.dci import default_n_jobs
-from metrics.validation import check_train_test
+from gmgbench.metrics import sampling
+from gmgbench.metrics.dci import default_n_jobs
+from gmgbench.metrics.validation import check_train_test
 
 __all__ = ["compute_sap", "sap_from_codes", "compute_score_matrix"]
 

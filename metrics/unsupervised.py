@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from metrics import sampling
-from metrics.discretize import discrete_mutual_info, histogram_discretize
+from gmgbench.metrics import sampling
+from gmgbench.metrics.discretize import discrete_mutual_info, histogram_discretize
 
 __all__ = ["unsupervised_metrics", "unsupervised_from_codes", "gaussian_total_correlation",
            "gaussian_wasserstein_correlation"]

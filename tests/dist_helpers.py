@@ -4,7 +4,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from methods import registry
+from gmgbench.methods import registry
 
 
 def install_distribution(site: Path, module: str, body: str, entry: str) -> None:

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from methods.base import ForwardPass, LossAndLogs, Objective
-from methods.beta_vae import gaussian_kl, reconstruction_loss
-from methods.registry import register
+from gmgbench.methods.base import ForwardPass, LossAndLogs, Objective
+from gmgbench.methods.beta_vae import gaussian_kl, reconstruction_loss
+from gmgbench.methods.registry import register
 
 
 @register  # adds "capacity_vae" to the registry when the file is loaded

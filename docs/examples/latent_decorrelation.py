@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
-from methods.base import ForwardPass, LossAndLogs, Regulariser
-from methods.registry import register
+from gmgbench.methods.base import ForwardPass, LossAndLogs, Regulariser
+from gmgbench.methods.registry import register
 
 
 @register

@@ -9,27 +9,27 @@ import importlib
 import os
 from pathlib import Path
 
-from harness.data.base import ArrayData, DatasetError, GroundTruthData
+from gmgbench.harness.data.base import ArrayData, DatasetError, GroundTruthData
 
 __all__ = ["load", "names", "dataset_class", "default_root", "is_procedural", "DatasetError",
            "GroundTruthData", "ArrayData"]
 
 # name -> "module:Class"; imported lazily so that h5py/scipy/PIL load only when needed.
 _DATASETS = {
-    "dsprites_full": "harness.data.dsprites:DSprites",
-    "shapes3d": "harness.data.shapes3d:Shapes3D",
-    "smallnorb": "harness.data.smallnorb:SmallNORB",
-    "cars3d": "harness.data.cars3d:Cars3D",
-    "mpi3d_toy": "harness.data.mpi3d:MPI3DToy",
-    "mpi3d_real": "harness.data.mpi3d:MPI3DReal",
-    "color_dsprites": "harness.data.dsprites_variants:ColorDSprites",
-    "noisy_dsprites": "harness.data.dsprites_variants:NoisyDSprites",
-    "scream_dsprites": "harness.data.dsprites_variants:ScreamDSprites",
-    "dsprites_procedural": "harness.data.dsprites_procedural:DSpritesProcedural",
-    "color_dsprites_procedural": "harness.data.dsprites_variants:ColorDSpritesProcedural",
-    "noisy_dsprites_procedural": "harness.data.dsprites_variants:NoisyDSpritesProcedural",
-    "scream_dsprites_procedural": "harness.data.dsprites_variants:ScreamDSpritesProcedural",
-    "shapes3d_procedural": "harness.data.shapes3d_procedural:Shapes3DProcedural",
+    "dsprites_full": "gmgbench.harness.data.dsprites:DSprites",
+    "shapes3d": "gmgbench.harness.data.shapes3d:Shapes3D",
+    "smallnorb": "gmgbench.harness.data.smallnorb:SmallNORB",
+    "cars3d": "gmgbench.harness.data.cars3d:Cars3D",
+    "mpi3d_toy": "gmgbench.harness.data.mpi3d:MPI3DToy",
+    "mpi3d_real": "gmgbench.harness.data.mpi3d:MPI3DReal",
+    "color_dsprites": "gmgbench.harness.data.dsprites_variants:ColorDSprites",
+    "noisy_dsprites": "gmgbench.harness.data.dsprites_variants:NoisyDSprites",
+    "scream_dsprites": "gmgbench.harness.data.dsprites_variants:ScreamDSprites",
+    "dsprites_procedural": "gmgbench.harness.data.dsprites_procedural:DSpritesProcedural",
+    "color_dsprites_procedural": "gmgbench.harness.data.dsprites_variants:ColorDSpritesProcedural",
+    "noisy_dsprites_procedural": "gmgbench.harness.data.dsprites_variants:NoisyDSpritesProcedural",
+    "scream_dsprites_procedural": "gmgbench.harness.data.dsprites_variants:ScreamDSpritesProcedural",
+    "shapes3d_procedural": "gmgbench.harness.data.shapes3d_procedural:Shapes3DProcedural",
 }
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, ClassVar, Sequence
 
 import numpy as np
 
-from harness.errors import UserError
+from gmgbench.harness.errors import UserError
 
 if TYPE_CHECKING:  # torch loads with the first batch: `gmgbench --help` must not wait for it
     import torch

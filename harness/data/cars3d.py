@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data.base import ArrayData, DatasetError
-from harness.data.files import require
+from gmgbench.harness.data.base import ArrayData, DatasetError
+from gmgbench.harness.data.files import require
 
 __all__ = ["Cars3D", "resize_view"]
 

@@ -13,9 +13,9 @@ import tarfile
 import urllib.request
 from pathlib import Path
 
-from harness import data as datasets
-from harness.data import files
-from harness.data.base import DatasetError
+from gmgbench.harness import data as datasets
+from gmgbench.harness.data import files
+from gmgbench.harness.data.base import DatasetError
 
 __all__ = ["register", "check", "prepare", "show"]
 
@@ -198,7 +198,7 @@ def prepare(args) -> int:
 
 
 def show(args) -> int:
-    from harness.data.show import write_sheet
+    from gmgbench.harness.data.show import write_sheet
 
     root, _ = _root(args)
     ds = datasets.load(args.name, root)

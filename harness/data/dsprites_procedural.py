@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from harness.data.base import GroundTruthData
+from gmgbench.harness.data.base import GroundTruthData
 
 __all__ = ["DSpritesProcedural", "sprite_patches"]
 

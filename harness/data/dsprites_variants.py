@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.data.base import DatasetError
-from harness.data.dsprites import DSprites
-from harness.data.dsprites_procedural import DSpritesProcedural
-from harness.data.files import OFFICIAL_FILES, require
+from gmgbench.harness.data.base import DatasetError
+from gmgbench.harness.data.dsprites import DSprites
+from gmgbench.harness.data.dsprites_procedural import DSpritesProcedural
+from gmgbench.harness.data.files import OFFICIAL_FILES, require
 
 __all__ = ["ColorDSprites", "NoisyDSprites", "ScreamDSprites", "ColorDSpritesProcedural",
            "NoisyDSpritesProcedural", "ScreamDSpritesProcedural", "read_scream", "procedural_scream"]

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.data.base import DatasetError
+from gmgbench.harness.data.base import DatasetError
 
 __all__ = ["OfficialFile", "FileStatus", "OFFICIAL_FILES", "check_file", "file_digest", "require"]
 

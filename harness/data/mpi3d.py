@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data.base import ArrayData, DatasetError
-from harness.data.files import OFFICIAL_FILES, require
+from gmgbench.harness.data.base import ArrayData, DatasetError
+from gmgbench.harness.data.files import OFFICIAL_FILES, require
 
 __all__ = ["MPI3DToy", "MPI3DReal"]
 

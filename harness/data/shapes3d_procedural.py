@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from harness.data.base import GroundTruthData
+from gmgbench.harness.data.base import GroundTruthData
 
 __all__ = ["Shapes3DProcedural", "geometry_maps"]
 

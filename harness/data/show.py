@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data.base import GroundTruthData
+from gmgbench.harness.data.base import GroundTruthData
 
 __all__ = ["sheet", "write_sheet"]
 

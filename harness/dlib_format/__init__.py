@@ -8,22 +8,22 @@ this package, or anything else in gmgbench, never loads it.
 """
 from __future__ import annotations
 
-from harness.dlib_format.errors import DlibFormatError
+from gmgbench.harness.dlib_format.errors import DlibFormatError
 
 __all__ = ["DlibFormatError", "import_model", "export_run", "module_representation", "module_checksum"]
 
 
 def __getattr__(name):  # lazy: the submodules are cheap, but keep the package import trivial
     if name in ("import_model", "module_representation"):
-        from harness.dlib_format import importer
+        from gmgbench.harness.dlib_format import importer
 
         return getattr(importer, name)
     if name == "export_run":
-        from harness.dlib_format.export import export_run
+        from gmgbench.harness.dlib_format.export import export_run
 
         return export_run
     if name == "module_checksum":
-        from harness.dlib_format.hub import module_checksum
+        from gmgbench.harness.dlib_format.hub import module_checksum
 
         return module_checksum
     raise AttributeError(name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import sys
 
-from harness.dlib_format.errors import DlibFormatError
+from gmgbench.harness.dlib_format.errors import DlibFormatError
 
 __all__ = ["tensorflow"]
 

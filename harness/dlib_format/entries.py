@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from harness.sections import EvaluationSpec
+from gmgbench.harness.sections import EvaluationSpec
 
 __all__ = ["ExternalModel", "parse_external", "KEYS"]
 
@@ -93,8 +93,8 @@ def external_rows(spec, store):
     model imported into the store (``gmgbench import-dlib``) on one of the study's datasets
     with the study's evaluation settings, so that its numbers are comparable.
     """
-    from harness.fileio import load_json
-    from harness.results import StoreError
+    from gmgbench.harness.fileio import load_json
+    from gmgbench.harness.results import StoreError
 
     evaluation = study_evaluation(spec.evaluation)
     datasets = {d for d, _ in spec.datasets}

@@ -1,7 +1,7 @@
 """The error of the interop commands: one line naming the folder, file or signature at fault."""
 from __future__ import annotations
 
-from harness.errors import UserError
+from gmgbench.harness.errors import UserError
 
 __all__ = ["DlibFormatError"]
 

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.dlib_format import graph, hub, importer
-from harness.dlib_format.errors import DlibFormatError
+from gmgbench.harness.dlib_format import graph, hub, importer
+from gmgbench.harness.dlib_format.errors import DlibFormatError
 
 __all__ = ["export_run", "CHECK_TOLERANCE"]
 
@@ -43,7 +43,7 @@ _DLIB_MODELS = {"beta_vae": ("vae", ("beta",)), "beta_tcvae": ("beta_tc_vae", ("
 
 def export_run(store, run_id: str, out_dir: str | Path, *, device: str = "cpu") -> Path:
     """Write run ``run_id`` of ``store`` as a dlib model folder ``out_dir`` (must not exist)."""
-    from harness import train
+    from gmgbench.harness import train
 
     out_dir = Path(out_dir)
     if out_dir.exists():
@@ -102,7 +102,7 @@ def _check(model, run, folder: Path, device: str) -> float:
     """Max |mean_TF − mean_torch| on observations of the run's dataset; raises above tolerance."""
     import torch
 
-    from harness import data
+    from gmgbench.harness import data
 
     try:
         dataset = data.load(run.dataset, run.dataset_root)
@@ -144,7 +144,7 @@ def _train_gin(run, result: dict[str, Any], shape) -> str:
                  ("gmgbench.objective", repr(run.objective)), ("gmgbench.setting", repr(run.setting)),
                  ("gmgbench.regularisers", repr(json.dumps([{"name": n, "params": p} for n, p in run.regularisers],
                                                            sort_keys=True))),
-                 ("gmgbench.architecture", "'methods.architectures.VAE'"),
+                 ("gmgbench.architecture", "'gmgbench.methods.architectures.VAE'"),
                  ("gmgbench.git_commit", repr(str((result.get("provenance") or {}).get("git_commit", ""))))]
     return _gin_text(sorted(bindings), "Parameters written by gmgbench export-dlib (dlib's names where dlib has "
                                        "one; gmgbench.* for the rest). The architecture is gmgbench's VAE, "

@@ -62,7 +62,7 @@ def build_signatures(model, observation_shape: tuple[int, int, int], is_training
     ``is_training`` is accepted for dlib's two tag sets; the VAE has no dropout or batch norm,
     so both graphs are the same.
     """
-    from harness.dlib_format._tf import tensorflow
+    from gmgbench.harness.dlib_format._tf import tensorflow
 
     tf = tensorflow()
     v1 = tf.compat.v1

@@ -24,8 +24,8 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from harness.dlib_format._tf import tensorflow
-from harness.dlib_format.errors import DlibFormatError
+from gmgbench.harness.dlib_format._tf import tensorflow
+from gmgbench.harness.dlib_format.errors import DlibFormatError
 
 __all__ = ["write_module", "load_signatures", "module_checksum", "MODULE_FILE"]
 

@@ -7,7 +7,7 @@ representation function is the posterior mean (dlib's ``mean_representation``), 
 ``representation`` output when that is all the module has. It is evaluated with
 :func:`metrics.evaluate` exactly as our own runs are, and stored as an *external* result:
 ``<store>/external/<id>.json``, recording the module's SHA-256 (see
-:func:`harness.dlib_format.hub.module_checksum`) as provenance. Leaderboards show it
+:func:`gmgbench.harness.dlib_format.hub.module_checksum`) as provenance. Leaderboards show it
 labelled ``<name> (external)``.
 """
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from harness.dlib_format.entries import external_id, study_evaluation
-from harness.dlib_format.errors import DlibFormatError
-from harness.dlib_format.hub import load_signatures, module_checksum
-from harness.sections import EvaluationSpec
+from gmgbench.harness.dlib_format.entries import external_id, study_evaluation
+from gmgbench.harness.dlib_format.errors import DlibFormatError
+from gmgbench.harness.dlib_format.hub import load_signatures, module_checksum
+from gmgbench.harness.sections import EvaluationSpec
 
 __all__ = ["find_module", "module_representation", "import_model", "external_id", "dataset_from_gin"]
 
@@ -48,7 +48,7 @@ def module_representation(module_dir: str | Path, observation_shape, *, batch_si
     ``observation_shape`` (H, W, C) is the dataset's; a module expecting other images is an
     error naming both shapes. ``device``: ``cpu``, ``gpu`` or ``auto`` (a GPU if TF sees one).
     """
-    from harness.dlib_format._tf import tensorflow
+    from gmgbench.harness.dlib_format._tf import tensorflow
 
     sigs = load_signatures(module_dir)
     name = next((s for s in _SIGNATURES if s in sigs), None)
@@ -145,13 +145,13 @@ def import_model(model_dir: str | Path, store, *, name: str, dataset: str | None
                  force: bool = False, device: str = "auto", batch_size: int = 64) -> tuple[Path, dict]:
     """Evaluate the dlib model at ``model_dir`` and store it as external result ``name``.
 
-    ``evaluation`` is a study's evaluation block (an :class:`~harness.sections.EvaluationSpec`
+    ``evaluation`` is a study's evaluation block (an :class:`~gmgbench.harness.sections.EvaluationSpec`
     or its ``{"metrics": {name: kwargs}, "seed": int}``; default: MIG
     and DCI at dlib's study sizes, seed 0). Returns the result path and the result.
     """
-    import metrics
-    from harness import data
-    from harness.results import ResultExists, atomic_write_json, provenance
+    from gmgbench import metrics
+    from gmgbench.harness import data
+    from gmgbench.harness.results import ResultExists, atomic_write_json, provenance
 
     model_dir = Path(model_dir)
     module = find_module(model_dir)

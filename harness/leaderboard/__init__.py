@@ -8,7 +8,7 @@
 
 The leaderboards root is ``root=`` if given, else ``$GMGBENCH_LEADERBOARDS``, else
 ``<project>/leaderboards`` (the current folder or ``--project``; never the install's
-folder, see :mod:`harness.project`). See docs/leaderboards.md.
+folder, see :mod:`gmgbench.harness.project`). See docs/leaderboards.md.
 """
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.leaderboard.options import LeaderboardError, Options
+from gmgbench.harness.leaderboard.options import LeaderboardError, Options
 
 if TYPE_CHECKING:
-    from harness.leaderboard.aggregate import Aggregate
+    from gmgbench.harness.leaderboard.aggregate import Aggregate
 
 # Imported on first use: the spec loader checks leaderboard options (options.py) without
 # paying for pandas, tabulate and matplotlib.
@@ -32,7 +32,7 @@ _LAZY = {"export_dlib": "export", "ReleaseExists": "release", "check_results": "
 
 def __getattr__(name: str):
     if name in _LAZY:
-        return getattr(importlib.import_module(f"harness.leaderboard.{_LAZY[name]}"), name)
+        return getattr(importlib.import_module(f"gmgbench.harness.leaderboard.{_LAZY[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -44,7 +44,7 @@ ENV_ROOT = "GMGBENCH_LEADERBOARDS"
 
 
 def leaderboards_root(root: str | Path | None = None) -> Path:
-    from harness import project
+    from gmgbench.harness import project
 
     return Path(root) if root is not None else project.leaderboards_dir()
 
@@ -63,7 +63,7 @@ class Board:
 
     @property
     def markdown(self) -> str:
-        from harness.leaderboard.render import render
+        from gmgbench.harness.leaderboard.render import render
 
         return render(self.agg, release=None, preview=self.preview)
 
@@ -74,10 +74,10 @@ class Board:
 
 def build(spec, store, *, all_settings: bool = False, root: str | Path | None = None,
           allow_stale: bool = False, preview: str | None = None) -> Board:
-    """Aggregate the study's results (see :func:`harness.leaderboard.aggregate.aggregate`);
+    """Aggregate the study's results (see :func:`gmgbench.harness.leaderboard.aggregate.aggregate`);
     ``allow_stale`` lets a cell average runs of different method code (marked in the cell);
     ``preview`` (why the board is not the study's own) makes it a labelled preview."""
-    from harness.leaderboard.aggregate import aggregate, collect
+    from gmgbench.harness.leaderboard.aggregate import aggregate, collect
 
     options = Options.from_spec(spec, all_settings=all_settings, allow_stale=allow_stale)
     agg = aggregate(spec, collect(spec, store), options)
@@ -93,8 +93,8 @@ def write_latest(board: Board, root: str | Path | None = None) -> Path:
 
     Overwritten on every call: it is a working view, never a release.
     """
-    from harness.fileio import atomic_write_text
-    from harness.leaderboard.release import _write_tables
+    from gmgbench.harness.fileio import atomic_write_text
+    from gmgbench.harness.leaderboard.release import _write_tables
 
     study_dir = leaderboards_root(root if root is not None else board.root) / board.study
     this = Path(board.store.root).resolve()
@@ -114,8 +114,8 @@ def write_latest(board: Board, root: str | Path | None = None) -> Path:
 def _latest_owner(study_dir: Path, study: str) -> Path | None:
     """The results store the study's ``latest.md`` was built from (``latest/source.json``); a
     ``latest.md`` from before that record belongs to the project's default store; None: no board yet."""
-    from harness import project
-    from harness.fileio import load_json
+    from gmgbench.harness import project
+    from gmgbench.harness.fileio import load_json
 
     if not (study_dir / "latest.md").is_file():
         return None
@@ -129,7 +129,7 @@ def _latest_owner(study_dir: Path, study: str) -> Path | None:
 
 def _default_command(spec, all_settings: bool) -> str:
     if spec.path is None:
-        return f"harness.leaderboard.publish(<spec {spec.name!r}>, all_settings={all_settings})"
+        return f"gmgbench.harness.leaderboard.publish(<spec {spec.name!r}>, all_settings={all_settings})"
     return "gmgbench leaderboard " + shlex.quote(str(spec.path)) + " --publish" + (" --all-settings" if all_settings else "")
 
 
@@ -143,7 +143,7 @@ def publish(spec, store, *, all_settings: bool = False, root: str | Path | None 
     the figures (the spec's ``leaderboard.figures`` otherwise). ``notes`` (markdown) say
     why this version exists: they head its entry in the CHANGELOG and are kept in the manifest.
     """
-    from harness.leaderboard.release import publish_release
+    from gmgbench.harness.leaderboard.release import publish_release
 
     board = build(spec, store, all_settings=all_settings, root=root, allow_stale=allow_stale)
     return publish_release(board.agg, spec, store, root=board.root,

@@ -17,9 +17,9 @@ import pandas as pd
 
 # LeaderboardError and Options live in their own module (no pandas, no import circle); they
 # are re-exported here for the callers that import them from this one.
-from harness.leaderboard.options import MIN_RANK_SEEDS, LeaderboardError, Options, Reference, references
-from harness.stale import code_signature
-from harness.leaderboard.health import run_columns as health_columns
+from gmgbench.harness.leaderboard.options import MIN_RANK_SEEDS, LeaderboardError, Options, Reference, references
+from gmgbench.harness.stale import code_signature
+from gmgbench.harness.leaderboard.health import run_columns as health_columns
 
 __all__ = ["LeaderboardError", "Options", "Aggregate", "collect", "aggregate", "RUN_COLUMNS", "metric_columns",
            "normalise_runs", "unranked_reasons"]
@@ -88,7 +88,7 @@ def _sha256(path) -> str:
 
 def collect(spec, store) -> pd.DataFrame:
     """One row per run ``spec.runs()`` expects: ``done``, ``failed`` or ``missing``; then one
-    per external model (``harness.dlib_format.entries.external_rows``).
+    per external model (``gmgbench.harness.dlib_format.entries.external_rows``).
 
     Results in the store that the spec does not expect (an older grid) are left out.
     """
@@ -125,7 +125,7 @@ def collect(spec, store) -> pd.DataFrame:
                 row["result_file"] = str(fpath.relative_to(store.root))
                 row["result_sha256"] = _sha256(fpath)
         rows.append(row)
-    from harness.dlib_format.entries import external_rows  # no TensorFlow: reads stored results only
+    from gmgbench.harness.dlib_format.entries import external_rows  # no TensorFlow: reads stored results only
 
     try:
         external = list(external_rows(spec, store))
@@ -281,7 +281,7 @@ def unranked_reasons(agg: Aggregate, ds: str, method: str, setting: str) -> list
     an inert regulariser (the row measures the base model), judged seeds lost to failures (the
     survivors are not the seeds the others are judged on), fewer judged seeds with a value than
     ``options.min_seeds``."""
-    from harness.leaderboard.health import entry_health
+    from gmgbench.harness.leaderboard.health import entry_health
 
     sel, judged = agg.options.selection, agg.judged
     g = judged[(judged["dataset"] == ds) & (judged["method"] == method) & (judged["setting"] == setting)]

@@ -6,7 +6,7 @@ A study spec lists them under ``leaderboard.claims``::
       - {claim: "GMG beats DST (cosine, decoder)", better: beta_vae+gmg_cos_dec, than: beta_vae+dst_cos_dec}
 
 For each claim and dataset the verdict compares the two methods' shown settings on the
-judged seeds (see :mod:`harness.leaderboard.options` for the selection protocol):
+judged seeds (see :mod:`gmgbench.harness.leaderboard.options` for the selection protocol):
 
 - ``claims_test: paired`` (default). Runs with the same seed share initialisation and data
   order, so seed-to-seed variation is common to both methods (per-seed DCI is strongly
@@ -40,8 +40,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from harness.leaderboard import power
-from harness.leaderboard.options import MIN_PAIRS, Claim, parse_claims
+from gmgbench.harness.leaderboard import power
+from gmgbench.harness.leaderboard.options import MIN_PAIRS, Claim, parse_claims
 
 __all__ = ["Claim", "parse_claims", "judge", "Verdict", "welch_interval", "welch_test", "paired_test", "holm", "ALPHA"]
 
@@ -67,7 +67,7 @@ class Verdict:
     @property
     def mde(self) -> float:
         """The |Δ| this comparison detects with 80 % power at its pairs, sd and family (paired only;
-        see :mod:`harness.leaderboard.power`)."""
+        see :mod:`gmgbench.harness.leaderboard.power`)."""
         return power.mde(self.sd, self.n_pairs, self.family, ALPHA) if self.n_pairs >= 2 else math.nan
 
     @property

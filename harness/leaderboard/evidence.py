@@ -6,14 +6,14 @@ import math
 
 import numpy as np
 
-from harness.leaderboard.aggregate import Aggregate
-from harness.leaderboard.claims import ALPHA, judge
-from harness.leaderboard.options import MIN_PAIRS
-from harness.leaderboard.power import MAX_PAIRS, critical_t
-from harness.leaderboard.text import esc as _esc
-from harness.leaderboard.text import fmt as _fmt
-from harness.leaderboard.text import seeds as _seeds
-from harness.leaderboard.text import table as _table
+from gmgbench.harness.leaderboard.aggregate import Aggregate
+from gmgbench.harness.leaderboard.claims import ALPHA, judge
+from gmgbench.harness.leaderboard.options import MIN_PAIRS
+from gmgbench.harness.leaderboard.power import MAX_PAIRS, critical_t
+from gmgbench.harness.leaderboard.text import esc as _esc
+from gmgbench.harness.leaderboard.text import fmt as _fmt
+from gmgbench.harness.leaderboard.text import seeds as _seeds
+from gmgbench.harness.leaderboard.text import table as _table
 
 __all__ = ["claims_section", "stability_section"]
 

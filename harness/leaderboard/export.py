@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.leaderboard.aggregate import metric_columns
+from gmgbench.harness.leaderboard.aggregate import metric_columns
 
 __all__ = ["evaluation_dicts", "export_dlib", "DLIB_METRIC_NAMES"]
 

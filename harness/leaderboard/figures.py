@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.leaderboard.aggregate import Aggregate
+from gmgbench.harness.leaderboard.aggregate import Aggregate
 
 __all__ = ["make_figures", "selection_chart", "training_curves", "health_figure", "model_figures", "slug", "split_loss",
            "short_label"]
@@ -441,8 +441,8 @@ def make_figures(agg: Aggregate, store, out_dir: Path) -> tuple[list[dict[str, A
                              "so no traversals or reconstructions")
                 continue
             try:
-                from harness import data as datasets
-                from harness import train
+                from gmgbench.harness import data as datasets
+                from gmgbench.harness import train
 
                 model, run = train.load_model(workdir)
                 if dataset is None:

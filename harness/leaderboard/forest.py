@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from harness.leaderboard.aggregate import Aggregate
-from harness.leaderboard.claims import _side, judge
-from harness.leaderboard import figures
+from gmgbench.harness.leaderboard.aggregate import Aggregate
+from gmgbench.harness.leaderboard.claims import _side, judge
+from gmgbench.harness.leaderboard import figures
 
 __all__ = ["forest_plot"]
 

@@ -1,6 +1,6 @@
 """The board's held-out geometry table: the scale-free Gromov-Monge gap and collapsed codes.
 
-``metrics.geometry`` stores, per run, ``<side>_<cost>_gmg_rel`` (the held-out gap divided by
+``gmgbench.metrics.geometry`` stores, per run, ``<side>_<cost>_gmg_rel`` (the held-out gap divided by
 the map's distortion, in [0, 1]) and ``collapsed`` (1 when fewer than its minimum of latent
 dimensions were active; the gap keys are then NaN). The main table shows the metrics the spec
 ranks by; this table shows, per entry of a dataset, what the regulariser is meant to change, on
@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from harness.leaderboard.text import cell, esc, table
+from gmgbench.harness.leaderboard.text import cell, esc, table
 
 __all__ = ["geometry_columns", "geometry_section"]
 

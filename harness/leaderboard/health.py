@@ -3,7 +3,7 @@
 A leaderboard row whose regulariser did not act is the base model with a perturbed trajectory,
 not the method: it is flagged so that a reader cannot mistake a no-op for a result.
 
-Per run (``runs`` columns ``health`` and ``grad_share``, from :mod:`harness.health`):
+Per run (``runs`` columns ``health`` and ``grad_share``, from :mod:`gmgbench.harness.health`):
 ``none`` (no regulariser), ``unknown`` (a result from before health was recorded), ``inert``
 (some term's gradient share was below 1 % at more than half of its measured steps) or
 ``active``; ``grad_share`` is the smallest of the terms' median shares.
@@ -30,7 +30,7 @@ EXPLANATION = ("⚠ inert: the regulariser's gradient share on the parameters it
 
 def run_columns(result: dict[str, Any]) -> dict[str, Any]:
     """``{"health": state, "grad_share": float}`` of one stored result."""
-    from harness.health import health_state
+    from gmgbench.harness.health import health_state
 
     state = health_state(result)
     shares = [((t or {}).get("grad_share") or {}).get("median") for t in

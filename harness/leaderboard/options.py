@@ -24,8 +24,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from harness.errors import UserError, check_keys
-from harness.sections import FrozenMap
+from gmgbench.harness.errors import UserError, check_keys
+from gmgbench.harness.sections import FrozenMap
 
 __all__ = ["LeaderboardError", "Options", "Claim", "parse_claims", "references", "DEFAULT_LOWER", "DEFAULT_NEUTRAL",
            "Reference", "CLAIMS_TESTS", "CLAIMS_CORRECTIONS", "MIN_PAIRS", "MIN_RANK_SEEDS", "OPTION_KEYS"]
@@ -140,7 +140,7 @@ class Options:
     @classmethod
     def from_spec(cls, spec, all_settings: bool | None = None, allow_stale: bool = False) -> "Options":
         """The spec's ``leaderboard:`` block (``spec.leaderboard``, a
-        :class:`~harness.sections.LeaderboardSpec`) as Options, plus the command line's
+        :class:`~gmgbench.harness.sections.LeaderboardSpec`) as Options, plus the command line's
         flags. A loaded spec carries them, checked at load; any other (built by hand) is
         checked here against the study (its seeds, metrics, method labels); every error
         names the file and the key."""

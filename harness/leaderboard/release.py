@@ -22,12 +22,12 @@ from typing import Any
 
 import pandas as pd
 
-from harness.fileio import DiskFull, atomic_write, atomic_write_text, load_json
-from harness.leaderboard import export, render
-from harness.leaderboard.aggregate import Aggregate, _sha256, aggregate
-from harness.leaderboard.options import LeaderboardError, Options
-from harness.spec import spec_from_dict as _spec_from_dict
-from harness.spec import spec_hash, spec_to_dict
+from gmgbench.harness.fileio import DiskFull, atomic_write, atomic_write_text, load_json
+from gmgbench.harness.leaderboard import export, render
+from gmgbench.harness.leaderboard.aggregate import Aggregate, _sha256, aggregate
+from gmgbench.harness.leaderboard.options import LeaderboardError, Options
+from gmgbench.harness.spec import spec_from_dict as _spec_from_dict
+from gmgbench.harness.spec import spec_hash, spec_to_dict
 
 __all__ = ["ReleaseExists", "spec_to_dict", "spec_from_dict", "spec_hash", "versions", "publish_release",
            "rebuild", "verify", "check_results", "check_files", "check_manifest", "changes", "write_index", "plan",
@@ -43,7 +43,7 @@ class ReleaseExists(LeaderboardError, FileExistsError):
 
 # -- the spec as data: harness/spec.py owns it (re-exported for the manifest's readers) -------
 def spec_from_dict(d: dict[str, Any]):
-    """:func:`harness.spec.spec_from_dict`, failing as a :class:`LeaderboardError`."""
+    """:func:`gmgbench.harness.spec.spec_from_dict`, failing as a :class:`LeaderboardError`."""
     return _spec_from_dict(d, error=LeaderboardError)
 
 
@@ -82,7 +82,7 @@ def _freeze(folder: Path) -> None:
 def publish_release(agg: Aggregate, spec, store, *, root: Path, command: str, version: int | None = None,
                     figures: bool | None = None, notes: str | None = None) -> Path:
     """Write ``root/<study>/vN/`` (N = last + 1 unless ``version``), LATEST, CHANGELOG.md, README.md."""
-    from harness.results import provenance
+    from gmgbench.harness.results import provenance
 
     study_dir = root / agg.study
     existing = versions(study_dir)
@@ -106,9 +106,9 @@ def publish_release(agg: Aggregate, spec, store, *, root: Path, command: str, ve
         _write_tables(agg, tmp / "data")
         do_figures = agg.options.figures if figures is None else figures
         if do_figures:
-            from harness.leaderboard import figures as figs
+            from gmgbench.harness.leaderboard import figures as figs
 
-            from harness.leaderboard.forest import forest_plot
+            from gmgbench.harness.leaderboard.forest import forest_plot
 
             fig_records, fig_notes = figs.make_figures(agg, store, tmp / "figures")
             forest = forest_plot(agg, tmp / "figures") if agg.options.text_version >= 3 else None
@@ -207,9 +207,9 @@ def plan(version_dir: str | Path, effect: float | None = None, pairs: int | None
     (default: the observed |Δ|) and the pairs 80 % power at it needs. Markdown."""
     from tabulate import tabulate
 
-    from harness.leaderboard.claims import ALPHA, judge
-    from harness.leaderboard.power import MAX_PAIRS, mde, pairs_needed, power
-    from harness.leaderboard.power import fmt as _g
+    from gmgbench.harness.leaderboard.claims import ALPHA, judge
+    from gmgbench.harness.leaderboard.power import MAX_PAIRS, mde, pairs_needed, power
+    from gmgbench.harness.leaderboard.power import fmt as _g
 
     version_dir = Path(version_dir)
     m = _manifest(version_dir)

@@ -1,6 +1,6 @@
 """Aggregate → markdown (tabulate), readable on a code-hosting site.
 
-The text is a pure function of the :class:`~harness.leaderboard.aggregate.Aggregate` and
+The text is a pure function of the :class:`~gmgbench.harness.leaderboard.aggregate.Aggregate` and
 the release record (version, spec hash, commit, command, figures), never of the clock or
 the machine, so a release's markdown can be rebuilt byte for byte from its manifest.
 """
@@ -11,15 +11,15 @@ from typing import Any
 
 import numpy as np
 
-from harness.leaderboard import health as hl
-from harness.leaderboard.aggregate import Aggregate
-from harness.leaderboard.evidence import claims_section, stability_section
-from harness.leaderboard.geometry import geometry_section
-from harness.leaderboard.text import cell, claims_method, status_note
-from harness.leaderboard.text import esc as _esc
-from harness.leaderboard.text import fmt as _fmt
-from harness.leaderboard.text import seeds as _seeds
-from harness.leaderboard.text import table as _table
+from gmgbench.harness.leaderboard import health as hl
+from gmgbench.harness.leaderboard.aggregate import Aggregate
+from gmgbench.harness.leaderboard.evidence import claims_section, stability_section
+from gmgbench.harness.leaderboard.geometry import geometry_section
+from gmgbench.harness.leaderboard.text import cell, claims_method, status_note
+from gmgbench.harness.leaderboard.text import esc as _esc
+from gmgbench.harness.leaderboard.text import fmt as _fmt
+from gmgbench.harness.leaderboard.text import seeds as _seeds
+from gmgbench.harness.leaderboard.text import table as _table
 
 __all__ = ["render", "cell", "status_note", "selection_protocol", "claims_method"]
 
@@ -213,7 +213,7 @@ def _rank_line(agg: Aggregate) -> str:
 
 
 def _ranking_rules(agg: Aggregate) -> str:
-    from harness.leaderboard.options import MIN_RANK_SEEDS
+    from gmgbench.harness.leaderboard.options import MIN_RANK_SEEDS
 
     o = agg.options
     return (f"- **Ranking rules**: an entry is shown but **not ranked** (no rank, never bold) when its regulariser "
@@ -282,7 +282,7 @@ def _dataset_section(agg: Aggregate, ds: str, ranked: list[str], rows_by_entry: 
             setting = r["setting"] or "(none)"
             row.append(_esc(setting) + (f" (best of {int(r['settings'])})" if int(r["settings"]) > 1 else ""))
         if rules and not math.isfinite(rk.loc[e, rank_col]):
-            from harness.leaderboard.aggregate import unranked_reasons
+            from gmgbench.harness.leaderboard.aggregate import unranked_reasons
 
             why = "; ".join(unranked_reasons(agg, ds, r["method"], r["setting"]))
             row.append(f"not ranked: {_esc(why)}" if why else "—")

@@ -1,5 +1,5 @@
-"""Markdown building blocks shared by the board's sections (:mod:`~harness.leaderboard.render`,
-:mod:`~harness.leaderboard.evidence`): number and cell formats, escaping, tables."""
+"""Markdown building blocks shared by the board's sections (:mod:`~gmgbench.harness.leaderboard.render`,
+:mod:`~gmgbench.harness.leaderboard.evidence`): number and cell formats, escaping, tables."""
 from __future__ import annotations
 
 import math

@@ -3,8 +3,8 @@
 ``gmgbench launch STUDY --profile P`` groups the runs that have no result by resource set
 (profile defaults, overridden by the study's ``resources:`` and each method's), cuts each
 group into arrays no larger than the cluster's ``MaxArraySize`` and submits every array
-task as a :class:`harness.slurm.job.TrainJob` — a Python callable that runs
-:func:`harness.executors.execute`, the same unit of work as ``gmgbench run``.
+task as a :class:`gmgbench.harness.slurm.job.TrainJob` — a Python callable that runs
+:func:`gmgbench.harness.executors.execute`, the same unit of work as ``gmgbench run``.
 
 Nothing is lost or run twice when the launcher dies at any point:
 
@@ -21,9 +21,9 @@ pending or running in Slurm is never submitted again, and a failed run only with
 ``--retry-failed``. Preemption and time limits are handled by submitit: the job
 requeues itself and training resumes from its last checkpoint (see docs/slurm.md).
 
-Modules: :mod:`~harness.slurm.profile` (cluster profiles), :mod:`~harness.slurm.plan`
-(runs → arrays), :mod:`~harness.slurm.cluster` (squeue/sacct/scontrol),
-:mod:`~harness.slurm.journal` (the launch journal and recovery), :mod:`~harness.slurm.job`
-(the array task), :mod:`~harness.slurm.launch` (the submit sequence above). Run states,
-local runs included, are :mod:`harness.status`.
+Modules: :mod:`~gmgbench.harness.slurm.profile` (cluster profiles), :mod:`~gmgbench.harness.slurm.plan`
+(runs → arrays), :mod:`~gmgbench.harness.slurm.cluster` (squeue/sacct/scontrol),
+:mod:`~gmgbench.harness.slurm.journal` (the launch journal and recovery), :mod:`~gmgbench.harness.slurm.job`
+(the array task), :mod:`~gmgbench.harness.slurm.launch` (the submit sequence above). Run states,
+local runs included, are :mod:`gmgbench.harness.status`.
 """

@@ -11,7 +11,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Iterable
 
-from harness.errors import UserError
+from gmgbench.harness.errors import UserError
 
 __all__ = ["SlurmError", "JobState", "command", "available", "queue", "job_states", "release",
            "cluster_max_array_size", "RUNNING", "HELD_REASONS"]

@@ -10,9 +10,9 @@ from typing import Any
 
 import submitit
 
-from harness.results import ResultsStore, slurm_job_id
-from harness.spec import RunSpec
-from harness.status import checkpoint_step
+from gmgbench.harness.results import ResultsStore, slurm_job_id
+from gmgbench.harness.spec import RunSpec
+from gmgbench.harness.status import checkpoint_step
 
 __all__ = ["TrainJob", "RunFailed", "attempts"]
 
@@ -35,12 +35,12 @@ class TrainJob(submitit.helpers.Checkpointable):
         self.force = bool(force)
 
     def __call__(self) -> dict[str, str]:
-        from harness.executors import execute
+        from gmgbench.harness.executors import execute
 
         for backend in ("PYTORCH", "JAX", "TENSORFLOW", "CUPY"):
             os.environ.setdefault(f"POT_BACKEND_DISABLE_{backend}", "1")
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-        from methods import registry
+        from gmgbench.methods import registry
 
         # The study's methods first, in load_spec's order (plugin files, then installed
         # packages): a broken package is one warning line in this job's log (workers of
@@ -111,9 +111,9 @@ def _refused_checkpoint(path) -> str:
     """Why resuming from the checkpoint at ``path`` would be refused (it was written by other
     method code than the study's methods, loaded by now), or ``""``. An unreadable checkpoint
     is not judged here: training names it."""
-    from harness import checkpoints
-    from harness.results import StoreError
-    from harness.stale import code_changes
+    from gmgbench.harness import checkpoints
+    from gmgbench.harness.results import StoreError
+    from gmgbench.harness.stale import code_changes
 
     try:
         recorded = checkpoints.load(path, what="checkpoint").get("method_code")

@@ -9,10 +9,10 @@ from typing import Any, Callable
 
 import submitit
 
-from harness.fileio import atomic_write_json, file_lock, load_json
-from harness.results import ResultsStore
-from harness.slurm import cluster
-from harness.slurm.cluster import SlurmError
+from gmgbench.harness.fileio import atomic_write_json, file_lock, load_json
+from gmgbench.harness.results import ResultsStore
+from gmgbench.harness.slurm import cluster
+from gmgbench.harness.slurm.cluster import SlurmError
 
 __all__ = ["Journal", "launch_lock", "log_paths", "record_jobs", "recover"]
 
@@ -73,7 +73,7 @@ def record_jobs(store: ResultsStore, entry: dict[str, Any]) -> None:
 
 
 def recover(store: ResultsStore, say: Callable[[str], None] = print) -> None:
-    """Finish or undo what a launcher that died left half-done (see :mod:`harness.slurm`)."""
+    """Finish or undo what a launcher that died left half-done (see :mod:`gmgbench.harness.slurm`)."""
     unfinished = [(j, a) for j in Journal.all(store) for a in j.arrays if a["state"] in ("submitting", "held")]
     if not unfinished:
         return

@@ -1,6 +1,6 @@
 """The submit sequence of ``gmgbench launch``: recover, plan, journal, submit held,
 record job ids, release (the order that makes a dying launcher safe; see
-:mod:`harness.slurm`)."""
+:mod:`gmgbench.harness.slurm`)."""
 from __future__ import annotations
 
 import json
@@ -12,16 +12,16 @@ from typing import Callable
 
 import submitit
 
-from harness.results import ResultsStore
-from harness.slurm import cluster
-from harness.slurm.cluster import SlurmError
-from harness.slurm.job import TrainJob
-from harness.slurm.journal import Journal, launch_lock, record_jobs, recover
-from harness.slurm.plan import ArrayPlan, plan_arrays, resource_notes
-from harness.slurm.profile import Profile, check_resources
-from harness.spec import StudySpec
-from harness.stale import plugin_dirs
-from harness.status import STATES, classify
+from gmgbench.harness.results import ResultsStore
+from gmgbench.harness.slurm import cluster
+from gmgbench.harness.slurm.cluster import SlurmError
+from gmgbench.harness.slurm.job import TrainJob
+from gmgbench.harness.slurm.journal import Journal, launch_lock, record_jobs, recover
+from gmgbench.harness.slurm.plan import ArrayPlan, plan_arrays, resource_notes
+from gmgbench.harness.slurm.profile import Profile, check_resources
+from gmgbench.harness.spec import StudySpec
+from gmgbench.harness.stale import plugin_dirs
+from gmgbench.harness.status import STATES, classify
 
 __all__ = ["launch", "PAUSE_ENV"]
 
@@ -97,9 +97,9 @@ def _n(count: int, noun: str) -> str:
 def _stale_checkpoint(store: ResultsStore, run, plugin_folders: tuple[str, ...] = ()) -> bool:
     """Whether the run's checkpoint was written by other method code (its job would refuse it);
     plugins are judged by the files the spec loads now (``plugin_folders``)."""
-    from harness import checkpoints
-    from harness.results import StoreError
-    from harness.stale import code_changes
+    from gmgbench.harness import checkpoints
+    from gmgbench.harness.results import StoreError
+    from gmgbench.harness.stale import code_changes
 
     path = store.workdir(run.run_id) / "checkpoint.pt"
     if not path.is_file():

@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from harness.slurm.profile import Profile
-from harness.spec import RunSpec
+from gmgbench.harness.slurm.profile import Profile
+from gmgbench.harness.spec import RunSpec
 
 __all__ = ["ArrayPlan", "plan_arrays", "group_runs", "chunk", "split_parallelism", "run_resources", "resource_notes",
            "describe_methods"]

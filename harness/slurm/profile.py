@@ -7,9 +7,9 @@ from typing import Any, Mapping
 
 import submitit
 
-from harness.errors import UserError, check_keys
-from harness.fileio import load_yaml
-from metrics.validation import require_version
+from gmgbench.harness.errors import UserError, check_keys
+from gmgbench.harness.fileio import load_yaml
+from gmgbench.metrics.validation import require_version
 
 __all__ = ["Profile", "ProfileError", "load_profile", "parse_profile", "check_resources", "resource_keys"]
 

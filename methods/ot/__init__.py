@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import torch
 
-from methods.ot.costs import COSTS, pairwise_cost
-from methods.ot.gw_output import GWOutput
-from methods.ot.gw_problem import GWProblem, distortion, quadratic_cost
-from methods.ot.torch_gw import TorchGW
+from gmgbench.methods.ot.costs import COSTS, pairwise_cost
+from gmgbench.methods.ot.gw_output import GWOutput
+from gmgbench.methods.ot.gw_problem import GWProblem, distortion, quadratic_cost
+from gmgbench.methods.ot.torch_gw import TorchGW
 
 __all__ = [
     "BACKENDS", "COSTS", "GWOutput", "GWProblem", "OttGW", "TorchGW",
@@ -26,10 +26,10 @@ BACKENDS = ("torch", "ott")
 def __getattr__(name):
     # ott-jax (and jax) load only when that backend is asked for.
     if name == "OttGW":
-        from methods.ot.ott_gw import OttGW
+        from gmgbench.methods.ot.ott_gw import OttGW
 
         return OttGW
-    raise AttributeError(f"module 'methods.ot' has no attribute {name!r}")
+    raise AttributeError(f"module 'gmgbench.methods.ot' has no attribute {name!r}")
 
 
 def solver(backend: str = "torch", **solver_kw):
@@ -37,7 +37,7 @@ def solver(backend: str = "torch", **solver_kw):
     if backend == "torch":
         cls = TorchGW
     elif backend == "ott":
-        from methods.ot.ott_gw import OttGW as cls
+        from gmgbench.methods.ot.ott_gw import OttGW as cls
     else:
         raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
     try:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from methods.ot.gw_problem import GWProblem
+from gmgbench.methods.ot.gw_problem import GWProblem
 
 __all__ = ["GWOutput", "GWSettings", "finish"]
 

@@ -19,8 +19,8 @@ from functools import lru_cache  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from methods.ot.gw_output import GWOutput, GWSettings, finish  # noqa: E402
-from methods.ot.gw_problem import GWProblem  # noqa: E402
+from gmgbench.methods.ot.gw_output import GWOutput, GWSettings, finish  # noqa: E402
+from gmgbench.methods.ot.gw_problem import GWProblem  # noqa: E402
 
 __all__ = ["OttGW", "trace_count"]
 
@@ -67,7 +67,7 @@ def _to_jax(t: torch.Tensor):
 @dataclass(frozen=True)
 class OttGW(GWSettings):
     """Entropic GW with ott-jax; the shared settings are documented on
-    :class:`~methods.ot.gw_output.GWSettings`, with the same defaults as :class:`~methods.ot.torch_gw.TorchGW`.
+    :class:`~gmgbench.methods.ot.gw_output.GWSettings`, with the same defaults as :class:`~gmgbench.methods.ot.torch_gw.TorchGW`.
 
     ``warm_start`` (default True) reuses the Sinkhorn potentials between linearisations, as the
     torch backend does; ott-jax's own default is False.

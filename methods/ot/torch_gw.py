@@ -21,8 +21,8 @@ from typing import Optional
 
 import torch
 
-from methods.ot.gw_output import GWOutput, GWSettings, finish
-from methods.ot.gw_problem import GWProblem
+from gmgbench.methods.ot.gw_output import GWOutput, GWSettings, finish
+from gmgbench.methods.ot.gw_problem import GWProblem
 
 __all__ = ["TorchGW"]
 
@@ -30,7 +30,7 @@ __all__ = ["TorchGW"]
 @dataclass(frozen=True)
 class TorchGW(GWSettings):
     """Entropic GW solver in torch; the shared settings are documented on
-    :class:`~methods.ot.gw_output.GWSettings`.
+    :class:`~gmgbench.methods.ot.gw_output.GWSettings`.
 
     Args:
       inner_iterations: Sinkhorn steps between two convergence checks (host syncs); 10, 15

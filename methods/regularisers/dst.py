@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from methods.base import ForwardPass, LossAndLogs, Regulariser
-from methods.ot.gw_problem import distortion
-from methods.regularisers.map_pairs import GeometricConfig, cost_matrices
+from gmgbench.methods.base import ForwardPass, LossAndLogs, Regulariser
+from gmgbench.methods.ot.gw_problem import distortion
+from gmgbench.methods.regularisers.map_pairs import GeometricConfig, cost_matrices
 
 __all__ = ["Distortion"]
 

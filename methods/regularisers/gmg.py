@@ -1,9 +1,9 @@
 """GMG: the Gromov-Monge gap of the encoder or decoder on the batch (Uscidda et al., ICLR 2025).
 
 ``GMG(T) = DST(T) − GW(r, T#r)``. On a batch: the cost matrices ``C_X``, ``C_Y`` of the
-judged map (:mod:`methods.regularisers.map_pairs`), ``DST = (1/n²) Σ ½ (C_X − C_Y)²``, and
+judged map (:mod:`gmgbench.methods.regularisers.map_pairs`), ``DST = (1/n²) Σ ½ (C_X − C_Y)²``, and
 an entropic GW solve between ``(C_X, uniform)`` and ``(C_Y, uniform)`` with ε0 relative to
-the problem's cost scale (``ε = ε0·mean(C_X)·mean(C_Y)``, done in :mod:`methods.ot`).
+the problem's cost scale (``ε = ε0·mean(C_X)·mean(C_Y)``, done in :mod:`gmgbench.methods.ot`).
 
 Which quantity each estimator estimates (docs/gw.md measures them on training batches).
 ``E(P) = ½ Σ (C_X − C_Y)² P P`` is a coupling's transport cost, ``F_ε(P) = E(P) + ε·KL(P ‖ abᵀ)``
@@ -46,10 +46,10 @@ import math
 
 import torch
 
-from methods import ot
-from methods.base import ForwardPass, LossAndLogs, Regulariser
-from methods.ot.gw_problem import GWProblem, distortion
-from methods.regularisers.map_pairs import GeometricConfig, cost_matrices
+from gmgbench.methods import ot
+from gmgbench.methods.base import ForwardPass, LossAndLogs, Regulariser
+from gmgbench.methods.ot.gw_problem import GWProblem, distortion
+from gmgbench.methods.regularisers.map_pairs import GeometricConfig, cost_matrices
 
 __all__ = ["GromovMongeGap", "gmg_from_costs", "kl_to_product", "ESTIMATORS", "TORCH_ONLY"]
 
@@ -71,7 +71,7 @@ def gmg_from_costs(cost_x: torch.Tensor, cost_y: torch.Tensor, epsilon0: float =
     Returns ``(gmg, parts)``: ``dst``, ``gw`` (``GW_ε(X, Y)``, the transport cost of the plan
     used; DST if a solve failed or the map's own coupling won), and for ``debiased``
     ``gw_xx``, ``gw_yy`` (tensors, differentiable); ``output`` (the cross solve's
-    :class:`~methods.ot.GWOutput`; for ``consistent`` the batched two-start one),
+    :class:`~gmgbench.methods.ot.GWOutput`; for ``consistent`` the batched two-start one),
     ``self_output`` (the self-terms' batched one, debiased only), ``ok`` (every solve
     feasible; for ``consistent`` at least one), ``lost`` (the plan used has a higher entropic
     objective than the map's own coupling) and, for ``consistent``, ``start`` (``"product"``,
@@ -109,7 +109,7 @@ def kl_to_product(coupling: torch.Tensor) -> torch.Tensor:
     The entropic term of the GW objective: the map's own coupling ``I/n`` has the largest
     value a coupling can have, ``log n``. Detached: ε·KL does not depend on the costs, so it
     carries no gradient (the envelope theorem differentiates ``E`` only). Kept here, not in
-    :mod:`methods.ot`, so that DST's code (which imports that package) stays unchanged."""
+    :mod:`gmgbench.methods.ot`, so that DST's code (which imports that package) stays unchanged."""
     p = coupling.detach()
     n, m = p.shape[-2], p.shape[-1]
     return torch.where(p > 0, p * (p * (n * m)).clamp_min(torch.finfo(p.dtype).tiny).log(), torch.zeros_like(p)).sum((-1, -2))

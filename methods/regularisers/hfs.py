@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from methods.base import ForwardPass, LossAndLogs, Regulariser
+from gmgbench.methods.base import ForwardPass, LossAndLogs, Regulariser
 
 __all__ = ["HFS", "hausdorff_factorized_support", "latent_pairs"]
 

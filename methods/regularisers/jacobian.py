@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 from torch.func import jvp
 
-from methods.base import ForwardPass, LossAndLogs, Regulariser
+from gmgbench.methods.base import ForwardPass, LossAndLogs, Regulariser
 
 __all__ = ["JacobianIsometry", "isometry_penalty", "random_directions"]
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
-from methods.base import ForwardPass, Regulariser
-from methods.ot.costs import check_cost_name, pairwise_cost
+from gmgbench.methods.base import ForwardPass, Regulariser
+from gmgbench.methods.ot.costs import check_cost_name, pairwise_cost
 
 __all__ = ["GeometricConfig", "SIDES", "map_pairs", "cost_matrices"]
 

@@ -1,1 +1,1 @@
-"""Small, fast illustrations of the methods (run as ``python -m methods.toys.<name>``)."""
+"""Small, fast illustrations of the methods (run as ``python -m gmgbench.methods.toys.<name>``)."""

@@ -14,7 +14,7 @@ Numbers printed (and checked by tests/methods/test_gmg_toy.py):
   (``scl2sq``), of the fitted map on held-out source points (0 for a similarity transform);
 - ``knn``: fraction of each held-out point's 8 nearest neighbours kept by the map.
 
-Run: ``python -m methods.toys.figure2 [--out docs/figures/figure2_toy.png] [--steps 400]``.
+Run: ``python -m gmgbench.methods.toys.figure2 [--out docs/figures/figure2_toy.png] [--steps 400]``.
 """
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from methods.ot import distortion, pairwise_cost
-from methods.regularisers.gmg import gmg_from_costs
+from gmgbench.methods.ot import distortion, pairwise_cost
+from gmgbench.methods.regularisers.gmg import gmg_from_costs
 
 __all__ = ["ToyResult", "fit_map", "run", "main"]
 
@@ -145,7 +145,7 @@ def _plot(results: dict[str, ToyResult], out: Path, seed: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m methods.toys.figure2", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m gmgbench.methods.toys.figure2", description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="PNG to write (default: %(default)s)")
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--seed", type=int, default=1, help="1 (default): a seed where the fit alone scrambles the clusters")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data import cars3d, dsprites, mpi3d, shapes3d, smallnorb
-from harness.data.files import OFFICIAL_FILES
+from gmgbench.harness.data import cars3d, dsprites, mpi3d, shapes3d, smallnorb
+from gmgbench.harness.data.files import OFFICIAL_FILES
 
 DSPRITES_SIZES = (1, 3, 2, 3, 2, 2)
 SHAPES3D_SIZES = (2, 3, 2, 2, 4, 3)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import data_formats as fmt
-from harness import data as datasets
-from harness.data import DatasetError
-from harness.data.files import OFFICIAL_FILES
+from gmgbench.harness import data as datasets
+from gmgbench.harness.data import DatasetError
+from gmgbench.harness.data.files import OFFICIAL_FILES
 
 
 def _truncate(path, keep: float = 0.5):

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 import bench_summary
-from harness import data as datasets
-from harness.data.dsprites_procedural import DSpritesProcedural
+from gmgbench.harness import data as datasets
+from gmgbench.harness.data.dsprites_procedural import DSpritesProcedural
 
 pytestmark = pytest.mark.benchmark_side_by_side
 
@@ -58,8 +58,8 @@ def _record(benchmark, key: str, images: int = BATCH):
 @pytest.mark.benchmark(group="data-path-cpu")
 def test_bench_vae_step(benchmark):
     """The yardstick: one β-VAE training step (forward, backward, Adam) at batch 64 on CPU."""
-    from methods.architectures import VAE
-    from methods.beta_vae import gaussian_kl
+    from gmgbench.methods.architectures import VAE
+    from gmgbench.methods.beta_vae import gaussian_kl
 
     torch.manual_seed(0)
     model = VAE(num_channels=1)
@@ -99,7 +99,7 @@ def test_bench_procedural_batch_cpu(benchmark, name):
 
 def _first_cut_dsprites(all_factors: np.ndarray) -> np.ndarray:
     """The first renderer (per-pixel implicit test of every image), kept as the baseline."""
-    from harness.data.dsprites_procedural import _inside
+    from gmgbench.harness.data.dsprites_procedural import _inside
 
     f = np.asarray(all_factors, dtype=np.int64)
     grid = np.arange(64, dtype=np.float64) + 0.5

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import data_formats as fmt
-from harness.data import DatasetError, cli, files
-from harness.data.files import OfficialFile
+from gmgbench.harness.data import DatasetError, cli, files
+from gmgbench.harness.data.files import OfficialFile
 
 
 def run(argv, capsys):
@@ -184,7 +184,7 @@ def test_prepare_extracts_cars_from_archive(tmp_path, capsys, monkeypatch):
 def test_show_writes_a_png_grid(tmp_path, capsys, name, channels):
     from PIL import Image
 
-    from harness import data as datasets
+    from gmgbench.harness import data as datasets
 
     out = tmp_path / "grid.png"
     code, text = run(["show", name, "--out", str(out)], capsys)
@@ -200,7 +200,7 @@ def test_show_real_dataset_without_files_is_a_clear_error(tmp_path, capsys):
 
 
 def test_main_prints_dataset_errors(tmp_path, capsys):
-    from harness.cli import main
+    from gmgbench.harness.cli import main
 
     assert main(["data", "show", "cars3d", "--root", str(tmp_path)]) == 1
     err = capsys.readouterr().err

@@ -130,7 +130,7 @@ def test_cars3d_matches_dlib_on_sorted_listing(tmp_path, monkeypatch, pil_antial
     import scipy.io
 
     im = scipy.io.loadmat(tmp_path / "cars" / "car_003_mesh.mat")["im"]
-    from harness.data.cars3d import resize_view
+    from gmgbench.harness.data.cars3d import resize_view
 
     np.testing.assert_array_equal(view, resize_view(np.ascontiguousarray(im[:, :, :, 5, 1])))
 

@@ -16,10 +16,10 @@ import torch
 from dlib_reference import dlib
 
 import data_formats as fmt
-from harness import data as datasets
-from harness.data import dsprites_variants as variants
-from harness.data.base import DatasetError
-from harness.data.dsprites_procedural import DSpritesProcedural
+from gmgbench.harness import data as datasets
+from gmgbench.harness.data import dsprites_variants as variants
+from gmgbench.harness.data.base import DatasetError
+from gmgbench.harness.data.dsprites_procedural import DSpritesProcedural
 
 DLIB_CLASS = {"color": "ColorDSprites", "noisy": "NoisyDSprites", "scream": "ScreamDSprites"}
 OURS = {"color": variants.ColorDSprites, "noisy": variants.NoisyDSprites, "scream": variants.ScreamDSprites}
@@ -157,7 +157,7 @@ def test_variants_need_the_dsprites_file(tmp_path):
 
 
 def test_data_check_lists_the_scream_image_beside_dsprites(tmp_path, capsys):
-    from harness.cli import main
+    from gmgbench.harness.cli import main
 
     fmt.write_dsprites(tmp_path, np.random.RandomState(0))
     assert main(["data", "check", "scream_dsprites", "--root", str(tmp_path), "--no-verify"]) == 1  # no image yet
@@ -177,8 +177,8 @@ def test_a_run_trains_on_a_variant(tmp_path, name):
     """RGB observations reach a 3-channel VAE through the ordinary loop, and resume exactly."""
     import yaml
 
-    from harness.spec import load_spec
-    from harness.train import Interrupted, train_run
+    from gmgbench.harness.spec import load_spec
+    from gmgbench.harness.train import Interrupted, train_run
 
     spec = {"name": "variant", "datasets": [name], "methods": [{"label": "bvae", "objective": "beta_vae"}],
             "seeds": 1, "train": {"steps": 3, "batch_size": 4, "checkpoint_every": 1, "log_every": 1, "num_threads": 1},

@@ -11,7 +11,7 @@ import torch
 from dlib_reference import dlib
 
 import data_formats as fmt
-from harness import data as datasets
+from gmgbench.harness import data as datasets
 
 PROCEDURAL = ["dsprites_procedural", "shapes3d_procedural"]
 
@@ -117,7 +117,7 @@ def test_shapes3d_procedural_colours_follow_hue_factors():
 
 _HASH_SCRIPT = """
 import hashlib, numpy as np
-from harness import data
+from gmgbench.harness import data
 for name in ("dsprites_procedural", "shapes3d_procedural"):
     ds = data.load(name)
     rs = np.random.RandomState(123)

@@ -78,9 +78,9 @@ TINY = {
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tf):
     """A tiny β-VAE trained by ``gmgbench run``: (spec path, store, run id, model)."""
-    from harness import cli, train
-    from harness.results import ResultsStore
-    from harness.spec import load_spec
+    from gmgbench.harness import cli, train
+    from gmgbench.harness.results import ResultsStore
+    from gmgbench.harness.spec import load_spec
 
     root = tmp_path_factory.mktemp("trained")
     spec_path = root / "tiny.yaml"
@@ -95,7 +95,7 @@ def trained(tmp_path_factory, tf):
 @pytest.fixture(scope="module")
 def exported(trained, tmp_path_factory):
     """The trained run written by ``gmgbench export-dlib``."""
-    from harness import cli
+    from gmgbench.harness import cli
 
     spec_path, store, run_id, _ = trained
     out = tmp_path_factory.mktemp("export") / "model"

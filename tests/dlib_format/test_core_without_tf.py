@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.spec import SpecError, parse_spec
+from gmgbench.harness.spec import SpecError, parse_spec
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,8 +28,8 @@ def test_gmgbench_run_never_imports_tensorflow(tmp_path):
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(spec))
     code = textwrap.dedent(f"""
         import sys
-        from harness import cli
-        import harness.dlib_format, harness.dlib_format.entries  # the interop package itself is light
+        from gmgbench.harness import cli
+        import gmgbench.harness.dlib_format, gmgbench.harness.dlib_format.entries  # the interop package itself is light
         rc = cli.main(["run", {str(tmp_path / 's.yaml')!r}, "--results", {str(tmp_path / 'store')!r}])
         loaded = sorted(m for m in sys.modules if m == "tensorflow" or m.startswith(("tensorflow.", "tensorflow_hub")))
         print("RC", rc, "TF", loaded)
@@ -77,9 +77,9 @@ def test_leaderboard_rows_of_external_results(tmp_path):
     evaluation settings) appear; a spec entry not yet imported is missing; a corrupt file is one line."""
     import json
 
-    from harness.dlib_format.entries import external_id
-    from harness.leaderboard import LeaderboardError, build
-    from harness.results import ResultsStore
+    from gmgbench.harness.dlib_format.entries import external_id
+    from gmgbench.harness.leaderboard import LeaderboardError, build
+    from gmgbench.harness.results import ResultsStore
 
     raw = {"name": "s", "datasets": ["dsprites_procedural"], "methods": ["beta_vae"], "seeds": 1,
            "evaluation": {"metrics": {"mig": {"num_train": 100}}}, "leaderboard": {"selection": "mig.discrete_mig"},
@@ -110,7 +110,7 @@ def test_without_tensorflow_the_interop_commands_say_how_to_get_it(tmp_path):
     code = textwrap.dedent(f"""
         import sys
         sys.modules["tensorflow"] = None  # as if the tf extra were not installed
-        from harness import cli
+        from gmgbench.harness import cli
         sys.exit(cli.main(["import-dlib", {str(tmp_path / 'm')!r}, "--results", {str(tmp_path / 's')!r},
                            "--dataset", "dsprites_procedural"]))
     """)
@@ -124,7 +124,7 @@ def test_without_tensorflow_the_interop_commands_say_how_to_get_it(tmp_path):
 
 # -- issue 27: the round trip ------------------------------------------------------------------
 def _study_and_store(tmp_path):
-    from harness.results import ResultsStore
+    from gmgbench.harness.results import ResultsStore
 
     raw = {"name": "s", "datasets": ["dsprites_procedural"], "methods": ["beta_vae"], "seeds": 1,
            "evaluation": {"metrics": {"mig": {"num_train": 100}}}, "leaderboard": {"selection": "mig.discrete_mig"}}
@@ -135,7 +135,7 @@ def _study_and_store(tmp_path):
 def _reimport(store, evaluation, run_id: str) -> Path:
     import json
 
-    from harness.dlib_format.entries import external_id
+    from gmgbench.harness.dlib_format.entries import external_id
 
     result = _external_result("back", "dsprites_procedural", evaluation, 0.0053)
     result["external"]["gin"] = {"gmgbench.run_id": repr(run_id), "model.name": "'beta_vae'"}
@@ -146,8 +146,8 @@ def _reimport(store, evaluation, run_id: str) -> Path:
 
 
 def test_a_reimported_run_is_labelled_and_never_ranked_against_its_source(tmp_path):
-    from harness.errors import UserError
-    from harness.leaderboard import build
+    from gmgbench.harness.errors import UserError
+    from gmgbench.harness.leaderboard import build
 
     spec, store, ev = _study_and_store(tmp_path)
     _reimport(store, ev, "0123456789abcdef")  # a run of another study
@@ -161,8 +161,8 @@ def test_a_reimported_run_is_labelled_and_never_ranked_against_its_source(tmp_pa
 
 
 def test_importing_an_export_of_a_run_of_the_same_store_is_refused(tmp_path):
-    from harness.dlib_format.errors import DlibFormatError
-    from harness.dlib_format.importer import check_not_own_run
+    from gmgbench.harness.dlib_format.errors import DlibFormatError
+    from gmgbench.harness.dlib_format.importer import check_not_own_run
 
     spec, store, _ = _study_and_store(tmp_path)
     (run,) = spec.runs()
@@ -177,7 +177,7 @@ def test_importing_an_export_of_a_run_of_the_same_store_is_refused(tmp_path):
 
 
 def test_the_export_names_a_regularised_model_truthfully():
-    from harness.dlib_format.export import _train_gin
+    from gmgbench.harness.dlib_format.export import _train_gin
 
     raw = {"name": "s", "datasets": ["dsprites_procedural"], "evaluation": {"metrics": {}},
            "methods": [{"objective": "beta_vae", "params": {"beta": 4.0}},

@@ -9,10 +9,10 @@ import pytest
 import torch
 import yaml
 
-from harness import cli
-from harness.dlib_format import hub
-from harness.dlib_format.errors import DlibFormatError
-from harness.dlib_format.importer import module_representation
+from gmgbench.harness import cli
+from gmgbench.harness.dlib_format import hub
+from gmgbench.harness.dlib_format.errors import DlibFormatError
+from gmgbench.harness.dlib_format.importer import module_representation
 
 TOL = 1e-5  # representations: TF and torch kernels sum in different orders
 
@@ -112,7 +112,7 @@ def _bin_edge_tolerance(codes: np.ndarray, score, num_bins: int = 20, delta: flo
 def test_bin_edge_tolerance_is_zero_away_from_edges_and_bounds_a_real_move():
     """The bound the interop test relies on: 0 when no code can change bin, and at least the
     change that moving a code across its edge really causes."""
-    from metrics.mig import mig_from_codes
+    from gmgbench.metrics.mig import mig_from_codes
 
     rs = np.random.RandomState(0)
     codes = rs.rand(400, 2)
@@ -148,11 +148,11 @@ def test_dlibs_evaluate_scores_our_export_as_we_do(trained, exported, dlib_side,
     """
     import dlib_reference
 
-    import metrics
-    from harness import train
-    from metrics import sampling
-    from metrics.mig import mig_from_codes
-    from metrics.unsupervised import unsupervised_from_codes
+    from gmgbench import metrics
+    from gmgbench.harness import train
+    from gmgbench.metrics import sampling
+    from gmgbench.metrics.mig import mig_from_codes
+    from gmgbench.metrics.unsupervised import unsupervised_from_codes
 
     _, _, _, model = trained
     settings = {"mig": {"num_train": 1000}, "unsupervised": {"num_train": 1000}}
@@ -230,8 +230,8 @@ def test_importer_reads_a_dlib_built_module_as_dlib_does(dlib_built, dlib_side, 
 
 @pytest.mark.slow
 def test_import_dlib_puts_the_model_on_the_leaderboard(trained, dlib_built, tmp_path, capsys):
-    from harness import leaderboard
-    from harness.spec import load_spec
+    from gmgbench.harness import leaderboard
+    from gmgbench.harness.spec import load_spec
 
     spec_path, store, _, _ = trained
     assert cli.main(["import-dlib", str(dlib_built), "--study", str(spec_path), "--results", str(store.root),
@@ -260,8 +260,8 @@ def test_import_dlib_puts_the_model_on_the_leaderboard(trained, dlib_built, tmp_
 
 @pytest.mark.slow
 def test_study_external_entries_are_evaluated_by_run(trained, dlib_built, tmp_path, capsys):
-    from harness import leaderboard
-    from harness.spec import load_spec
+    from gmgbench.harness import leaderboard
+    from gmgbench.harness.spec import load_spec
 
     spec_path, store, _, _ = trained
     raw = yaml.safe_load(spec_path.read_text())

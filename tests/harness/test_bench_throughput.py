@@ -1,6 +1,6 @@
 """CPU throughput of a training step against the matmul peak, side by side (`make bench`).
 
-The step (harness.throughput.bare_step: the standard VAE at batch 64, forward, backward and
+The step (gmgbench.harness.throughput.bare_step: the standard VAE at batch 64, forward, backward and
 Adam) in both memory layouts and a float32 1024 × 1024 matmul are timed in turn, round after
 round, so the achieved share of the peak is a ratio of two times taken under the same load.
 Printed, never asserted; docs/performance.md reports it. One thread, as each worker of
@@ -13,7 +13,7 @@ import os
 import pytest
 import torch
 
-from harness.throughput import bare_step
+from gmgbench.harness.throughput import bare_step
 from tests.side_by_side import interleaved, ratios
 
 FULL = os.environ.get("GMGBENCH_BENCH_FULL") == "1"

@@ -7,10 +7,10 @@ from importlib import metadata
 
 import pytest
 
-from harness import callbacks, cli
-from harness.results import ResultsStore
-from harness.spec import SpecError, load_spec
-from harness.train import run_and_store
+from gmgbench.harness import callbacks, cli
+from gmgbench.harness.results import ResultsStore
+from gmgbench.harness.spec import SpecError, load_spec
+from gmgbench.harness.train import run_and_store
 
 PLUGIN = textwrap.dedent("""
     CALLS = []

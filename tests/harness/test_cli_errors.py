@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.cli import main
+from gmgbench.harness.cli import main
 
 
 def test_unknown_objective_in_spec(write_spec, tiny_spec, capsys):
@@ -60,25 +60,25 @@ def test_debug_is_accepted_after_a_nested_subcommand(capsys):
 
 def test_an_internal_key_error_keeps_its_traceback(monkeypatch, write_spec, tiny_spec):
     """Only UserError is a user's mistake; a KeyError is a bug and must not become one line."""
-    import harness.spec
+    import gmgbench.harness.spec
 
     def broken(*a, **kw):
         raise KeyError("internal")
 
-    monkeypatch.setattr(harness.spec, "load_spec", broken)
+    monkeypatch.setattr(gmgbench.harness.spec, "load_spec", broken)
     with pytest.raises(KeyError, match="internal"):
         main(["run", str(write_spec(tiny_spec)), "--no-leaderboard"])
 
 
 def test_every_user_error_class_is_a_user_error():
-    from harness.data import DatasetError
-    from harness.errors import UserError
-    from harness.leaderboard.options import LeaderboardError
-    from harness.leaderboard.release import ReleaseExists
-    from harness.results import ResultExists
-    from harness.slurm.cluster import SlurmError
-    from harness.slurm.profile import ProfileError
-    from harness.spec import SpecError
+    from gmgbench.harness.data import DatasetError
+    from gmgbench.harness.errors import UserError
+    from gmgbench.harness.leaderboard.options import LeaderboardError
+    from gmgbench.harness.leaderboard.release import ReleaseExists
+    from gmgbench.harness.results import ResultExists
+    from gmgbench.harness.slurm.cluster import SlurmError
+    from gmgbench.harness.slurm.profile import ProfileError
+    from gmgbench.harness.spec import SpecError
 
     for cls in (DatasetError, LeaderboardError, ReleaseExists, ResultExists, SlurmError, ProfileError, SpecError):
         assert issubclass(cls, UserError), cls
@@ -100,7 +100,7 @@ def test_methods_with_a_bad_plugin_is_one_line(tmp_path, capsys):
 def test_evaluate_names_an_unknown_metric_or_run(tmp_path, capsys):
     assert main(["evaluate", "0000000000000000", "--results", str(tmp_path)]) == 1
     assert "no result of run 0000000000000000" in capsys.readouterr().err
-    from harness.results import ResultsStore
+    from gmgbench.harness.results import ResultsStore
 
     store = ResultsStore(tmp_path)
     store.write_result("abc", {"run_id": "abc"})
@@ -114,7 +114,7 @@ def test_evaluate_names_an_unknown_metric_or_run(tmp_path, capsys):
 
 # -- issue 27: confusing messages -------------------------------------------------------------
 def test_help_describes_gmgbench_and_every_run_option(capsys):
-    from harness.cli import build_parser
+    from gmgbench.harness.cli import build_parser
 
     with pytest.raises(SystemExit):
         main(["--help"])

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.results import ResultsStore
-from harness.spec import load_spec
+from gmgbench.harness.cli import main
+from gmgbench.harness.results import ResultsStore
+from gmgbench.harness.spec import load_spec
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,7 +47,7 @@ def full_disk(monkeypatch):
     real = os.fdopen
 
     def fill():
-        monkeypatch.setattr("harness.fileio.os.fdopen", lambda fd, *a, **k: _FullFile(real(fd, *a, **k)))
+        monkeypatch.setattr("gmgbench.harness.fileio.os.fdopen", lambda fd, *a, **k: _FullFile(real(fd, *a, **k)))
 
     return fill
 
@@ -105,7 +105,7 @@ def test_full_disk_while_publishing_releases_nothing(one_spec, tmp_path, capsys,
     def full(*a, **k):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr("harness.leaderboard.figures._save", full)  # the figures fill the disk
+    monkeypatch.setattr("gmgbench.harness.leaderboard.figures._save", full)  # the figures fill the disk
     capsys.readouterr()
     assert main(["leaderboard", str(one_spec), "--results", str(store), "--publish"]) == 1
     line = _one_line(capsys)
@@ -193,7 +193,7 @@ def test_a_reader_that_leaves_early_is_no_error(argv, tmp_path):
     read, write = os.pipe()
     os.close(read)
     try:
-        proc = subprocess.run([sys.executable, "-m", "harness.cli", *argv], stdout=write, stderr=subprocess.PIPE,
+        proc = subprocess.run([sys.executable, "-m", "gmgbench.harness.cli", *argv], stdout=write, stderr=subprocess.PIPE,
                               cwd=REPO, env=env, text=True, timeout=300)
     finally:
         os.close(write)

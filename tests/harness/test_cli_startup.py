@@ -26,7 +26,7 @@ HEAVY = ("torch", "jax", "jaxlib", "sklearn", "ott", "matplotlib")
 # Runs the CLI like the console script does, then lists the heavy modules it loaded.
 _PROBE = """
 import json, sys
-from harness import cli
+from gmgbench.harness import cli
 try:
     cli.main(sys.argv[2:])
 except SystemExit:
@@ -70,8 +70,8 @@ def test_cli_startup_against_bare_python(benchmark, tmp_path):
     reps = 7
     commands = {
         "python -c pass": [sys.executable, "-c", "pass"],
-        "gmgbench --help": [sys.executable, "-m", "harness.cli", "--help"],
-        "gmgbench status demo": [sys.executable, "-m", "harness.cli", "status", str(REPO / "studies" / "demo.yaml"),
+        "gmgbench --help": [sys.executable, "-m", "gmgbench.harness.cli", "--help"],
+        "gmgbench status demo": [sys.executable, "-m", "gmgbench.harness.cli", "status", str(REPO / "studies" / "demo.yaml"),
                                  "--results", str(tmp_path / "store")],
     }
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.cli import main
-from harness.results import ResultsStore
+from gmgbench.harness.cli import main
+from gmgbench.harness.results import ResultsStore
 
 
 def test_tiny_study_end_to_end(write_spec, tiny_spec, tmp_path, monkeypatch, capsys):

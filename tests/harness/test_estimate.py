@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness import estimate
-from harness.results import ResultsStore
-from harness.spec import load_spec
+from gmgbench.harness import estimate
+from gmgbench.harness.results import ResultsStore
+from gmgbench.harness.spec import load_spec
 
 
 def test_costs_add_per_term_and_scale_with_batch(write_spec, tiny_spec):

@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from harness.executors import pending, run_local
-from harness.results import ResultsStore
-from harness.spec import load_spec
+from gmgbench.harness.executors import pending, run_local
+from gmgbench.harness.results import ResultsStore
+from gmgbench.harness.spec import load_spec
 from dist_helpers import install_distribution
 
 
@@ -47,7 +47,7 @@ def test_a_run_held_by_another_process_is_not_trained_twice(write_spec, tiny_spe
     import sys
     import time
 
-    from harness.executors import execute
+    from gmgbench.harness.executors import execute
 
     run = load_spec(write_spec(tiny_spec)).runs()[0]
     store = ResultsStore(tmp_path / "store")
@@ -71,7 +71,7 @@ def test_status_shows_a_locally_running_run(write_spec, tiny_spec, tmp_path):
     import subprocess
     import sys
 
-    from harness.status import collect_status, format_status
+    from gmgbench.harness.status import collect_status, format_status
 
     spec = load_spec(write_spec(tiny_spec))
     run = spec.runs()[0]
@@ -108,7 +108,7 @@ def test_worker_processes_exit_promptly_after_exact_dci(tmp_path):
 def _parallel_dci() -> float:
     import numpy as np
 
-    from metrics.dci import dci_from_codes
+    from gmgbench.metrics.dci import dci_from_codes
 
     rs = np.random.RandomState(0)
     codes, factors = rs.randn(1500, 3), rs.randint(0, 3, size=(1500, 2))
@@ -117,8 +117,8 @@ def _parallel_dci() -> float:
 
 # -- installed plugin packages in worker processes (issue 27) -----------------------------
 _L1 = """
-    from methods.base import Regulariser
-    from methods.registry import register
+    from gmgbench.methods.base import Regulariser
+    from gmgbench.methods.registry import register
     @register
     class L1(Regulariser):
         name = "{name}"
@@ -131,7 +131,7 @@ _L1 = """
 def site(tmp_path, monkeypatch):
     """A temporary site-packages on sys.path (spawned workers inherit it) and a registry
     that forgets what the test loaded."""
-    from methods import registry
+    from gmgbench.methods import registry
 
     path = tmp_path / "site-packages"
     path.mkdir()
@@ -162,13 +162,13 @@ def test_a_broken_or_clashing_package_leaves_other_studies_alone(site, write_spe
     """An installed package that fails to import, or clashes with a built-in name, is one
     warning naming the package; a study that uses none of its methods loads and trains, and
     one that does is told which package failed."""
-    from harness.spec import SpecError
+    from gmgbench.harness.spec import SpecError
 
     install_distribution(site, "gmgbench_ep_clash", _L1.format(name="hfs"), entry="clash")  # hfs is built in
     install_distribution(site, "gmgbench_ep_boom", "raise RuntimeError('plugin exploded')\n", entry="boom")
     with caplog.at_level("WARNING"):
         spec = load_spec(write_spec(tiny_spec))
-    lines = [r.getMessage() for r in caplog.records if r.name == "methods.registry"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "gmgbench.methods.registry"]
     assert any(line.startswith("installed package 'gmgbench_ep_clash'") and "'hfs' is already registered" in line
                for line in lines), lines
     assert any(line.startswith("installed package 'gmgbench_ep_boom'") and "plugin exploded" in line
@@ -189,8 +189,8 @@ def test_a_broken_or_clashing_package_leaves_other_studies_alone(site, write_spe
 _KILLER = """
     import os, signal
     from dataclasses import dataclass
-    from methods.base import Regulariser
-    from methods.registry import register
+    from gmgbench.methods.base import Regulariser
+    from gmgbench.methods.registry import register
 
     @register
     class DieAt(Regulariser):
@@ -255,7 +255,7 @@ def test_workers_die_with_their_parent(write_spec, tiny_spec, tmp_path, how):
     spec_path = write_spec(tiny_spec)
     store_dir = tmp_path / "store"
     repo = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(spec_path), "--results", str(store_dir),
+    proc = subprocess.Popen([sys.executable, "-m", "gmgbench.harness.cli", "run", str(spec_path), "--results", str(store_dir),
                              "--workers", "2", "--no-leaderboard", "-q"], env={**os.environ, "PYTHONPATH": str(repo)},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     workers: list[int] = []

@@ -7,8 +7,8 @@ import stat
 
 import pytest
 
-from harness.errors import UserError, check_keys, did_you_mean
-from harness.fileio import atomic_write, atomic_write_json, file_lock, load_json, load_yaml
+from gmgbench.harness.errors import UserError, check_keys, did_you_mean
+from gmgbench.harness.fileio import atomic_write, atomic_write_json, file_lock, load_json, load_yaml
 
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])

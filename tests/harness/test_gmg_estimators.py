@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from harness import gmg_estimators
+from gmgbench.harness import gmg_estimators
 
 
 def test_comparison_runs_and_debiased_is_closest_on_permuted_isometries(tmp_path, capsys):

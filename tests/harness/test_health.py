@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.health import HealthMonitor, health_state, is_inert, summarise_health, term_names
-from harness.spec import load_spec
-from harness.train import Interrupted, train_run
+from gmgbench.harness.health import HealthMonitor, health_state, is_inert, summarise_health, term_names
+from gmgbench.harness.spec import load_spec
+from gmgbench.harness.train import Interrupted, train_run
 
 
 def _state(workdir):

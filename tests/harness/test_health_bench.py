@@ -19,10 +19,10 @@ import pytest
 import torch
 from side_by_side import interleaved
 
-from harness.health import HealthMonitor
-from methods import registry
-from methods.architectures import VAE
-from methods.base import call_checked
+from gmgbench.harness.health import HealthMonitor
+from gmgbench.methods import registry
+from gmgbench.methods.architectures import VAE
+from gmgbench.methods.base import call_checked
 
 FULL = os.environ.get("GMGBENCH_BENCH_FULL") == "1"
 REGULARISER = ("gmg", {"cost": "cos", "side": "decoder", "use_mean": False, "estimator": "plain", "weight": 1000.0})

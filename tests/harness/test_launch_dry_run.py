@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from harness import cli, estimate
-from harness.results import ResultsStore
-from harness.slurm import cluster
-from harness.slurm.launch import launch
-from harness.slurm.plan import resource_notes, run_resources
-from harness.slurm.profile import Profile, ProfileError, parse_profile
-from harness.spec import load_spec
+from gmgbench.harness import cli, estimate
+from gmgbench.harness.results import ResultsStore
+from gmgbench.harness.slurm import cluster
+from gmgbench.harness.slurm.launch import launch
+from gmgbench.harness.slurm.plan import resource_notes, run_resources
+from gmgbench.harness.slurm.profile import Profile, ProfileError, parse_profile
+from gmgbench.harness.spec import load_spec
 
 
 @pytest.fixture(autouse=True)

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from harness import cli
-from harness.spec import SpecError, load_spec
+from gmgbench.harness import cli
+from gmgbench.harness.spec import SpecError, load_spec
 
 
 def _ids(spec) -> list[str]:
@@ -28,7 +28,7 @@ def two_method_spec(tiny_spec):
     (lambda s: s["train"].update(lr=3e-4), ["train.lr=3e-4"]),
     (lambda s: s["methods"][0]["params"].update(beta=[2.0, 8.0]), ["methods.0.params.beta=[2.0, 8.0]"]),
     (lambda s: s["methods"][1]["regularisers"][0]["params"].update(weight=3.0),
-     ["methods.beta_vae+gmg.regularisers[0].params.weight=3.0"]),
+     ["gmgbench.methods.beta_vae+gmg.regularisers[0].params.weight=3.0"]),
     (lambda s: s["evaluation"]["metrics"]["mig"].update(num_train=32), ["evaluation.metrics.mig.num_train=32"]),
     (lambda s: s.update(seeds=[5, 6]), ["seeds=[5, 6]"]),
     (lambda s: s["methods"][0].update(train={"steps": 9}), ["methods.bvae.train.steps=9"]),  # a new section
@@ -114,9 +114,9 @@ def test_only_methods_keeps_the_claims_between_kept_methods(write_spec, two_meth
 
 
 def test_project_folder_holds_results_and_leaderboards(write_spec, tiny_spec, tmp_path, monkeypatch):
-    from harness import project
-    from harness.executors import store_for
-    from harness.leaderboard import leaderboards_root
+    from gmgbench.harness import project
+    from gmgbench.harness.executors import store_for
+    from gmgbench.harness.leaderboard import leaderboards_root
 
     monkeypatch.setenv(project.ENV, "")  # setenv, not delenv: restored after cli.main sets it
     monkeypatch.setenv(project.LEADERBOARDS_ENV, "")
@@ -139,7 +139,7 @@ def test_project_folder_holds_results_and_leaderboards(write_spec, tiny_spec, tm
 def test_only_seeds_keeps_held_out_selection_where_it_can(write_spec, two_method_spec, only, selection):
     """A long study is run a seed at a time (`--only seed=0`); held-out selection must not
     refuse the subset, and the runs it keeps are the full study's."""
-    from harness.spec import spec_to_dict
+    from gmgbench.harness.spec import spec_to_dict
 
     two_method_spec["seeds"] = 4
     two_method_spec["leaderboard"] = {"selection": {"metric": "mig.discrete_mig", "seeds": [0, 1]}}

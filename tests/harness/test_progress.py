@@ -6,11 +6,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness.executors import run_local
-from harness.progress import StudyProgress, format_seconds
-from harness.results import ResultsStore
-from harness.spec import load_spec
-from harness.train import run_and_store
+from gmgbench.harness.executors import run_local
+from gmgbench.harness.progress import StudyProgress, format_seconds
+from gmgbench.harness.results import ResultsStore
+from gmgbench.harness.spec import load_spec
+from gmgbench.harness.train import run_and_store
 
 
 def _runs(*ids, steps=100):

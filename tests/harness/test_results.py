@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from harness.results import ResultExists, ResultsStore, atomic_write_json
+from gmgbench.harness.results import ResultExists, ResultsStore, atomic_write_json
 
 
 def test_write_read_and_no_silent_overwrite(tmp_path):
@@ -38,7 +38,7 @@ def test_interrupted_write_keeps_the_old_file(tmp_path, monkeypatch):
     def explode(*a, **k):
         raise Boom
 
-    monkeypatch.setattr("harness.results.os.replace", explode)
+    monkeypatch.setattr("gmgbench.harness.results.os.replace", explode)
     with pytest.raises(Boom):
         atomic_write_json(path, {"v": 2})
     assert json.loads(path.read_text()) == {"v": 1}
@@ -62,7 +62,7 @@ def test_job_records_accumulate(tmp_path):
 
 def test_provenance_records_the_commit_the_process_loaded(monkeypatch):
     # A worker that started at one commit and finishes after a new commit must not claim it.
-    from harness import results
+    from gmgbench.harness import results
 
     monkeypatch.setattr(results, "_git_commit", lambda: "f" * 40)
     assert results.provenance()["git_commit"] == results._CODE_COMMIT != "f" * 40

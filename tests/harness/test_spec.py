@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.spec import SpecError, load_spec
+from gmgbench.harness.spec import SpecError, load_spec
 
 
 def test_expand_grid_seeds_and_stable_ids(write_spec, tiny_spec):
@@ -24,7 +24,7 @@ def test_run_id_ignores_bookkeeping_but_not_hyperparameters(write_spec, tiny_spe
 
 
 def test_runspec_round_trips_through_dict(write_spec, tiny_spec):
-    from harness.spec import RunSpec
+    from gmgbench.harness.spec import RunSpec
 
     for run in load_spec(write_spec(tiny_spec)).runs():
         assert RunSpec.from_dict(run.to_dict()) == run

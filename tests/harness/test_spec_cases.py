@@ -6,8 +6,8 @@ from __future__ import annotations
 import yaml
 import pytest
 
-from harness.cli import main
-from harness.spec import SpecError, load_spec, spec_hash
+from gmgbench.harness.cli import main
+from gmgbench.harness.spec import SpecError, load_spec, spec_hash
 
 
 def _with_dci(s):
@@ -86,8 +86,8 @@ def test_nothing_trains_before_the_error(write_spec, tiny_spec, tmp_path, capsys
 
 
 def test_method_configs_are_built_once_at_load(write_spec, tiny_spec, monkeypatch):
-    from harness import train
-    from methods import registry
+    from gmgbench.harness import train
+    from gmgbench.methods import registry
 
     calls = []
     real = registry.make_config

@@ -10,8 +10,8 @@ from operator import delitem, setitem
 
 import pytest
 
-from harness.leaderboard.options import Claim, Options
-from harness.spec import (EvaluationSpec, FrozenMap, LeaderboardSpec, RunSpec, load_spec, spec_from_dict, spec_hash,
+from gmgbench.harness.leaderboard.options import Claim, Options
+from gmgbench.harness.spec import (EvaluationSpec, FrozenMap, LeaderboardSpec, RunSpec, load_spec, spec_from_dict, spec_hash,
                           spec_to_dict)
 
 CLAIM = {"claim": "b beats a", "better": "b", "than": "a"}
@@ -132,7 +132,7 @@ def test_frozen_map_equals_and_gives_back_its_dict():
 def test_references_are_carried_typed_and_frozen(write_spec, spec_dict):
     """methods[].reference, checked at load, rides on the leaderboard section as Reference
     objects; the board uses them instead of parsing the methods again."""
-    from harness.leaderboard.options import Reference, references
+    from gmgbench.harness.leaderboard.options import Reference, references
 
     spec_dict["methods"][1]["reference"] = {"dsprites_procedural": {"mig.discrete_mig": 0.25, "source": "Table 1"}}
     spec = load_spec(write_spec(spec_dict))

@@ -6,19 +6,19 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.results import ResultsStore
-from harness.spec import load_spec
-from harness.train import Interrupted, StaleCheckpoint, run_and_store
-from methods import registry, source
+from gmgbench.harness.cli import main
+from gmgbench.harness.results import ResultsStore
+from gmgbench.harness.spec import load_spec
+from gmgbench.harness.train import Interrupted, StaleCheckpoint, run_and_store
+from gmgbench.methods import registry, source
 
 REPO = Path(__file__).resolve().parents[2]
 
 PLUGIN = '''
 from dataclasses import dataclass
 
-from methods.base import Regulariser
-from methods.registry import register
+from gmgbench.methods.base import Regulariser
+from gmgbench.methods.registry import register
 
 SCALE = 1.0
 
@@ -147,7 +147,7 @@ def test_leaderboard_refuses_to_average_two_code_versions(plugin_spec, tmp_path,
 
 
 def test_committed_cpu_repro_results_aggregate_and_v1_rebuilds(capsys):
-    from harness import leaderboard
+    from gmgbench.harness import leaderboard
 
     # v1's own spec: studies/cpu-repro.yaml has calibrated lambda grids since (new run ids)
     manifest = json.loads((REPO / "leaderboards" / "cpu-repro" / "v1" / "manifest.json").read_text())
@@ -164,12 +164,12 @@ def test_older_results_are_judged_by_their_builtin_file_without_importing_method
     import subprocess
     import sys
 
-    from methods.source import file_hash
+    from gmgbench.methods.source import file_hash
 
     now = file_hash("methods/beta_vae.py")
-    code = ("import json, sys; from harness.stale import recorded_changes; "
+    code = ("import json, sys; from gmgbench.harness.stale import recorded_changes; "
             "print(json.dumps([recorded_changes({'method_source': {'beta_vae': h}}) for h in sys.argv[1:]])); "
-            "print(sorted(m for m in sys.modules if m in ('torch', 'methods.beta_vae')))")
+            "print(sorted(m for m in sys.modules if m in ('torch', 'gmgbench.methods.beta_vae')))")
     out = subprocess.run([sys.executable, "-c", code, now, "0" * 16], capture_output=True, text=True, cwd=REPO,
                          env={**__import__("os").environ, "PYTHONPATH": str(REPO)}, timeout=120)
     same, changed = json.loads(out.stdout.splitlines()[0])

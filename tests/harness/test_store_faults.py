@@ -8,12 +8,12 @@ import logging
 
 import pytest
 
-from harness.cli import main
-from harness.executors import pending
-from harness.fileio import file_lock
-from harness.results import ResultsStore
-from harness.spec import load_spec
-from harness.train import run_and_store
+from gmgbench.harness.cli import main
+from gmgbench.harness.executors import pending
+from gmgbench.harness.fileio import file_lock
+from gmgbench.harness.results import ResultsStore
+from gmgbench.harness.spec import load_spec
+from gmgbench.harness.train import run_and_store
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def test_a_bad_next_result_never_replaces_a_good_one_and_is_quarantined(done_run
         doc = json.loads(result)
         content = json.dumps({**doc, "run_id": "0" * 16})
     _plant_next(store, run.run_id, content)
-    with caplog.at_level(logging.WARNING, logger="harness.results"):
+    with caplog.at_level(logging.WARNING, logger="gmgbench.harness.results"):
         assert main(["run", str(one_spec), "--results", str(store.root), "--no-leaderboard"]) == 0
     assert store.result_path(run.run_id).read_bytes() == result
     assert (store.workdir(run.run_id) / "model.pt").read_bytes() == model
@@ -99,7 +99,7 @@ def test_a_score_that_is_not_a_number_is_named_not_dropped(done_run, one_spec, v
     assert main(["leaderboard", str(one_spec), "--results", str(store.root)]) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
-    assert f"{store.result_path(run.run_id)}: metrics.mig.discrete_mig: " in err and "not a number" in err
+    assert f"{store.result_path(run.run_id)}: gmgbench.metrics.mig.discrete_mig: " in err and "not a number" in err
 
 
 def test_evaluate_refuses_scores_that_contradict_the_runs_config(done_run, capsys):
@@ -128,7 +128,7 @@ def test_evaluate_records_the_settings_of_a_metric_the_config_lacks(done_run):
 
 
 def test_a_checkpoint_that_loads_but_lacks_keys_is_named_and_repaired(one_spec, tmp_path, capsys):
-    from harness import checkpoints
+    from gmgbench.harness import checkpoints
 
     store = ResultsStore(tmp_path / "store")
     (run,) = load_spec(one_spec).runs()

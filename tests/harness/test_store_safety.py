@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from harness import checkpoints
-from harness.cli import main
-from harness.results import ResultsStore, StoreError
-from harness.spec import load_spec
-from harness.train import Interrupted, run_and_store, train_run
+from gmgbench.harness import checkpoints
+from gmgbench.harness.cli import main
+from gmgbench.harness.results import ResultsStore, StoreError
+from gmgbench.harness.spec import load_spec
+from gmgbench.harness.train import Interrupted, run_and_store, train_run
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -162,7 +162,7 @@ def test_dsprites_loader_never_unpickles_metadata(tmp_path):
 
 
 def test_dsprites_pickle_in_a_numeric_entry_is_refused_naming_the_file(tmp_path):
-    from harness.data import DatasetError
+    from gmgbench.harness.data import DatasetError
 
     marker = tmp_path / "pwned"
     classes = np.empty((1,), dtype=object)
@@ -210,7 +210,7 @@ def test_force_swap_interrupted_after_its_commit_point_is_finished_by_the_next_r
         run_and_store(run, store, force=True, progress=False)
     monkeypatch.undo()
     committed = json.loads((store.next_workdir(run.run_id) / "result.json").read_text())
-    from harness.executors import pending
+    from gmgbench.harness.executors import pending
 
     assert pending([run], store) == []  # finishes the swap
     assert store.read_result(run.run_id)["provenance"]["started"] == committed["provenance"]["started"]
@@ -221,7 +221,7 @@ def test_killed_checkpoint_write_leaves_no_temporary(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("harness.fileio.os.replace", boom)
+    monkeypatch.setattr("gmgbench.harness.fileio.os.replace", boom)
     with pytest.raises(KeyboardInterrupt):
         checkpoints.save({"x": torch.zeros(3)}, tmp_path / "checkpoint.pt")
     assert list(tmp_path.iterdir()) == []
@@ -319,7 +319,7 @@ def test_signal_to_parent_stops_workers_which_checkpoint(write_spec, tiny_spec, 
     spec_path = write_spec(tiny_spec)
     store_dir = tmp_path / "store"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(spec_path), "--results", str(store_dir),
+    proc = subprocess.Popen([sys.executable, "-m", "gmgbench.harness.cli", "run", str(spec_path), "--results", str(store_dir),
                              "--workers", "2", "--no-leaderboard"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
@@ -351,7 +351,7 @@ def test_sigterm_to_a_single_process_run_checkpoints_and_exits(write_spec, tiny_
     spec_path = write_spec(tiny_spec)
     store_dir = tmp_path / "store"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(spec_path), "--results", str(store_dir),
+    proc = subprocess.Popen([sys.executable, "-m", "gmgbench.harness.cli", "run", str(spec_path), "--results", str(store_dir),
                              "--no-leaderboard"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.time() + 120

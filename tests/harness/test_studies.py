@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import leaderboard
-from harness.executors import run_local
-from harness.results import ResultsStore
-from harness.spec import load_spec, parse_spec
+from gmgbench.harness import leaderboard
+from gmgbench.harness.executors import run_local
+from gmgbench.harness.results import ResultsStore
+from gmgbench.harness.spec import load_spec, parse_spec
 
 STUDIES = sorted((Path(__file__).resolve().parents[2] / "studies").glob("*.yaml"))
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.results import ResultsStore
-from harness.spec import load_spec
-from harness.train import Interrupted, run_and_store, train_run
+from gmgbench.harness.results import ResultsStore
+from gmgbench.harness.spec import load_spec
+from gmgbench.harness.train import Interrupted, run_and_store, train_run
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_different_seeds_differ(tmp_path, write_spec, tiny_spec):
 def test_one_seed_pairs_runs_across_methods(tmp_path, write_spec, tiny_spec, monkeypatch):
     """Paired claims (harness/leaderboard/claims.py) rest on this: two methods' runs of one
     seed start from the same weights and see the same batches in the same order."""
-    import harness.train as train
+    import gmgbench.harness.train as train
 
     tiny_spec["methods"] = [
         {"label": "plain", "objective": "beta_vae", "params": {"beta": 4.0}},
@@ -116,7 +116,7 @@ def test_failure_writes_a_failure_record_and_no_result(tmp_path, one_run, monkey
     def broken(*args, **kwargs):
         raise RuntimeError("simulated crash in evaluation")
 
-    monkeypatch.setattr("harness.train.evaluate_model", broken)
+    monkeypatch.setattr("gmgbench.harness.train.evaluate_model", broken)
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_and_store(one_run, store, progress=False)
     assert not store.has_result(one_run.run_id)
@@ -126,12 +126,12 @@ def test_failure_writes_a_failure_record_and_no_result(tmp_path, one_run, monkey
 
 def test_stored_result_is_skipped_then_forced(tmp_path, one_run, monkeypatch):
     store = ResultsStore(tmp_path)
-    monkeypatch.setattr("harness.train.evaluate_model", lambda *a, **k: {"mig": {"discrete_mig": 0.25}})
+    monkeypatch.setattr("gmgbench.harness.train.evaluate_model", lambda *a, **k: {"mig": {"discrete_mig": 0.25}})
     first = run_and_store(one_run, store, progress=False)
     assert first["metrics"] == {"mig": {"discrete_mig": 0.25}}
     assert first["config"]["run_id"] == one_run.run_id
     # Every parameter in effect is recorded, defaults the spec did not set included.
-    from methods import registry
+    from gmgbench.methods import registry
 
     want = {**registry.get(one_run.objective, "objective").parameters(), **one_run.objective_params}
     assert first["method_config"] == {"objective": want, "regularisers": []}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from metrics.validation import UNTESTED_ENV, require_version
+from gmgbench.metrics.validation import UNTESTED_ENV, require_version
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,8 +23,8 @@ def _fake_versions(monkeypatch, **versions):
 
 
 def test_installed_versions_are_in_the_tested_ranges():
-    from harness.slurm.profile import SUBMITIT_TESTED
-    from metrics.dci import SKLEARN_TESTED
+    from gmgbench.harness.slurm.profile import SUBMITIT_TESTED
+    from gmgbench.metrics.dci import SKLEARN_TESTED
 
     assert require_version("scikit-learn", *SKLEARN_TESTED, why="x") == metadata.version("scikit-learn")
     assert require_version("submitit", *SUBMITIT_TESTED, why="x") == metadata.version("submitit")
@@ -47,7 +47,7 @@ def test_untested_version_can_be_allowed_with_a_warning(monkeypatch):
 def test_dci_refuses_an_untested_scikit_learn_at_import():
     probe = ("import importlib.metadata as m; real = m.version\n"
              "m.version = lambda d: '1.10.0' if d == 'scikit-learn' else real(d)\n"
-             "import metrics.dci\n")
+             "import gmgbench.metrics.dci\n")
     env = {k: v for k, v in os.environ.items() if k != UNTESTED_ENV}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
     proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
@@ -56,7 +56,7 @@ def test_dci_refuses_an_untested_scikit_learn_at_import():
 
 
 def test_launcher_refuses_an_untested_submitit(monkeypatch):
-    from harness.slurm import profile
+    from gmgbench.harness.slurm import profile
 
     _fake_versions(monkeypatch, submitit="1.6.0")
     with pytest.raises(RuntimeError, match="submitit 1.6.0 is installed.*_valid_parameters"):
@@ -64,8 +64,8 @@ def test_launcher_refuses_an_untested_submitit(monkeypatch):
 
 
 def test_pyproject_caps_match_the_checked_ranges():
-    from harness.slurm.profile import SUBMITIT_TESTED
-    from metrics.dci import SKLEARN_TESTED
+    from gmgbench.harness.slurm.profile import SUBMITIT_TESTED
+    from gmgbench.metrics.dci import SKLEARN_TESTED
 
     deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
     assert f"scikit-learn>={SKLEARN_TESTED[0]},<{SKLEARN_TESTED[1]}" in deps

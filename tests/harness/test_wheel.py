@@ -127,7 +127,7 @@ def test_installed_wheel_runs_the_demo_outside_the_checkout(wheel, tmp_path):
 
 def test_init_copies_the_local_cluster_scripts_executable(tmp_path):
     """`gmgbench init` gives a project slurm/local/*.sh, runnable as docs/slurm.md §5 says."""
-    from harness import assets
+    from gmgbench.harness import assets
 
     written = assets.copy_into(tmp_path, say=lambda _: None)
     scripts = sorted(p.name for p in written if p.parent == tmp_path / "slurm" / "local")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import leaderboard
+from gmgbench.harness import leaderboard
 from lb_helpers import toy_store
 
 

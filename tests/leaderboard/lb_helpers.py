@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.results import ResultsStore
-from harness.spec import EvaluationSpec, LeaderboardSpec, MethodSpec, RegulariserSpec, StudySpec
+from gmgbench.harness.results import ResultsStore
+from gmgbench.harness.spec import EvaluationSpec, LeaderboardSpec, MethodSpec, RegulariserSpec, StudySpec
 
 
 def make_spec(*, datasets=("ds_a", "ds_b"), seeds=(0, 1, 2), leaderboard=None, methods=None, name="toy",

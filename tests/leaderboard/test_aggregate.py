@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import leaderboard
-from harness.leaderboard.aggregate import LeaderboardError
-from harness.results import ResultsStore
+from gmgbench.harness import leaderboard
+from gmgbench.harness.leaderboard.aggregate import LeaderboardError
+from gmgbench.harness.results import ResultsStore
 from lb_helpers import DCI, fill, make_spec, toy_store
 
 G = "beta=1.0,gmg.weight=10.0"  # gamma's setting string
@@ -172,7 +172,7 @@ def test_reference_column_and_difference(tmp_path):
 
 
 def test_cell_format():
-    from harness.leaderboard.render import cell
+    from gmgbench.harness.leaderboard.render import cell
 
     assert cell(0.12345, 0.0312, 3, 3) == "0.123 ± 0.031 (3)"
     assert cell(0.5, math.nan, 1, 2) == "0.50 ± n/a (1)"

@@ -8,11 +8,11 @@ import pytest
 from lb_helpers import fill, make_spec, toy_store
 from scipy import stats
 
-from harness import leaderboard
-from harness.leaderboard import LeaderboardError, power
-from harness.leaderboard.claims import holm, judge, paired_test, welch_interval, welch_test
-from harness.results import ResultsStore
-from harness.spec import MethodSpec
+from gmgbench.harness import leaderboard
+from gmgbench.harness.leaderboard import LeaderboardError, power
+from gmgbench.harness.leaderboard.claims import holm, judge, paired_test, welch_interval, welch_test
+from gmgbench.harness.results import ResultsStore
+from gmgbench.harness.spec import MethodSpec
 
 CLAIMS = [
     {"claim": "beta beats alpha", "better": "beta", "than": "alpha"},

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness import leaderboard
-from harness.leaderboard import figures
-from harness.leaderboard.figures import _board_entries, _figure, _scale, slug, split_loss, training_curves
-from harness.results import ResultsStore
-from harness.spec import MethodSpec, RegulariserSpec
+from gmgbench.harness import leaderboard
+from gmgbench.harness.leaderboard import figures
+from gmgbench.harness.leaderboard.figures import _board_entries, _figure, _scale, slug, split_loss, training_curves
+from gmgbench.harness.results import ResultsStore
+from gmgbench.harness.spec import MethodSpec, RegulariserSpec
 from lb_helpers import fill, make_spec
 
 HELD_OUT = {"metric": "dci.disentanglement", "seeds": [0, 1]}

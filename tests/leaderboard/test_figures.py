@@ -7,11 +7,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from harness import leaderboard
-from harness.results import ResultsStore
-from harness.spec import EvaluationSpec, MethodSpec, RegulariserSpec, StudySpec
+from gmgbench.harness import leaderboard
+from gmgbench.harness.results import ResultsStore
+from gmgbench.harness.spec import EvaluationSpec, MethodSpec, RegulariserSpec, StudySpec
 from lb_helpers import fill
-from methods.architectures import VAE
+from gmgbench.methods.architectures import VAE
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -25,7 +25,7 @@ def _spec() -> StudySpec:
 
 
 def _save_tiny_models(store: ResultsStore, spec: StudySpec) -> None:
-    # Saved the way harness.train does, so harness.train.load_model reads it.
+    # Saved the way gmgbench.harness.train does, so gmgbench.harness.train.load_model reads it.
     for run in spec.runs():
         torch.manual_seed(run.seed)
         model = VAE(num_channels=1, latent_dim=run.train.latent_dim)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from harness import leaderboard
-from harness.results import ResultsStore
-from harness.spec import MethodSpec, RegulariserSpec
+from gmgbench.harness import leaderboard
+from gmgbench.harness.results import ResultsStore
+from gmgbench.harness.spec import MethodSpec, RegulariserSpec
 from lb_helpers import make_spec, result
 
 # Per method, per seed: (dec_cos_gmg_rel, dec_ccos_gmg_rel, collapsed).

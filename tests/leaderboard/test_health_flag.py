@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.leaderboard import build, verify
-from harness.leaderboard.health import EXPLANATION, FLAG
-from harness.results import ResultsStore
-from harness.spec import MethodSpec, RegulariserSpec
+from gmgbench.harness.leaderboard import build, verify
+from gmgbench.harness.leaderboard.health import EXPLANATION, FLAG
+from gmgbench.harness.results import ResultsStore
+from gmgbench.harness.spec import MethodSpec, RegulariserSpec
 from lb_helpers import make_spec, result
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,8 +65,8 @@ def test_committed_cpu_repro_results_render_with_health_unknown():
     """The v1 results predate health; the study's grids changed since, so use v1's own spec."""
     import json
 
-    from harness.leaderboard import spec_from_dict
-    from harness.results import ResultsStore
+    from gmgbench.harness.leaderboard import spec_from_dict
+    from gmgbench.harness.results import ResultsStore
 
     manifest = json.loads((REPO / "leaderboards" / "cpu-repro" / "v1" / "manifest.json").read_text())
     spec = spec_from_dict(manifest["spec"])
@@ -82,7 +82,7 @@ def test_release_from_before_health_rebuilds_byte_for_byte():
 
 
 def test_health_figure_draws_each_run_and_curves_keep_a_zero_term_visible(tmp_path):
-    from harness.leaderboard import figures
+    from gmgbench.harness.leaderboard import figures
 
     store = _store(tmp_path)
     agg = build(_spec(), store).agg

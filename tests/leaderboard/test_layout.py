@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[2] / "harness" / "leaderboard"
-NAME = "harness.leaderboard"
+NAME = "gmgbench.harness.leaderboard"
 
 
 def _imports(path: Path) -> set[str]:
@@ -42,7 +42,7 @@ def test_no_import_circle_between_leaderboard_modules():
 
 
 def test_options_load_without_pandas():
-    code = ("import sys; import harness.leaderboard.options as o; from harness.leaderboard import LeaderboardError; "
+    code = ("import sys; import gmgbench.harness.leaderboard.options as o; from gmgbench.harness.leaderboard import LeaderboardError; "
             "assert o.LeaderboardError is LeaderboardError; "
             "print(sorted(m for m in ('pandas', 'scipy', 'tabulate', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from harness.cli import main
-from harness.leaderboard import power
+from gmgbench.harness.cli import main
+from gmgbench.harness.leaderboard import power
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -2,10 +2,10 @@
 or a board read from another results store than latest.md's, is written as a labelled preview."""
 from __future__ import annotations
 
-from harness import leaderboard
-from harness.cli import main
-from harness.results import ResultsStore
-from harness.spec import load_spec
+from gmgbench.harness import leaderboard
+from gmgbench.harness.cli import main
+from gmgbench.harness.results import ResultsStore
+from gmgbench.harness.spec import load_spec
 from lb_helpers import fill, known_values, toy_store
 
 SPEC = ("name: clitest\ndatasets: [dsprites_procedural]\n"

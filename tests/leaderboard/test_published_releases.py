@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.leaderboard import verify
+from gmgbench.harness.leaderboard import verify
 
 REPO = Path(__file__).resolve().parents[2]
 RELEASES = sorted(p.parent for p in (REPO / "leaderboards").glob("*/v*/manifest.json"))

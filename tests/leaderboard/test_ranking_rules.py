@@ -7,10 +7,10 @@ import math
 
 import pandas as pd
 
-from harness import leaderboard
-from harness.leaderboard.release import _leader
-from harness.results import ResultsStore
-from harness.spec import MethodSpec, RegulariserSpec
+from gmgbench.harness import leaderboard
+from gmgbench.harness.leaderboard.release import _leader
+from gmgbench.harness.results import ResultsStore
+from gmgbench.harness.spec import MethodSpec, RegulariserSpec
 from lb_helpers import fill, make_spec, result
 
 

@@ -10,11 +10,11 @@ import stat
 import pandas as pd
 import pytest
 
-from harness import leaderboard
-from harness.leaderboard.aggregate import LeaderboardError
-from harness.leaderboard.release import ReleaseExists
-from harness.results import ResultsStore
-from harness.spec import MethodSpec
+from gmgbench.harness import leaderboard
+from gmgbench.harness.leaderboard.aggregate import LeaderboardError
+from gmgbench.harness.leaderboard.release import ReleaseExists
+from gmgbench.harness.results import ResultsStore
+from gmgbench.harness.spec import MethodSpec
 from lb_helpers import DCI, fill, known_values, make_spec, toy_store
 
 G = "beta=1.0,gmg.weight=10.0"
@@ -108,7 +108,7 @@ def test_rebuild_detects_edits(released):
 
 
 def test_rebuild_cli(released, capsys):
-    from harness.cli import main
+    from gmgbench.harness.cli import main
 
     _, _, _, v1 = released
     assert main(["leaderboard", "--rebuild", str(v1)]) == 0
@@ -195,8 +195,8 @@ def test_dlib_export_layout_and_aggregation(released):
 
 def test_cli_publish_and_latest(tmp_path, capsys):
     """The CLI path end to end on a YAML spec with hand-written results."""
-    from harness.cli import main
-    from harness.spec import load_spec
+    from gmgbench.harness.cli import main
+    from gmgbench.harness.spec import load_spec
 
     path = tmp_path / "clitest.yaml"
     path.write_text("name: clitest\ndatasets: [dsprites_procedural]\n"
@@ -239,7 +239,7 @@ def test_changelog_across_selection_modes_does_not_compare_ranks(released):
 
 
 def test_verify_checks_the_result_files_against_the_manifest(released, capsys):
-    from harness.cli import main
+    from gmgbench.harness.cli import main
 
     spec, store, root, v1 = released
     assert leaderboard.verify(v1, results=store.root) == (True, "")
@@ -254,7 +254,7 @@ def test_verify_checks_the_result_files_against_the_manifest(released, capsys):
 
 def test_release_notes_head_the_changelog_entry_and_stay_in_the_manifest(released, tmp_path, capsys):
     """`--publish --notes FILE`: the publisher's why, above what the tables show changed."""
-    from harness.cli import main
+    from gmgbench.harness.cli import main
 
     spec, store, root, _ = released
     why = "Why: the regulariser was inert in v1; lambdas are calibrated now."

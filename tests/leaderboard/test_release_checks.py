@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import leaderboard
-from harness.cli import main
+from gmgbench.harness import leaderboard
+from gmgbench.harness.cli import main
 from lb_helpers import toy_store
 
 
@@ -81,7 +81,7 @@ def test_a_commit_outside_a_git_checkout_says_why_it_is_unknown(tmp_path):
 
     here = Path(__file__).resolve().parents[2]
     shutil.copytree(here / "harness", tmp_path / "harness", ignore=shutil.ignore_patterns("__pycache__"))
-    out = subprocess.run([sys.executable, "-c", "from harness.results import provenance; "
+    out = subprocess.run([sys.executable, "-c", "from gmgbench.harness.results import provenance; "
                           "print(provenance()['git_commit'])"], cwd=tmp_path, capture_output=True, text=True,
                          env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}, timeout=120)
     assert out.stdout.strip() == ("unknown (gmgbench runs from an installed package, not a git checkout; "

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import leaderboard
-from harness.cli import main
-from harness.leaderboard.release import rebuild, versions
+from gmgbench.harness import leaderboard
+from gmgbench.harness.cli import main
+from gmgbench.harness.leaderboard.release import rebuild, versions
 from lb_helpers import toy_store
 
 
@@ -94,7 +94,7 @@ def test_a_stray_empty_version_folder_does_not_block_publishing(tmp_path):
 
 
 def test_leaderboard_md_holds_no_absolute_results_path(tmp_path, monkeypatch):
-    from harness.cli import _leaderboard_command, build_parser
+    from gmgbench.harness.cli import _leaderboard_command, build_parser
 
     spec, store = toy_store(tmp_path / "work")
     monkeypatch.chdir(tmp_path)
@@ -109,7 +109,7 @@ def test_leaderboard_md_holds_no_absolute_results_path(tmp_path, monkeypatch):
 
 
 def test_a_release_from_a_dirty_tree_says_so_in_its_header(released, monkeypatch, tmp_path):
-    from harness import results
+    from gmgbench.harness import results
 
     spec, store, root, v1 = released
     monkeypatch.setattr(results, "_CODE_COMMIT", "abc1234-dirty")

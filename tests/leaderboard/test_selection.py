@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from lb_helpers import fill, make_spec
 
-from harness import leaderboard
-from harness.leaderboard import LeaderboardError, Options
-from harness.leaderboard.claims import judge
-from harness.results import ResultsStore
-from harness.spec import MethodSpec, SpecError, load_spec
+from gmgbench.harness import leaderboard
+from gmgbench.harness.leaderboard import LeaderboardError, Options
+from gmgbench.harness.leaderboard.claims import judge
+from gmgbench.harness.results import ResultsStore
+from gmgbench.harness.spec import MethodSpec, SpecError, load_spec
 
 REPO = Path(__file__).resolve().parents[2]
 HELD_OUT = {"metric": "dci.disentanglement", "seeds": [0, 1]}

@@ -21,9 +21,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from methods import ot, registry  # noqa: E402
-from methods.architectures import VAE  # noqa: E402
-from methods.beta_vae import BetaVAE  # noqa: E402
+from gmgbench.methods import ot, registry  # noqa: E402
+from gmgbench.methods.architectures import VAE  # noqa: E402
+from gmgbench.methods.beta_vae import BetaVAE  # noqa: E402
 from side_by_side import interleaved, ratios  # noqa: E402
 
 torch.set_num_threads(1)
@@ -76,7 +76,7 @@ def _model_state(state: str):
         torch.manual_seed(0)
         model = VAE(num_channels=1, latent_dim=10)
         return model.state_dict(), (torch.rand(64, 1, 64, 64, generator=torch.Generator().manual_seed(0)) > 0.8).float()
-    from harness.gmg_estimators import briefly_trained_vae
+    from gmgbench.harness.gmg_estimators import briefly_trained_vae
 
     model, ds, rs, _ = briefly_trained_vae(WARM_STEPS)
     return copy.deepcopy(model.state_dict()), ds.training_batch(ds.sample_factors(64, rs), rs)

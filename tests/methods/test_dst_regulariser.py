@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from methods import ot, registry
-from methods.architectures import VAE
-from methods.regularisers.map_pairs import map_pairs
+from gmgbench.methods import ot, registry
+from gmgbench.methods.architectures import VAE
+from gmgbench.methods.regularisers.map_pairs import map_pairs
 
 torch.set_num_threads(1)
 

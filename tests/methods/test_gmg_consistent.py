@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from methods import ot, registry
-from methods.architectures import VAE
-from methods.regularisers.gmg import ESTIMATORS, gmg_from_costs, gmg_logs
+from gmgbench.methods import ot, registry
+from gmgbench.methods.architectures import VAE
+from gmgbench.methods.regularisers.gmg import ESTIMATORS, gmg_from_costs, gmg_logs
 
 torch.set_num_threads(1)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from methods.toys import figure2
+from gmgbench.methods.toys import figure2
 
 torch.set_num_threads(1)
 

@@ -6,9 +6,9 @@ import itertools
 import pytest
 import torch
 
-from methods import registry
-from methods.base import ForwardPass, call_checked
-from methods.regularisers.hfs import HFS, hausdorff_factorized_support, latent_pairs
+from gmgbench.methods import registry
+from gmgbench.methods.base import ForwardPass, call_checked
+from gmgbench.methods.regularisers.hfs import HFS, hausdorff_factorized_support, latent_pairs
 
 
 def _reference(z: torch.Tensor, pairs) -> float:

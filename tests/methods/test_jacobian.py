@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from methods import registry
-from methods.architectures import VAE
-from methods.base import ForwardPass, call_checked
-from methods.regularisers.jacobian import JacobianIsometry, random_directions
+from gmgbench.methods import registry
+from gmgbench.methods.architectures import VAE
+from gmgbench.methods.base import ForwardPass, call_checked
+from gmgbench.methods.regularisers.jacobian import JacobianIsometry, random_directions
 
 
 class Linear(torch.nn.Module):

@@ -13,11 +13,11 @@ import pickle
 import pytest
 import torch
 
-from methods import registry
-from methods.architectures import VAE
-from methods.base import ForwardPass, call_checked
-from methods.beta_tcvae import BetaTCVAE, _log_weights, kl_decomposition, log_density_gaussian
-from methods.beta_vae import BetaVAE, gaussian_kl
+from gmgbench.methods import registry
+from gmgbench.methods.architectures import VAE
+from gmgbench.methods.base import ForwardPass, call_checked
+from gmgbench.methods.beta_tcvae import BetaTCVAE, _log_weights, kl_decomposition, log_density_gaussian
+from gmgbench.methods.beta_vae import BetaVAE, gaussian_kl
 
 N_HUGE = 10**9  # "continuous" data: the batch is a sample from a vast dataset
 

@@ -13,9 +13,9 @@ import pytest
 import torch
 from side_by_side import interleaved, ratios
 
-from methods import registry
-from methods.architectures import VAE
-from methods.base import call_checked, update_checked
+from gmgbench.methods import registry
+from gmgbench.methods.architectures import VAE
+from gmgbench.methods.base import call_checked, update_checked
 
 FULL = os.environ.get("GMGBENCH_BENCH_FULL") == "1"
 CONFIGS = {

@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from methods import ot  # noqa: E402
+from gmgbench.methods import ot  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -160,7 +160,7 @@ def test_pot_at_equal_epsilon_is_a_different_problem():
 
 
 def test_ott_does_not_recompile_when_epsilon_changes():
-    from methods.ot import ott_gw
+    from gmgbench.methods.ot import ott_gw
 
     cx, cy = costs(4, 20, "l2sq")
     ot.solve_gw(cx, cy, 0.03, backend="ott")
@@ -173,7 +173,7 @@ def test_ott_does_not_recompile_when_epsilon_changes():
 def test_torch_tensors_cross_to_jax_without_a_copy():
     # The ott backend hands its cost matrices to JAX by DLPack; a copy here would cost a
     # memcpy per solve on CPU and a device round trip on a GPU.
-    from methods.ot.ott_gw import _to_jax
+    from gmgbench.methods.ot.ott_gw import _to_jax
 
     t = torch.rand(64, 64)
     arr = _to_jax(t)
@@ -269,8 +269,8 @@ def test_feasible_is_the_marginal_check_and_converged_also_needs_the_loops():
 def test_the_gw_cost_is_computed_once_per_gmg_step(monkeypatch):
     # The solver's envelope cost is the one the regulariser differentiates: no second
     # quadratic_cost in the regulariser (issue 16).
-    from methods.ot import gw_problem
-    from methods.regularisers.gmg import gmg_from_costs
+    from gmgbench.methods.ot import gw_problem
+    from gmgbench.methods.regularisers.gmg import gmg_from_costs
 
     calls = []
     real = gw_problem.quadratic_cost

@@ -9,10 +9,10 @@ import pytest
 import torch
 import yaml
 
-from methods import registry
-from methods.architectures import VAE
-from methods.base import MethodOutputError, call_checked
-from methods.registry import PluginError
+from gmgbench.methods import registry
+from gmgbench.methods.architectures import VAE
+from gmgbench.methods.base import MethodOutputError, call_checked
+from gmgbench.methods.registry import PluginError
 from dist_helpers import install_distribution
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,8 +71,8 @@ def test_regulariser_example_loads_and_trains_with_a_builtin_objective():
 
 
 def test_objective_example_runs_through_a_tiny_study(tmp_path):
-    spec_mod = pytest.importorskip("harness.spec")
-    train = pytest.importorskip("harness.train")
+    spec_mod = pytest.importorskip("gmgbench.harness.spec")
+    train = pytest.importorskip("gmgbench.harness.train")
     plugin = tmp_path / "capacity_vae.py"
     plugin.write_text((EXAMPLES / "capacity_vae.py").read_text())
     spec = {
@@ -97,15 +97,15 @@ BROKEN = {
     "syntax error": ("def oops(:\n", r"importing the plugin failed: SyntaxError"),
     "import error": ("import no_such_module_for_gmgbench\n", r"ModuleNotFoundError: No module named 'no_such_module_for_gmgbench'"),
     "registers nothing": ("""
-        from methods.base import Objective
+        from gmgbench.methods.base import Objective
         class Forgotten(Objective):
             name = "forgotten"
             def __call__(self, out):
                 return out.mu.sum(), {}
-        """, r"registers no method; decorate an Objective or Regulariser subclass with @methods.registry.register"),
+        """, r"registers no method; decorate an Objective or Regulariser subclass with @gmgbench.methods.registry.register"),
     "missing name": ("""
-        from methods.base import Objective
-        from methods.registry import register
+        from gmgbench.methods.base import Objective
+        from gmgbench.methods.registry import register
         @register
         class NoName(Objective):
             def __call__(self, out):
@@ -113,8 +113,8 @@ BROKEN = {
         """, r"NoName.name must be a Python identifier, got ''"),
     "missing weight field": ("""
         from dataclasses import dataclass
-        from methods.base import Regulariser
-        from methods.registry import register
+        from gmgbench.methods.base import Regulariser
+        from gmgbench.methods.registry import register
         @register
         class Reg(Regulariser):
             name = "reg_without_weight"
@@ -125,8 +125,8 @@ BROKEN = {
                 return out.mu.sum(), {}
         """, r"regulariser 'reg_without_weight' needs a 'weight' field in its Config"),
     "config not a dataclass": ("""
-        from methods.base import Objective
-        from methods.registry import register
+        from gmgbench.methods.base import Objective
+        from gmgbench.methods.registry import register
         @register
         class Obj(Objective):
             name = "obj_plain_config"
@@ -136,15 +136,15 @@ BROKEN = {
                 return out.mu.sum(), {}
         """, r"Obj.Config must be a @dataclass\(frozen=True\)"),
     "no __call__": ("""
-        from methods.base import Objective
-        from methods.registry import register
+        from gmgbench.methods.base import Objective
+        from gmgbench.methods.registry import register
         @register
         class Obj(Objective):
             name = "obj_without_call"
         """, r"Obj must implement __call__\(self, out\) -> \(loss, logs\)"),
     "name clash with a built-in": ("""
-        from methods.base import Objective
-        from methods.registry import register
+        from gmgbench.methods.base import Objective
+        from gmgbench.methods.registry import register
         @register
         class MyBetaVAE(Objective):
             name = "beta_vae"
@@ -168,8 +168,8 @@ def test_broken_plugin_error_names_the_file(tmp_path, case):
 
 def test_a_failed_file_leaves_nothing_registered_and_can_be_fixed(tmp_path):
     good = """
-        from methods.base import Objective
-        from methods.registry import register
+        from gmgbench.methods.base import Objective
+        from gmgbench.methods.registry import register
         @register
         class First(Objective):
             name = "first_of_two"
@@ -186,8 +186,8 @@ def test_a_failed_file_leaves_nothing_registered_and_can_be_fixed(tmp_path):
 
 def test_wrong_return_type_is_caught_at_the_training_step_naming_the_file(tmp_path):
     path = _write(tmp_path, """
-        from methods.base import Objective
-        from methods.registry import register
+        from gmgbench.methods.base import Objective
+        from gmgbench.methods.registry import register
         @register
         class PerSample(Objective):
             name = "per_sample_loss"
@@ -202,8 +202,8 @@ def test_wrong_return_type_is_caught_at_the_training_step_naming_the_file(tmp_pa
 def test_required_parameter_without_default_is_named(tmp_path):
     path = _write(tmp_path, """
         from dataclasses import dataclass
-        from methods.base import Objective
-        from methods.registry import register
+        from gmgbench.methods.base import Objective
+        from gmgbench.methods.registry import register
         @register
         class Obj(Objective):
             name = "needs_target"
@@ -241,8 +241,8 @@ def site(tmp_path, monkeypatch):
 
 def test_entry_point_plugin_registers_once(site):
     install_distribution(site, "gmgbench_ep_good", """
-        from methods.base import Regulariser
-        from methods.registry import register
+        from gmgbench.methods.base import Regulariser
+        from gmgbench.methods.registry import register
         @register
         class L1(Regulariser):
             name = "latent_l1"
@@ -273,8 +273,8 @@ def test_broken_entry_point_is_one_warning_naming_the_package(site, caplog):
 
 def test_entry_point_name_clash_names_it_and_keeps_the_builtin(site):
     install_distribution(site, "gmgbench_ep_clash", """
-        from methods.base import Regulariser
-        from methods.registry import register
+        from gmgbench.methods.base import Regulariser
+        from gmgbench.methods.registry import register
         @register
         class Mine(Regulariser):
             name = "hfs"
@@ -293,7 +293,7 @@ def test_docs_forward_pass_table_lists_every_field_and_property():
     import dataclasses
     import re
 
-    from methods.base import ForwardPass
+    from gmgbench.methods.base import ForwardPass
 
     text = (ROOT / "docs" / "new-method.md").read_text()
     section = text[text.index("## 2. What `__call__` gets"):text.index("## 2b.")]

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from methods import registry
-from methods.base import ForwardPass, MethodOutputError, Objective, Regulariser, call_checked
-from methods.registry import PluginError, register
+from gmgbench.methods import registry
+from gmgbench.methods.base import ForwardPass, MethodOutputError, Objective, Regulariser, call_checked
+from gmgbench.methods.registry import PluginError, register
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).name
@@ -35,7 +35,7 @@ def _objective(name="probe", call=None, config=None):
 
 # -- register: what a researcher gets wrong ----------------------------------------------
 def test_register_rejects_a_class_that_is_not_a_method():
-    with pytest.raises(PluginError, match=rf"{HERE}.*must subclass methods.base.Objective"):
+    with pytest.raises(PluginError, match=rf"{HERE}.*must subclass gmgbench.methods.base.Objective"):
         register(type("NotAMethod", (), {"name": "x"}))
 
 
@@ -222,7 +222,7 @@ def test_methods_page_check_ignores_installed_entry_point_methods(tmp_path, monk
 
     (tmp_path / "toy_ep_pkg.py").write_text(
         "from dataclasses import dataclass\n"
-        "from methods.base import Regulariser\n\n\n"
+        "from gmgbench.methods.base import Regulariser\n\n\n"
         "class ToyEp(Regulariser):\n"
         "    name = 'toy_ep'\n\n"
         "    @dataclass(frozen=True)\n"
@@ -241,7 +241,7 @@ def test_methods_page_check_ignores_installed_entry_point_methods(tmp_path, monk
 
 
 def _undocumented_builtins() -> list[str]:
-    from methods.builtins import BUILTINS
+    from gmgbench.methods.builtins import BUILTINS
 
     page = (ROOT / "docs" / "methods.md").read_text()
     missing = []
@@ -268,19 +268,19 @@ def _yaml(value) -> str:
 
 # -- built-ins: declared by path, imported on first use ----------------------------------------
 def test_importing_the_registry_imports_no_method_and_lists_every_builtin():
-    code = ("import sys; from methods import registry; "
+    code = ("import sys; from gmgbench.methods import registry; "
             "n = registry.names(); "
             "print(sorted(m for m in sys.modules if m.startswith('methods.') and m not in "
-            "('methods.base', 'methods.registry', 'methods.builtins')), len(n))")
+            "('gmgbench.methods.base', 'gmgbench.methods.registry', 'gmgbench.methods.builtins')), len(n))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
-    from methods.builtins import BUILTINS
+    from gmgbench.methods.builtins import BUILTINS
 
     assert done.stdout.split() == ["[]", str(sum(len(t) for t in BUILTINS.values()))]
 
 
 def test_every_declared_builtin_is_the_method_it_claims():
-    from methods.builtins import BUILTINS
+    from gmgbench.methods.builtins import BUILTINS
 
     for kind, table in BUILTINS.items():
         for name, path in table.items():
@@ -291,7 +291,7 @@ def test_every_declared_builtin_is_the_method_it_claims():
 
 def _probe_module(tmp_path, monkeypatch, name="probe_builtin"):
     (tmp_path / "probe_mod.py").write_text(
-        "from dataclasses import dataclass\nfrom methods.base import Objective\n\n"
+        "from dataclasses import dataclass\nfrom gmgbench.methods.base import Objective\n\n"
         f"class Probe(Objective):\n    name = {name!r}\n\n"
         "    @dataclass(frozen=True)\n    class Config:\n        beta: float = 1.0\n\n"
         "    def __call__(self, out):\n        return out.mu.sum() * 0, {}\n")

@@ -20,13 +20,13 @@ import numpy as np
 import pytest
 import torch
 
-from harness.spec import load_spec
-from harness.train import Interrupted, train_run
-from methods import registry
-from methods.architectures import VAE
-from methods.base import ForwardPass, call_checked, update_checked
-from methods.beta_tcvae import kl_decomposition
-from methods.factor_vae import FactorVAE
+from gmgbench.harness.spec import load_spec
+from gmgbench.harness.train import Interrupted, train_run
+from gmgbench.methods import registry
+from gmgbench.methods.architectures import VAE
+from gmgbench.methods.base import ForwardPass, call_checked, update_checked
+from gmgbench.methods.beta_tcvae import kl_decomposition
+from gmgbench.methods.factor_vae import FactorVAE
 
 ROOT = Path(__file__).resolve().parents[2]
 ZOO = ["factor_vae", "dip_vae_i", "dip_vae_ii", "annealed_vae"]
@@ -316,7 +316,7 @@ def test_gradients_are_finite_and_reach_the_encoder(name):
 @pytest.mark.parametrize("name", ZOO)
 def test_a_short_training_run_lowers_the_loss(name):
     """40 Adam steps on one fixed dSprites-like batch: the method's own loss must fall."""
-    from harness import data
+    from gmgbench.harness import data
 
     torch.manual_seed(0)
     ds = data.load("dsprites_procedural")
@@ -368,8 +368,8 @@ _CHILD = textwrap.dedent("""
     from pathlib import Path
     import torch
     torch.set_num_threads(1)
-    from harness.spec import load_spec
-    from harness.train import train_run
+    from gmgbench.harness.spec import load_spec
+    from gmgbench.harness.train import train_run
     spec, workdir, kill_at = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
     run = load_spec(spec).runs()[0]
     def on_step(step):

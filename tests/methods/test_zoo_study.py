@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.results import ResultsStore
-from harness.spec import load_spec
+from gmgbench.harness.cli import main
+from gmgbench.harness.results import ResultsStore
+from gmgbench.harness.spec import load_spec
 
 STUDIES = Path(__file__).resolve().parents[2] / "studies"
 ZOO = {"beta_vae", "annealed_vae", "factor_vae", "dip_vae_i", "dip_vae_ii", "beta_tcvae"}

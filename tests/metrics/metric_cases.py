@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.data.base import GroundTruthData
+from gmgbench.harness.data.base import GroundTruthData
 
 
 class SyntheticData(GroundTruthData):

@@ -15,8 +15,8 @@ import time
 import numpy as np
 import pytest
 
-from metrics.dci import default_n_jobs, importance_gbt, scores_from_importance
-from metrics.dci_fast import importance_hist_gbt
+from gmgbench.metrics.dci import default_n_jobs, importance_gbt, scores_from_importance
+from gmgbench.metrics.dci_fast import importance_hist_gbt
 from dlib_reference import dlib
 
 FULL = os.environ.get("GMGBENCH_BENCH_FULL") == "1"

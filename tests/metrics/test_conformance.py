@@ -9,12 +9,12 @@ import math
 import numpy as np
 import pytest
 
-from metrics.beta_vae import compute_beta_vae_sklearn
-from metrics.factor_vae import compute_factor_vae
-from metrics.irs import compute_irs
-from metrics.modularity_explicitness import compute_modularity_explicitness
-from metrics.sap_score import compute_sap
-from metrics.unsupervised import unsupervised_metrics
+from gmgbench.metrics.beta_vae import compute_beta_vae_sklearn
+from gmgbench.metrics.factor_vae import compute_factor_vae
+from gmgbench.metrics.irs import compute_irs
+from gmgbench.metrics.modularity_explicitness import compute_modularity_explicitness
+from gmgbench.metrics.sap_score import compute_sap
+from gmgbench.metrics.unsupervised import unsupervised_metrics
 from metric_cases import SyntheticData, SyntheticWithNuisance, dsprites_moments, representations
 from dlib_reference import bind_study_defaults, dlib
 
@@ -149,7 +149,7 @@ def test_unsupervised(ref, rep_name, seed):
 
 def test_all_on_dsprites(ref):
     """The procedural dSprites images and a hand-made 6-dim encoder, every metric at a small size."""
-    from harness.data import load
+    from gmgbench.harness.data import load
 
     data = load("dsprites_procedural")
     rs = np.random.RandomState
@@ -203,7 +203,7 @@ def test_explicitness_with_a_class_missing_from_the_test_set(ref):
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
 
-    from metrics.modularity_explicitness import explicitness_per_factor
+    from gmgbench.metrics.modularity_explicitness import explicitness_per_factor
 
     rs = np.random.RandomState(0)
     x, y = rs.randn(2, 200), rs.randint(3, size=200)

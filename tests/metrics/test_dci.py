@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-import metrics
-from metrics.dci import completeness, compute_dci, dci_from_codes, disentanglement, importance_gbt
+from gmgbench import metrics
+from gmgbench.metrics.dci import completeness, compute_dci, dci_from_codes, disentanglement, importance_gbt
 from metric_cases import SyntheticData, SyntheticWithNuisance, dsprites_moments, representations
 from dlib_reference import dlib
 
@@ -33,7 +33,7 @@ def test_dci_matches_dlib_on_synthetic(dlib_dci, rep_name):
 
 
 def test_dci_matches_dlib_on_dsprites(dlib_dci):
-    from harness.data import load
+    from gmgbench.harness.data import load
 
     data = load("dsprites_procedural")
     ours = compute_dci(data, dsprites_moments, np.random.RandomState(0), num_train=300, num_test=150, tree_seed=3)
@@ -118,12 +118,12 @@ def test_evaluate_shares_codes_between_mig_and_dci():
     out = metrics.evaluate(data, rep, {"mig": {"num_train": 320}, "dci": {"num_train": 320, "num_test": 160}}, 0)
     # MIG's 320 points are DCI's training points: encoded once, then only the 160 test points.
     assert sum(calls) == 320 + 160
-    assert out["mig"] == metrics.mig.compute_mig(data, base, np.random.RandomState(0), num_train=320)
+    assert out["mig"] == gmgbench.metrics.mig.compute_mig(data, base, np.random.RandomState(0), num_train=320)
     assert out["dci"] == compute_dci(data, base, np.random.RandomState(0), num_train=320, num_test=160)
 
 
 def _n_jobs_into(queue):
-    from metrics.dci import default_n_jobs
+    from gmgbench.metrics.dci import default_n_jobs
 
     queue.put(default_n_jobs())
 

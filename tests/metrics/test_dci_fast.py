@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-import metrics
-from metrics.dci import compute_dci
-from metrics.dci_fast import compute_dci_fast, dci_fast_from_codes
+from gmgbench import metrics
+from gmgbench.metrics.dci import compute_dci
+from gmgbench.metrics.dci_fast import compute_dci_fast, dci_fast_from_codes
 from metric_cases import SyntheticData, representations
 
 
@@ -61,7 +61,7 @@ def test_with_no_more_values_than_bins_it_is_sklearns_gbc():
     between near-equal splits)."""
     from sklearn.ensemble import GradientBoostingClassifier
 
-    from metrics.dci_fast import MAX_BINS, _Bins, _fit_factor
+    from gmgbench.metrics.dci_fast import MAX_BINS, _Bins, _fit_factor
 
     x, y = _binned_friendly_case(2)
     assert max(np.unique(x[:, j]).size for j in range(3)) <= MAX_BINS
@@ -78,7 +78,7 @@ def test_close_to_sklearns_gbc_where_ties_are_broken_differently(num_classes):
     importances stay within 0.01."""
     from sklearn.ensemble import GradientBoostingClassifier
 
-    from metrics.dci_fast import importance_hist_gbt
+    from gmgbench.metrics.dci_fast import importance_hist_gbt
 
     x, y = _binned_friendly_case(num_classes)
     importance, train_acc, test_acc = importance_hist_gbt(x[:400], y[:400, None], x[400:], y[400:, None], n_jobs=1)

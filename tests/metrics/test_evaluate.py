@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-import metrics
-from metrics import sampling
+from gmgbench import metrics
+from gmgbench.metrics import sampling
 from metric_cases import SyntheticData, representations
 
 SMALL = {

@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 
-import metrics
-from harness.data.base import GroundTruthData
+from gmgbench import metrics
+from gmgbench.harness.data.base import GroundTruthData
 import torch
 
-from metrics.geometry import RESULT_KEYS, _costs, compute_geometry, map_gap
+from gmgbench.metrics.geometry import RESULT_KEYS, _costs, compute_geometry, map_gap
 
 K, OBS = 3, 8  # factors, observation dims
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-import metrics
-from metrics.mig import compute_mig, mig_from_codes
+from gmgbench import metrics
+from gmgbench.metrics.mig import compute_mig, mig_from_codes
 from metric_cases import SyntheticData, SyntheticWithNuisance, dsprites_moments, representations
 from dlib_reference import bind_study_defaults, dlib
 
@@ -35,7 +35,7 @@ def test_mig_equals_dlib_with_nuisance_and_odd_batch(dlib_mig):
 
 
 def test_mig_equals_dlib_on_dsprites(dlib_mig):
-    from harness.data import load
+    from gmgbench.harness.data import load
 
     data = load("dsprites_procedural")
     ours = compute_mig(data, dsprites_moments, np.random.RandomState(0), num_train=600)

@@ -8,18 +8,18 @@ import sys
 import time
 from pathlib import Path
 
-from harness import status
-from harness.slurm import cluster, job, journal
-from harness.slurm.launch import PAUSE_ENV
-from harness.results import ResultsStore
-from harness.spec import load_spec
+from gmgbench.harness import status
+from gmgbench.harness.slurm import cluster, job, journal
+from gmgbench.harness.slurm.launch import PAUSE_ENV
+from gmgbench.harness.results import ResultsStore
+from gmgbench.harness.spec import load_spec
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def cli(*args: str, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
     """``gmgbench ARGS`` in a fresh process, as a user would run it (fire and forget)."""
-    return subprocess.run([sys.executable, "-m", "harness.cli", *map(str, args)], cwd=REPO, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "gmgbench.harness.cli", *map(str, args)], cwd=REPO, capture_output=True,
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 

@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 import submitit
 
-from harness import status
-from harness.slurm import cluster, job, journal
-from harness.slurm.launch import PAUSE_ENV
-from harness.executors import execute
-from harness.results import ResultsStore
-from harness.spec import load_spec
+from gmgbench.harness import status
+from gmgbench.harness.slurm import cluster, job, journal
+from gmgbench.harness.slurm.launch import PAUSE_ENV
+from gmgbench.harness.executors import execute
+from gmgbench.harness.results import ResultsStore
+from gmgbench.harness.spec import load_spec
 from slurm_helpers import REPO, cli, max_concurrency, status_json, wait_settled
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -64,7 +64,7 @@ def test_study_runs_as_capped_arrays_and_builds_leaderboard(slurm_cluster, study
     # the cap held: never more than 2 runs at once, although the node has 4 CPUs
     assert max_concurrency(store, [r.run_id for r in runs]) <= 2
 
-    from harness import leaderboard
+    from gmgbench.harness import leaderboard
 
     board = leaderboard.build(spec, store)
     table = board.agg.table
@@ -171,7 +171,7 @@ def test_killed_launcher_then_relaunch_neither_loses_nor_duplicates(slurm_cluste
     spec_path, results = study("killed", methods=[{"label": "bvae", "objective": "beta_vae",
                                                    "params": {"beta": [1.0, 2.0, 3.0]}}], seeds=2)
     prof = profile(max_array_size=2, array_parallelism=2)
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "launch", str(spec_path), "--profile", str(prof),
+    proc = subprocess.Popen([sys.executable, "-m", "gmgbench.harness.cli", "launch", str(spec_path), "--profile", str(prof),
                              "--results", str(results)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env={**os.environ, PAUSE_ENV: "120"})
     seen = []

@@ -7,9 +7,9 @@ import textwrap
 
 import pytest
 
-from harness.results import ResultsStore
-from harness.slurm.journal import log_paths
-from methods import registry
+from gmgbench.harness.results import ResultsStore
+from gmgbench.harness.slurm.journal import log_paths
+from gmgbench.methods import registry
 from slurm_helpers import cli, status_json, wait_settled
 from test_plugin_fix import BUGGY, FIXED
 from dist_helpers import install_distribution
@@ -17,8 +17,8 @@ from dist_helpers import install_distribution
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 L1 = """
-    from methods.base import Regulariser
-    from methods.registry import register
+    from gmgbench.methods.base import Regulariser
+    from gmgbench.methods.registry import register
     @register
     class L1(Regulariser):
         name = "ep_l1"

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import status
-from harness.results import ResultsStore, provenance
-from harness.slurm import cluster, job, journal
-from harness.slurm.launch import status_command
-from harness.spec import parse_spec
+from gmgbench.harness import status
+from gmgbench.harness.results import ResultsStore, provenance
+from gmgbench.harness.slurm import cluster, job, journal
+from gmgbench.harness.slurm.launch import status_command
+from gmgbench.harness.spec import parse_spec
 
 
 def _runs(seeds=2):
@@ -28,7 +28,7 @@ def test_follow_hint_names_the_results_store(tmp_path):
     assert line == f"gmgbench status /studies/bk.yaml --results '{tmp_path / 'my store'}'"
     import inspect
 
-    from harness.slurm import launch
+    from gmgbench.harness.slurm import launch
 
     assert "status_command(spec, store)" in inspect.getsource(launch._launch_locked)
 
@@ -53,7 +53,7 @@ def test_a_requeue_leaves_exactly_one_line(tmp_path, monkeypatch):
         task.checkpoint()  # what submitit's USR2 handler does first
         raise SystemExit(-1)
 
-    monkeypatch.setattr("harness.executors.execute", preempted)
+    monkeypatch.setattr("gmgbench.harness.executors.execute", preempted)
     with pytest.raises(SystemExit):
         task()
     store = ResultsStore(tmp_path)
@@ -67,8 +67,8 @@ def test_a_requeue_without_the_signal_is_noted_at_restart(tmp_path, monkeypatch)
     store = ResultsStore(tmp_path)
     job._note_attempt(store, run.run_id, "start", job="27_0", restarts=0, step=None)
     monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
-    monkeypatch.setattr("harness.executors.execute",
-                        lambda *a, **k: __import__("harness.executors").executors.Outcome(run.run_id, run.name, "done"))
+    monkeypatch.setattr("gmgbench.harness.executors.execute",
+                        lambda *a, **k: __import__("gmgbench.harness.executors").executors.Outcome(run.run_id, run.name, "done"))
     job.TrainJob(run, str(tmp_path))()
     events = job.attempts(store, run.run_id)
     assert [e["event"] for e in events] == ["start", "requeued", "start", "end"]

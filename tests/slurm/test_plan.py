@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import submitit
 
-from harness import status
-from harness.slurm import cluster, job, journal, plan
-from harness.slurm.cluster import JobState, SlurmError
-from harness.slurm.launch import launch
-from harness.slurm.profile import Profile, ProfileError, load_profile
-from harness.results import ResultsStore
-from harness.spec import SpecError, parse_spec
+from gmgbench.harness import status
+from gmgbench.harness.slurm import cluster, job, journal, plan
+from gmgbench.harness.slurm.cluster import JobState, SlurmError
+from gmgbench.harness.slurm.launch import launch
+from gmgbench.harness.slurm.profile import Profile, ProfileError, load_profile
+from gmgbench.harness.results import ResultsStore
+from gmgbench.harness.spec import SpecError, parse_spec
 
 REPO = Path(__file__).resolve().parents[2]
 

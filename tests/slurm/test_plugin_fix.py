@@ -11,18 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from harness import status
-from harness.results import ResultsStore
-from harness.slurm import cluster, job
-from harness.slurm.launch import launch
-from harness.slurm.profile import Profile
-from harness.spec import load_spec
-from methods import registry
+from gmgbench.harness import status
+from gmgbench.harness.results import ResultsStore
+from gmgbench.harness.slurm import cluster, job
+from gmgbench.harness.slurm.launch import launch
+from gmgbench.harness.slurm.profile import Profile
+from gmgbench.harness.spec import load_spec
+from gmgbench.methods import registry
 
 REPO = Path(__file__).resolve().parents[2]
 BUGGY = """
-    from methods.base import Regulariser
-    from methods.registry import register
+    from gmgbench.methods.base import Regulariser
+    from gmgbench.methods.registry import register
     from dataclasses import dataclass
 
     @register
@@ -130,7 +130,7 @@ def test_a_plugin_fixed_mid_study_is_finished_with_launch(study):
 
 def test_a_requeued_forced_job_resumes_its_own_retraining(study, monkeypatch, capsys):
     """A --force task preempted after its checkpoint resumes in work/<id>.next/, not from step 0."""
-    from harness.train import Interrupted, run_and_store
+    from gmgbench.harness.train import Interrupted, run_and_store
 
     spec, store, tmp = study
     ok, _ = spec.runs()
@@ -149,8 +149,8 @@ def test_a_done_run_being_rerun_shows_as_running_and_is_not_submitted_again(tmp_
     and launch leaves the run alone while that job is in Slurm."""
     import time
 
-    from harness.slurm.cluster import JobState
-    from harness.spec import parse_spec
+    from gmgbench.harness.slurm.cluster import JobState
+    from gmgbench.harness.spec import parse_spec
 
     spec = parse_spec({"name": "rr", "datasets": ["dsprites_procedural"], "seeds": 1,
                        "methods": [{"label": "b", "objective": "beta_vae", "params": {"beta": [1.0, 2.0]}}],
@@ -174,7 +174,7 @@ def test_a_done_run_being_rerun_shows_as_running_and_is_not_submitted_again(tmp_
     # Its progress is the rerun's (work/<id>.next/), not the old run's finished checkpoint.
     import torch
 
-    from harness.checkpoints import _REQUIRED
+    from gmgbench.harness.checkpoints import _REQUIRED
 
     def checkpoint(step: int) -> dict:  # every key a real checkpoint has (an incomplete one reads as none)
         return {**dict.fromkeys(_REQUIRED["checkpoint"], 0), "step": step}

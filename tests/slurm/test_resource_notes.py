@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from harness import cli
-from harness.results import ResultsStore
-from harness.slurm import cluster
-from harness.slurm.launch import launch
-from harness.slurm.plan import resource_notes
-from harness.slurm.profile import Profile, parse_profile
-from harness.spec import parse_spec
+from gmgbench.harness import cli
+from gmgbench.harness.results import ResultsStore
+from gmgbench.harness.slurm import cluster
+from gmgbench.harness.slurm.launch import launch
+from gmgbench.harness.slurm.plan import resource_notes
+from gmgbench.harness.slurm.profile import Profile, parse_profile
+from gmgbench.harness.spec import parse_spec
 
 
 @pytest.fixture(autouse=True)
