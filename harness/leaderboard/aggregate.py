@@ -19,7 +19,7 @@ import pandas as pd
 # are re-exported here for the callers that import them from this one.
 from gmgbench.harness.leaderboard.options import MIN_RANK_SEEDS, LeaderboardError, Options, Reference, references
 from gmgbench.harness.stale import code_signature
-from gmgbench.harness.leaderboard.health import run_columns as health_columns
+from gmgbench.harness.leaderboard.health_flag import run_columns as health_columns
 
 __all__ = ["LeaderboardError", "Options", "Aggregate", "collect", "aggregate", "RUN_COLUMNS", "metric_columns",
            "normalise_runs", "unranked_reasons"]
@@ -28,7 +28,7 @@ __all__ = ["LeaderboardError", "Options", "Aggregate", "collect", "aggregate", "
 # Per-run columns that are not metrics; every other column is a ``<metric>.<key>`` value.
 RUN_COLUMNS = ("run_id", "dataset", "method", "setting", "seed", "status", "error", "steps", "final_loss",
                "train_seconds", "eval_seconds", "git_commit", "result_file", "result_sha256", "method_code",
-               "health", "grad_share")  # regulariser health: harness/leaderboard/health.py
+               "health", "grad_share")  # regulariser health: harness/leaderboard/health_flag.py
 _STR_COLUMNS = ("run_id", "dataset", "method", "setting", "status", "error", "git_commit", "result_file",
                 "result_sha256", "method_code", "health")
 
@@ -281,7 +281,7 @@ def unranked_reasons(agg: Aggregate, ds: str, method: str, setting: str) -> list
     an inert regulariser (the row measures the base model), judged seeds lost to failures (the
     survivors are not the seeds the others are judged on), fewer judged seeds with a value than
     ``options.min_seeds``."""
-    from gmgbench.harness.leaderboard.health import entry_health
+    from gmgbench.harness.leaderboard.health_flag import entry_health
 
     sel, judged = agg.options.selection, agg.judged
     g = judged[(judged["dataset"] == ds) & (judged["method"] == method) & (judged["setting"] == setting)]

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from gmgbench.harness.leaderboard import health as hl
+from gmgbench.harness.leaderboard import health_flag as hl
 from gmgbench.harness.leaderboard.aggregate import Aggregate
 from gmgbench.harness.leaderboard.evidence import claims_section, stability_section
 from gmgbench.harness.leaderboard.geometry import geometry_section

@@ -1,4 +1,4 @@
-"""`gmgbench data check|prepare|show`, driven through argparse as harness/cli.py wires it."""
+"""`gmgbench data check|prepare|show`, driven through argparse as harness/cli.py wires harness/commands/data.py."""
 from __future__ import annotations
 
 import argparse
@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import data_formats as fmt
-from gmgbench.harness.data import DatasetError, cli, files
+from gmgbench.harness.commands import data as cli
+from gmgbench.harness.data import DatasetError, files
 from gmgbench.harness.data.files import OfficialFile
 
 

@@ -74,8 +74,18 @@ def test_wheel_carries_studies_profiles_examples_and_license(wheel):
                  "harness/_assets/slurm/profiles/template.yaml", "harness/_assets/docs/examples/capacity_vae.py",
                  *(f"harness/_assets/slurm/local/{s}.sh" for s in ("common", "install", "up", "down")),
                  "harness/assets.py", "methods/builtins.py", "metrics/dci.py"):
-        assert name in names, name
+        assert f"gmgbench/{name}" in names, name
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+
+
+@pytest.mark.slow
+def test_wheel_claims_no_generic_top_level_name(wheel):
+    """Everything installs under the one import name ``gmgbench``: no top-level ``harness``,
+    ``methods`` or ``metrics`` that another distribution could shadow or be shadowed by."""
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names}
+    assert tops == {"gmgbench", "gmgbench-0.1.0.dist-info"}, tops
+    assert not any(n.startswith(("gmgbench/tests/", "gmgbench/docs/", "gmgbench/leaderboards/")) for n in names)
 
 
 @pytest.mark.slow
@@ -90,14 +100,20 @@ def test_installed_wheel_runs_the_demo_outside_the_checkout(wheel, tmp_path):
     site = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                capture_output=True, text=True, check=True).stdout.strip())
     (site / "zz_test_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    added = {p.name for p in site.iterdir()} - {"zz_test_deps.pth", "__pycache__"}
+    assert {n for n in added if not n.startswith("_")} == {"gmgbench", "gmgbench-0.1.0.dist-info"}, added
 
     project = tmp_path / "project"
     project.mkdir()
     before = _checkout_state()
     gmgbench = str(venv / "bin" / "gmgbench")
-    where = subprocess.run([str(py), "-c", "import harness; print(harness.__file__)"], cwd=project, env=_env(project),
-                           capture_output=True, text=True, check=True).stdout.strip()
+    where = subprocess.run([str(py), "-c", "import gmgbench.harness as h; print(h.__file__)"], cwd=project,
+                           env=_env(project), capture_output=True, text=True, check=True).stdout.strip()
     assert where.startswith(str(venv)), where
+    for generic in ("harness", "methods", "metrics"):  # the wheel claims none of these names
+        probe = subprocess.run([str(py), "-c", f"import importlib.util as u; print(u.find_spec({generic!r}))"],
+                               cwd=project, env=_env(project), capture_output=True, text=True, check=True)
+        assert probe.stdout.strip() == "None", (generic, probe.stdout)
 
     version = subprocess.run([gmgbench, "--version"], cwd=project, env=_env(project), capture_output=True, text=True)
     assert version.stdout.strip() == "gmgbench 0.1.0", version

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from gmgbench.harness.leaderboard import build, verify
-from gmgbench.harness.leaderboard.health import EXPLANATION, FLAG
+from gmgbench.harness.leaderboard.health_flag import EXPLANATION, FLAG
 from gmgbench.harness.results import ResultsStore
 from gmgbench.harness.spec import MethodSpec, RegulariserSpec
 from lb_helpers import make_spec, result
