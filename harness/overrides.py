@@ -11,7 +11,7 @@ mapping (``--set 'evaluation.metrics={mig: {}}'``); ``--set train=`` or ``--set 
 refused, as it would silently drop every setting of the section.
 
 Keys are dotted paths into the YAML: ``train.steps``, ``evaluation.metrics.mig.num_train``,
-``methods.1.params.beta`` (a list index), or ``gmgbench.methods.beta_vae+gmg.params.beta`` (a
+``methods.1.params.beta`` (a list index), or ``methods.beta_vae+gmg.params.beta`` (a
 method by its label; ``methods[1]`` works too). Values are YAML (``[1, 4]`` is a grid
 axis, ``true``, ``null``); a number written ``1e-4`` is a number, as on a command line
 one means.

@@ -28,7 +28,7 @@ def two_method_spec(tiny_spec):
     (lambda s: s["train"].update(lr=3e-4), ["train.lr=3e-4"]),
     (lambda s: s["methods"][0]["params"].update(beta=[2.0, 8.0]), ["methods.0.params.beta=[2.0, 8.0]"]),
     (lambda s: s["methods"][1]["regularisers"][0]["params"].update(weight=3.0),
-     ["gmgbench.methods.beta_vae+gmg.regularisers[0].params.weight=3.0"]),
+     ["methods.beta_vae+gmg.regularisers[0].params.weight=3.0"]),
     (lambda s: s["evaluation"]["metrics"]["mig"].update(num_train=32), ["evaluation.metrics.mig.num_train=32"]),
     (lambda s: s.update(seeds=[5, 6]), ["seeds=[5, 6]"]),
     (lambda s: s["methods"][0].update(train={"steps": 9}), ["methods.bvae.train.steps=9"]),  # a new section

@@ -80,7 +80,8 @@ def test_a_commit_outside_a_git_checkout_says_why_it_is_unknown(tmp_path):
     import shutil
 
     here = Path(__file__).resolve().parents[2]
-    shutil.copytree(here / "harness", tmp_path / "harness", ignore=shutil.ignore_patterns("__pycache__"))
+    for package in ("harness", "methods", "metrics"):  # the gmgbench namespace, outside any checkout
+        shutil.copytree(here / package, tmp_path / "gmgbench" / package, ignore=shutil.ignore_patterns("__pycache__"))
     out = subprocess.run([sys.executable, "-c", "from gmgbench.harness.results import provenance; "
                           "print(provenance()['git_commit'])"], cwd=tmp_path, capture_output=True, text=True,
                          env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}, timeout=120)

@@ -286,7 +286,7 @@ def test_every_declared_builtin_is_the_method_it_claims():
         for name, path in table.items():
             cls = registry.get(name, kind)
             assert (cls.name, cls.kind, f"{cls.__module__}:{cls.__qualname__}") == (name, kind, path)
-            assert registry.origin(name, kind).endswith(path.split(":")[0].replace(".", "/") + ".py")
+            assert registry.origin(name, kind).endswith(path.split(":")[0].removeprefix("gmgbench.").replace(".", "/") + ".py")
 
 
 def _probe_module(tmp_path, monkeypatch, name="probe_builtin"):

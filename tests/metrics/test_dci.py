@@ -118,7 +118,7 @@ def test_evaluate_shares_codes_between_mig_and_dci():
     out = metrics.evaluate(data, rep, {"mig": {"num_train": 320}, "dci": {"num_train": 320, "num_test": 160}}, 0)
     # MIG's 320 points are DCI's training points: encoded once, then only the 160 test points.
     assert sum(calls) == 320 + 160
-    assert out["mig"] == gmgbench.metrics.mig.compute_mig(data, base, np.random.RandomState(0), num_train=320)
+    assert out["mig"] == metrics.mig.compute_mig(data, base, np.random.RandomState(0), num_train=320)
     assert out["dci"] == compute_dci(data, base, np.random.RandomState(0), num_train=320, num_test=160)
 
 

@@ -68,7 +68,7 @@ def test_a_requeue_without_the_signal_is_noted_at_restart(tmp_path, monkeypatch)
     job._note_attempt(store, run.run_id, "start", job="27_0", restarts=0, step=None)
     monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
     monkeypatch.setattr("gmgbench.harness.executors.execute",
-                        lambda *a, **k: __import__("gmgbench.harness.executors").executors.Outcome(run.run_id, run.name, "done"))
+                        lambda *a, **k: __import__("gmgbench.harness.executors").harness.executors.Outcome(run.run_id, run.name, "done"))
     job.TrainJob(run, str(tmp_path))()
     events = job.attempts(store, run.run_id)
     assert [e["event"] for e in events] == ["start", "requeued", "start", "end"]
