@@ -37,7 +37,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["code_files", "method_code", "changed_files", "builtin_file", "file_hash", "API_MODULES"]
+__all__ = ["code_files", "method_code", "changed_files", "builtin_file", "file_hash", "file_hash_of", "canonical_bytes",
+           "API_MODULES"]
 
 _METHODS_DIR = Path(__file__).resolve().parent
 _PACKAGE = "gmgbench.methods"  # the import name of _METHODS_DIR
@@ -201,6 +202,12 @@ def builtin_file(name: str) -> str | None:
                 if (_METHODS_DIR.parent / cand).is_file():
                     return cand.as_posix()
     return None
+
+
+def file_hash_of(path: Path) -> str:
+    """SHA-256 (16 hex digits) of the file at ``path`` as a method's code hashes it."""
+    st = Path(path).stat()
+    return _file_sha(Path(path), st.st_mtime_ns, st.st_size)
 
 
 def file_hash(label: str) -> str | None:

@@ -81,6 +81,20 @@ def test_changed_files_names_the_file_that_changed():
     assert source.changed_files(code) == ["methods/ot/torch_gw.py"]
 
 
+def test_the_import_prefix_does_not_change_a_method_hash(tmp_path):
+    """A file hashes with the ``gmgbench.`` prefix of gmgbench's own packages taken out, so
+    moving the packages under that name made no stored result stale; any other edit does."""
+    old = "from methods.base import Regulariser\nimport metrics\nx = methods.ot.pairwise_cost  # see metrics.dci\n"
+    new = ("from gmgbench.methods.base import Regulariser\nfrom gmgbench import metrics\n"
+           "x = gmgbench.methods.ot.pairwise_cost  # see gmgbench.metrics.dci\n")
+    assert source.canonical_bytes(new.encode()) == old.encode()
+    hashes = []
+    for i, text in enumerate((old, new, new.replace("# see", "# read"), new.replace("gmgbench.methods", "gmgbenchx.methods"))):
+        (tmp_path / f"f{i}.py").write_text(text)
+        hashes.append(source.file_hash_of(tmp_path / f"f{i}.py"))
+    assert hashes[0] == hashes[1] and len({hashes[1], hashes[2], hashes[3]}) == 3
+
+
 def test_run_and_status_name_stale_runs(plugin_spec, tmp_path, capsys):
     spec_path, store_dir = plugin_spec(), tmp_path / "store"
     with registry.isolated():
