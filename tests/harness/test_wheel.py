@@ -141,6 +141,17 @@ def test_installed_wheel_runs_the_demo_outside_the_checkout(wheel, tmp_path):
     assert not (site.parent / "leaderboards").exists() and not (site / "leaderboards").exists()
 
 
+def test_pyproject_lists_every_package_folder():
+    """The wheel's packages are listed by hand (``gmgbench`` maps onto the checkout's root, so
+    setuptools cannot find them): a new folder that is not listed would be missing from it."""
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {"gmgbench." + ".".join(p.parent.relative_to(REPO).parts)
+               for top in ("harness", "methods", "metrics") for p in (REPO / top).rglob("__init__.py")}
+    assert listed == folders
+
+
 def test_init_copies_the_local_cluster_scripts_executable(tmp_path):
     """`gmgbench init` gives a project slurm/local/*.sh, runnable as docs/slurm.md §5 says."""
     from gmgbench.harness import assets
