@@ -62,10 +62,10 @@ def _case(name: str, n: int, d: int, gen: torch.Generator) -> tuple[torch.Tensor
     return x, y
 
 
-def _estimate(cx: torch.Tensor, y: torch.Tensor, cost: str, eps0: float, estimator: str):
+def _estimate(cx: torch.Tensor, y: torch.Tensor, cost: str, epsilon0: float, estimator: str):
     y = y.detach().clone().requires_grad_(True)
     cy = ot.pairwise_cost(y, cost)
-    g, parts = gmg_from_costs(cx, cy, eps0, estimator=estimator)
+    g, parts = gmg_from_costs(cx, cy, epsilon0, estimator=estimator)
     (grad,) = torch.autograd.grad(g, y)
     return float(g.detach()), float(parts["dst"].detach()), grad, bool(parts["ok"])
 
@@ -81,10 +81,10 @@ def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a * b).sum()) / (na * nb) if na > 0 and nb > 0 else float("nan")
 
 
-def synthetic(costs, eps0s, draws: int, n: int, d: int = 10) -> list[dict]:
+def synthetic(costs, epsilon0s, draws: int, n: int, d: int = 10) -> list[dict]:
     rows = []
     for cost in costs:
-        for eps0 in eps0s:
+        for epsilon0 in epsilon0s:
             for case in CASES:
                 for draw in range(draws):
                     x, y = _case(case, n, d, torch.Generator().manual_seed(1000 * draw + CASES.index(case)))
@@ -92,10 +92,10 @@ def synthetic(costs, eps0s, draws: int, n: int, d: int = 10) -> list[dict]:
                     g_dst = _dst_grad(cx, y, cost)
                     for est in ESTIMATORS:
                         t = time.perf_counter()
-                        val, dst, grad, ok = _estimate(cx, y, cost, eps0, est)
+                        val, dst, grad, ok = _estimate(cx, y, cost, epsilon0, est)
                         truth = 0.0 if case == "isometry" else (None if case == "noisy" else dst)
                         rows.append({
-                            "cost": cost, "eps0": eps0, "case": case, "draw": draw, "estimator": est,
+                            "cost": cost, "epsilon0": epsilon0, "case": case, "draw": draw, "estimator": est,
                             "value": val, "dst": dst, "truth": truth, "ok": ok,
                             "seconds": time.perf_counter() - t,
                             # The true gap's gradient is ∇DST on the scrambles, 0 on the isometry.
@@ -128,7 +128,7 @@ def briefly_trained_vae(steps: int, seed: int = 0):
     return model, ds, rs, gen
 
 
-def training_batches(steps: int, batches: int, eps0: float) -> list[dict]:
+def training_batches(steps: int, batches: int, epsilon0: float) -> list[dict]:
     model, ds, rs, gen = briefly_trained_vae(steps)
     rows = []
     for b in range(batches):
@@ -139,7 +139,7 @@ def training_batches(steps: int, batches: int, eps0: float) -> list[dict]:
         g_dst = _dst_grad(cx, img, "cos")
         grads = {}
         for est in ESTIMATORS:
-            val, dst, grads[est], ok = _estimate(cx, img, "cos", eps0, est)
+            val, dst, grads[est], ok = _estimate(cx, img, "cos", epsilon0, est)
             rows.append({"batch": b, "estimator": est, "value": val, "dst": dst, "ok": ok,
                          "grad_cos_dst": _cos(grads[est], g_dst)})
         for row in rows[-len(ESTIMATORS):]:
@@ -193,7 +193,7 @@ def snapshots(twin: str, training: str, at: list[int], seed: int = 0):
         opt.step()
 
 
-def reference(z: torch.Tensor, img: torch.Tensor, cost: str, eps0: float, rs: np.random.RandomState):
+def reference(z: torch.Tensor, img: torch.Tensor, cost: str, epsilon0: float, rs: np.random.RandomState):
     """The finite-sample gap's strong reference on float64 costs: the lowest transport cost
     among the map's own coupling (DST), POT's exact local GW solves from the product coupling,
     the own coupling and two random permutations, and tightly converged entropic solves (the
@@ -213,7 +213,7 @@ def reference(z: torch.Tensor, img: torch.Tensor, cost: str, eps0: float, rs: np
         plans[name] = torch.as_tensor(pot.gromov.gromov_wasserstein(
             cx.detach().numpy(), cy.detach().numpy(), p, p, "square_loss", G0=start))
     prob = ot.GWProblem(cx, cy)
-    tight = ot.TorchGW(epsilon=eps0, relative_epsilon=True, **TIGHT)
+    tight = ot.TorchGW(epsilon0=epsilon0, **TIGHT)
     for name, init in (("tight-product", None), ("tight-own", prob.identity_coupling())):
         sol = tight(prob, init=init)
         converged = converged and bool(sol.converged)
@@ -233,17 +233,17 @@ def _flat_grad(value: torch.Tensor, z: torch.Tensor, img: torch.Tensor) -> torch
                       (torch.zeros_like(img) if gi is None else gi).flatten()])
 
 
-def _estimate_pair(z: torch.Tensor, img: torch.Tensor, cost: str, eps0: float, estimator: str):
+def _estimate_pair(z: torch.Tensor, img: torch.Tensor, cost: str, epsilon0: float, estimator: str):
     """One training step's estimator on float32 costs: value, gradient w.r.t. (z, img), parts, seconds."""
     z, img = z.detach().clone().requires_grad_(True), img.detach().clone().requires_grad_(True)
     t = time.perf_counter()
-    g, parts = gmg_from_costs(ot.pairwise_cost(z, cost), ot.pairwise_cost(img, cost), eps0, estimator=estimator)
+    g, parts = gmg_from_costs(ot.pairwise_cost(z, cost), ot.pairwise_cost(img, cost), epsilon0, estimator=estimator)
     grad = _flat_grad(g, z, img)
     seconds = time.perf_counter() - t
     return float(g.detach()), grad, parts, seconds
 
 
-def training_regime(at: list[int], batches: int, costs, eps0s, seed: int = 0, log=print) -> list[dict]:
+def training_regime(at: list[int], batches: int, costs, epsilon0s, seed: int = 0, log=print) -> list[dict]:
     """One row per (twin, training, step, batch, cost, ε0, estimator): the estimate, the
     reference gap, both over DST, the gradient cosine with the reference gap's gradient and
     the seconds of the estimator's value + gradient; plus, for plain's product-start solve,
@@ -258,13 +258,13 @@ def training_regime(at: list[int], batches: int, costs, eps0s, seed: int = 0, lo
                         out = model(x if b == 0 else x.roll(b * 7, 0), generator=torch.Generator().manual_seed(b))
                     z, img = out.z, torch.sigmoid(out.logits).flatten(1)  # decoder side, posterior sample
                     for cost in costs:
-                        for eps0 in eps0s:
-                            ref, ref_grad, winner, dst_grad, tight_ok = reference(z, img, cost, eps0, rs)
+                        for epsilon0 in epsilon0s:
+                            ref, ref_grad, winner, dst_grad, tight_ok = reference(z, img, cost, epsilon0, rs)
                             for est in ESTIMATORS:
-                                val, grad, parts, sec = _estimate_pair(z, img, cost, eps0, est)
+                                val, grad, parts, sec = _estimate_pair(z, img, cost, epsilon0, est)
                                 dst = float(parts["dst"])
                                 row = {"twin": twin, "training": training, "step": step, "batch": b, "cost": cost,
-                                       "eps0": eps0, "estimator": est, "value": val, "dst": dst, "reference": ref,
+                                       "epsilon0": epsilon0, "estimator": est, "value": val, "dst": dst, "reference": ref,
                                        "ref_start": winner, "value/dst": val / dst if dst > 0 else float("nan"),
                                        "ref/dst": ref / dst if dst > 0 else float("nan"),
                                        "grad_cos_ref": _cos(grad, ref_grad) if ref > REF_FLOOR * dst else float("nan"),
@@ -289,8 +289,8 @@ def summarise_training(rows: list[dict]) -> list[dict]:
 
     df = pd.DataFrame(rows)
     out = []
-    for (cost, eps0, est), g in df.groupby(["cost", "eps0", "estimator"], sort=False):
-        rec = {"cost": cost, "eps0": eps0, "estimator": est, "n": len(g),
+    for (cost, epsilon0, est), g in df.groupby(["cost", "epsilon0", "estimator"], sort=False):
+        rec = {"cost": cost, "epsilon0": epsilon0, "estimator": est, "n": len(g),
                "estimate/DST (median)": g["value/dst"].median(), "reference/DST (median)": g["ref/dst"].median(),
                "|estimate − reference|/DST (median)": (g["value/dst"] - g["ref/dst"]).abs().median(),
                "negative": (g["value"] < 0).mean(), "cos(∇, ∇reference) (median)": g["grad_cos_ref"].median(),
@@ -308,11 +308,11 @@ def summarise(rows: list[dict]) -> list[dict]:
 
     df = pd.DataFrame(rows)
     out = []
-    for (cost, eps0, case, est), g in df.groupby(["cost", "eps0", "case", "estimator"], sort=False):
+    for (cost, epsilon0, case, est), g in df.groupby(["cost", "epsilon0", "case", "estimator"], sort=False):
         # Relative to DST where the truth is DST (the scrambles); on the isometry DST ≈ 0.
         rel = (g["value"] - g["dst"]) / g["dst"] if case not in ("isometry", "noisy") else None
         out.append({
-            "cost": cost, "eps0": eps0, "case": case, "estimator": est,
+            "cost": cost, "epsilon0": epsilon0, "case": case, "estimator": est,
             "DST": g["dst"].mean(), "estimate": g["value"].mean(), "spread (sd)": g["value"].std(ddof=1),
             "bias/DST": None if rel is None else rel.mean(),
             "bias (abs)": None if case == "noisy" else (g["value"] - g["truth"].astype(float)).mean(),
@@ -324,7 +324,7 @@ def summarise(rows: list[dict]) -> list[dict]:
     return out
 
 
-def figure(summary: list[dict], train_rows: list[dict], path: Path, eps0s) -> None:
+def figure(summary: list[dict], train_rows: list[dict], path: Path, epsilon0s) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -335,11 +335,11 @@ def figure(summary: list[dict], train_rows: list[dict], path: Path, eps0s) -> No
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
     colors = dict(zip(ESTIMATORS, ["C0", "C3", "C2", "C1", "C4"]))
     width = 0.8 / len(ESTIMATORS)
-    groups = [(c, e, k) for c in costs for e in eps0s for k in cases]
+    groups = [(c, e, k) for c in costs for e in epsilon0s for k in cases]
     for ax, key, title in ((axes[0], "bias/DST", "bias / DST on permuted isometries (truth: GMG = DST)"),
                            (axes[1], "grad cos(true)", "cos(∇estimator, ∇true gap = ∇DST)")):
         for i, est in enumerate(ESTIMATORS):
-            vals = [next(r[key] for r in summary if (r["cost"], r["eps0"], r["case"], r["estimator"]) == (c, e, k, est))
+            vals = [next(r[key] for r in summary if (r["cost"], r["epsilon0"], r["case"], r["estimator"]) == (c, e, k, est))
                     for c, e, k in groups]
             ax.bar(np.arange(len(groups)) + i * width, vals, width, label=est, color=colors[est])
         ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2)
@@ -369,8 +369,8 @@ def training_figure(summary: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups = list(dict.fromkeys((r["cost"], r["eps0"]) for r in summary))
-    by = {(r["cost"], r["eps0"], r["estimator"]): r for r in summary}
+    groups = list(dict.fromkeys((r["cost"], r["epsilon0"]) for r in summary))
+    by = {(r["cost"], r["epsilon0"], r["estimator"]): r for r in summary}
     colors = dict(zip(ESTIMATORS, ["C0", "C3", "C2", "C1", "C4"]))
     fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
     x = np.arange(len(groups))
@@ -413,7 +413,7 @@ def main_training(argv=None) -> int:
                                  description="GMG's estimators on real training batches against a multi-start reference")
     ap.add_argument("--out", type=Path, default=Path("docs/figures/gmg_estimators_training.png"))
     ap.add_argument("--costs", default="l2sq,scl2sq,cos")
-    ap.add_argument("--eps0", default="0.005,0.01,0.05,0.1")
+    ap.add_argument("--epsilon0", "--eps0", dest="epsilon0", default="0.005,0.01,0.05,0.1")
     ap.add_argument("--steps", default="100,400", help="snapshot steps of each short training")
     ap.add_argument("--batches", type=int, default=2, help="batches per snapshot")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 on shared 2-core machines)")
@@ -423,7 +423,7 @@ def main_training(argv=None) -> int:
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     rows = training_regime([int(s) for s in args.steps.split(",")], args.batches, args.costs.split(","),
-                           [float(e) for e in args.eps0.split(",")])
+                           [float(e) for e in args.epsilon0.split(",")])
     summary = summarise_training(rows)
     training_figure(summary, args.out)
     _write_json(args.out, {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows, "summary": summary,
@@ -437,7 +437,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path("docs/figures/gmg_estimators.png"))
     ap.add_argument("--costs", default="l2sq,scl2sq,cos")
-    ap.add_argument("--eps0", default="0.01,0.05")
+    ap.add_argument("--epsilon0", "--eps0", dest="epsilon0", default="0.01,0.05")
     ap.add_argument("--draws", type=int, default=4)
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--train-steps", type=int, default=300)
@@ -450,11 +450,11 @@ def main(argv=None) -> int:
     from tabulate import tabulate
 
     torch.set_num_threads(args.threads)
-    eps0s = [float(e) for e in args.eps0.split(",")]
-    rows = synthetic(args.costs.split(","), eps0s, args.draws, args.n)
+    epsilon0s = [float(e) for e in args.epsilon0.split(",")]
+    rows = synthetic(args.costs.split(","), epsilon0s, args.draws, args.n)
     summary = summarise(rows)
     train_rows = training_batches(args.train_steps, args.train_batches, 0.01) if args.train_steps >= 0 else []
-    figure(summary, train_rows, args.out, eps0s)
+    figure(summary, train_rows, args.out, epsilon0s)
     tmp = args.out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
                                "summary": summary, "training_batches": train_rows}, indent=1, default=float))

@@ -13,7 +13,7 @@ from gmgbench.harness import gmg_estimators
 def test_comparison_runs_and_debiased_is_closest_on_permuted_isometries(tmp_path, capsys):
     torch.set_num_threads(1)
     out = tmp_path / "est.png"
-    assert gmg_estimators.main(["--out", str(out), "--costs", "cos", "--eps0", "0.05", "--draws", "2",
+    assert gmg_estimators.main(["--out", str(out), "--costs", "cos", "--epsilon0", "0.05", "--draws", "2",
                                 "--n", "24", "--train-steps", "-1"]) == 0
     assert out.stat().st_size > 0
     data = json.loads(out.with_suffix(".json").read_text())
