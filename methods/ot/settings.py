@@ -25,8 +25,8 @@ class GWSettings:
         is twice this). A float, or a tensor of the batch shape.
       epsilon0: entropic regularisation relative to the problem's cost scale
         ``mean(C_X)·mean(C_Y)`` (ε = ε0·mean(C_X)·mean(C_Y)): ε0 = 0.01 means the same blur at
-        any cost scale. ott-jax spells this ``relative_epsilon`` on a geometry scaled by its
-        mean cost. Give exactly one of ``epsilon`` and ``epsilon0``.
+        any cost scale (ott-jax: ε0 on geometries with ``scale_cost="mean"``, its
+        ``relative_epsilon``/``scale_cost``). Give exactly one of ``epsilon`` and ``epsilon0``.
       threshold: relative change of the GW cost between linearisations that stops the outer
         loop (ott-jax's default 1e-3).
       min_iterations, max_iterations: outer-loop bounds (ott-jax's defaults 5 and 50).
