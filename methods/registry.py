@@ -44,6 +44,11 @@ log = logging.getLogger(__name__)
 KINDS = {"objective": Objective, "regulariser": Regulariser}
 
 
+def _a(kind: str) -> str:
+    """``kind`` with its article, for messages: "an objective", "a regulariser"."""
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+
+
 class PluginError(ValueError):
     """A method definition or plugin is invalid; the message names the file."""
 
@@ -137,7 +142,7 @@ class Registry:
                 self._load_builtin(other_kind, name)
             taken = self._classes[other_kind].get(name)
             if taken is not None and taken is not cls:
-                raise PluginError(f"{where}: method name {name!r} is already registered as a {other_kind} by "
+                raise PluginError(f"{where}: method name {name!r} is already registered as {_a(other_kind)} by "
                                   f"{self._origin[(other_kind, name)]}; choose another name")
         self._add(kind, name, cls, where)
         if self._loading_from and where in self._files:
@@ -188,7 +193,7 @@ class Registry:
         if name in self._declared[kind]:
             return self._load_builtin(kind, name)
         other = next((k for k in KINDS if k != kind and name in self._known(k)), None)
-        hint = f" ({name!r} is a {other}, not a {kind})" if other else ""
+        hint = f" ({name!r} is {_a(other)}, not {_a(kind)})" if other else ""
         broken = "".join(f"; {line}" for line in self._broken.values())
         raise KeyError(f"unknown {kind} {name!r}{hint}; valid {kind}s: {', '.join(self.names(kind))}{broken}")
 

@@ -4,7 +4,7 @@ A method's code is the file that registers it and every module that file imports
 directly or in a function body, transitively, from the same source tree:
 
 - built-ins: modules of the ``methods`` package (GMG's code is
-  ``methods/regularisers/gmg.py``, ``map_pairs.py``, ``methods/ot/*`` it imports and the
+  ``methods/regularisers/gmg.py``, ``geometric.py``, ``methods/ot/*`` it imports and the
   package ``__init__.py`` files on the way);
 - plugin files: the file and the modules beside it that it imports, plus any
   ``gmgbench.methods.*`` module it imports;

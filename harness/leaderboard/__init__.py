@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 
 # Imported on first use: the spec loader checks leaderboard options (options.py) without
 # paying for pandas, tabulate and matplotlib.
-_LAZY = {"export_dlib": "export", "ReleaseExists": "release", "check_results": "release", "rebuild": "release",
-         "spec_from_dict": "release", "spec_hash": "release", "spec_to_dict": "release", "verify": "release"}
+_LAZY = {"export_dlib": "export", "ReleaseExists": "release", "check_results": "integrity", "rebuild": "manifest",
+         "spec_from_dict": "manifest", "spec_hash": "release", "spec_to_dict": "release", "verify": "integrity"}
 
 
 def __getattr__(name: str):

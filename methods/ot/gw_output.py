@@ -1,5 +1,6 @@
-"""What every GW solver shares: its common settings, and what a solve returns (a frozen
-record, never a bare tuple)."""
+"""What a GW solve returns, for every backend: a frozen record (:class:`GWOutput`), never a
+bare tuple, and :func:`finish`, the marginal check and cost both backends end with. The
+settings the solvers share are in :mod:`gmgbench.methods.ot.settings`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -8,36 +9,7 @@ import torch
 
 from gmgbench.methods.ot.gw_problem import GWProblem
 
-__all__ = ["GWOutput", "GWSettings", "finish"]
-
-
-@dataclass(frozen=True)
-class GWSettings:
-    """Settings both backends take, with ott-jax's defaults; each solver adds its own.
-
-    Args:
-      epsilon: entropic regularisation (ott-jax's convention; POT's ε is twice this). A float,
-        or a tensor of the batch shape. On the raw costs' scale, or, with ``relative_epsilon``,
-        relative to the problem's scale ``mean(C_X)·mean(C_Y)``.
-      relative_epsilon: read ``epsilon`` relative to the problem's cost scale (ott-jax's
-        ``relative_epsilon``/``scale_cost``): ε0 = 0.01 means the same blur at any cost scale.
-      threshold: relative change of the GW cost between linearisations that stops the outer
-        loop (ott-jax's default 1e-3).
-      min_iterations, max_iterations: outer-loop bounds (ott-jax's defaults 5 and 50).
-      sinkhorn_threshold: L1 error of the marginals that stops a Sinkhorn solve.
-      sinkhorn_max_iterations: Sinkhorn steps per linearisation, at most.
-      marginal_tolerance: a coupling whose marginals are off by more than this (L1, both
-        sides) is reported as not converged.
-    """
-
-    epsilon: float | torch.Tensor = 1e-2
-    relative_epsilon: bool = False
-    threshold: float = 1e-3
-    min_iterations: int = 5
-    max_iterations: int = 50
-    sinkhorn_threshold: float = 1e-3
-    sinkhorn_max_iterations: int = 2000
-    marginal_tolerance: float = 1e-2
+__all__ = ["GWOutput", "finish"]
 
 
 @dataclass(frozen=True)

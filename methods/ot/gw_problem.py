@@ -63,8 +63,8 @@ class GWProblem:
     ``C / mean(C)`` (``normalised``): the coupling is the same as on the raw costs with
     ``ε / (mean(C_X)·mean(C_Y))`` (the marginal terms of the linearisation are separable and
     the cross term scales by the product of the means), and it keeps float32 solves sane when
-    a collapsed decoder gives costs of 1e-6. A solver with ``relative_epsilon=True`` reads its
-    ε in these units (:meth:`absolute_epsilon`).
+    a collapsed decoder gives costs of 1e-6. A solver given ``epsilon0`` reads its ε in these
+    units (:meth:`absolute_epsilon`).
 
     The cost matrices may require grad: the solvers use detached copies, and
     :meth:`cost` of the solved coupling is then differentiable (the envelope theorem).
@@ -109,11 +109,12 @@ class GWProblem:
         normalised problem."""
         return self.mean_x * self.mean_y
 
-    def absolute_epsilon(self, epsilon, relative: bool) -> torch.Tensor:
-        """ε on the raw costs' scale, detached: ``epsilon`` itself, or, when ``relative``,
-        ``epsilon·mean(C_X)·mean(C_Y)`` (ε0 in the GMG regulariser)."""
-        eps = torch.as_tensor(epsilon, dtype=self.cost_x.dtype, device=self.cost_x.device).detach()
-        return eps * self.mean_x * self.mean_y if relative else eps
+    def absolute_epsilon(self, *, epsilon=None, epsilon0=None) -> torch.Tensor:
+        """ε on the raw costs' scale, detached: ``epsilon`` itself, or
+        ``epsilon0·mean(C_X)·mean(C_Y)`` (the GMG regulariser's ε0); give one of them."""
+        eps = torch.as_tensor(epsilon if epsilon0 is None else epsilon0, dtype=self.cost_x.dtype,
+                              device=self.cost_x.device).detach()
+        return eps if epsilon0 is None else eps * self.mean_x * self.mean_y
 
     def normalised(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(C_X / mean(C_X), C_Y / mean(C_Y), mean(C_X)·mean(C_Y))``, all detached."""

@@ -19,8 +19,9 @@ from functools import lru_cache  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from gmgbench.methods.ot.gw_output import GWOutput, GWSettings, finish  # noqa: E402
+from gmgbench.methods.ot.gw_output import GWOutput, finish  # noqa: E402
 from gmgbench.methods.ot.gw_problem import GWProblem  # noqa: E402
+from gmgbench.methods.ot.settings import GWSettings  # noqa: E402
 
 __all__ = ["OttGW", "trace_count"]
 
@@ -67,7 +68,7 @@ def _to_jax(t: torch.Tensor):
 @dataclass(frozen=True)
 class OttGW(GWSettings):
     """Entropic GW with ott-jax; the shared settings are documented on
-    :class:`~gmgbench.methods.ot.gw_output.GWSettings`, with the same defaults as :class:`~gmgbench.methods.ot.torch_gw.TorchGW`.
+    :class:`~gmgbench.methods.ot.settings.GWSettings`, with the same defaults as :class:`~gmgbench.methods.ot.torch_gw.TorchGW`.
 
     ``warm_start`` (default True) reuses the Sinkhorn potentials between linearisations, as the
     torch backend does; ott-jax's own default is False.
@@ -79,7 +80,7 @@ class OttGW(GWSettings):
         if init is not None:
             raise ValueError("OttGW: a start coupling (init) is supported by the torch backend only")
         cx, cy, scale = prob.normalised()
-        eps = abs_eps = prob.absolute_epsilon(self.epsilon, self.relative_epsilon)
+        eps = abs_eps = self.absolute_epsilon(prob)
         if prob.is_batched:
             eps = eps.reshape(-1).expand(cx.shape[0])
         elif eps.numel() != 1:
@@ -87,10 +88,12 @@ class OttGW(GWSettings):
         else:
             eps = eps.reshape(())
         if not bool((eps > 0).all()):
-            raise ValueError(f"OttGW: epsilon must be positive, got {self.epsilon}")
+            raise ValueError(f"OttGW: epsilon must be positive, got {self.given_epsilon}")
         # Not asdict(): it deep-copies ε, a tensor, on every solve.
-        settings = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("epsilon", "relative_epsilon", "marginal_tolerance")}
+        settings = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("epsilon", "epsilon0", "marginal_tolerance")}
         fn = _jitted(**settings, batched=prob.is_batched)
+        # ott-jax solves the normalised costs, so it gets ε / (mean(C_X)·mean(C_Y)) (about ε0
+        # itself when epsilon0 was given), in its own convention, which is ours (POT's ε / 2).
         matrix, costs, ok, n_iters = fn(_to_jax(cx), _to_jax(cy), _to_jax((eps / scale).contiguous()))
         # Without jax_enable_x64, JAX computes float64 inputs in float32: hand back the caller's dtype.
         coupling = torch.from_dlpack(matrix).to(device=cx.device, dtype=cx.dtype)

@@ -21,8 +21,9 @@ from typing import Optional
 
 import torch
 
-from gmgbench.methods.ot.gw_output import GWOutput, GWSettings, finish
+from gmgbench.methods.ot.gw_output import GWOutput, finish
 from gmgbench.methods.ot.gw_problem import GWProblem
+from gmgbench.methods.ot.settings import GWSettings
 
 __all__ = ["TorchGW"]
 
@@ -30,7 +31,7 @@ __all__ = ["TorchGW"]
 @dataclass(frozen=True)
 class TorchGW(GWSettings):
     """Entropic GW solver in torch; the shared settings are documented on
-    :class:`~gmgbench.methods.ot.gw_output.GWSettings`.
+    :class:`~gmgbench.methods.ot.settings.GWSettings`.
 
     Args:
       inner_iterations: Sinkhorn steps between two convergence checks (host syncs); 10, 15
@@ -45,6 +46,7 @@ class TorchGW(GWSettings):
     momentum: float = 1.0
 
     def __post_init__(self):
+        super().__post_init__()
         if self.max_iterations < 1 or self.min_iterations < 0 or self.sinkhorn_max_iterations < 1 or self.inner_iterations < 1:
             raise ValueError(f"TorchGW: iteration counts must be positive, got {self}")
         if not 1.0 <= self.momentum < 2.0:
@@ -53,7 +55,7 @@ class TorchGW(GWSettings):
     def __call__(self, prob: GWProblem, init: torch.Tensor | None = None) -> GWOutput:
         """Solve ``prob``; ``init`` is the coupling the first linearisation is taken at
         (default: the product coupling ``a bᵀ``, as ott-jax), e.g. ``prob.identity_coupling()``."""
-        eps = prob.absolute_epsilon(self.epsilon, self.relative_epsilon)
+        eps = self.absolute_epsilon(prob)
         with torch.no_grad():
             coupling, trace, ok, n_outer = self._solve(prob, eps, init)
         return finish(prob, coupling, trace, ok, n_outer, eps, self.marginal_tolerance)
@@ -66,7 +68,7 @@ class TorchGW(GWSettings):
         bsz, n, m = cx.shape[0], cx.shape[-1], cy.shape[-1]
         eps = eps.reshape(-1) / scale
         if eps.numel() not in (1, bsz) or not bool((eps > 0).all()):
-            raise ValueError(f"TorchGW: epsilon must be positive, scalar or one per problem, got {self.epsilon}")
+            raise ValueError(f"TorchGW: epsilon must be positive, scalar or one per problem, got {self.given_epsilon}")
         if init is not None:
             if init.shape != prob.cost_x.shape[:-1] + (m,):
                 raise ValueError(f"TorchGW: init must be a coupling of shape {tuple(prob.cost_x.shape[:-1]) + (m,)}, got {tuple(init.shape)}")

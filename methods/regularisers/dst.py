@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from gmgbench.methods.base import ForwardPass, LossAndLogs, Regulariser
 from gmgbench.methods.ot.gw_problem import distortion
-from gmgbench.methods.regularisers.map_pairs import GeometricConfig, cost_matrices
+from gmgbench.methods.regularisers.geometric import GeometricConfig, cost_matrices
 
 __all__ = ["Distortion"]
 

@@ -1,7 +1,7 @@
 """GMG: the Gromov-Monge gap of the encoder or decoder on the batch (Uscidda et al., ICLR 2025).
 
 ``GMG(T) = DST(T) − GW(r, T#r)``. On a batch: the cost matrices ``C_X``, ``C_Y`` of the
-judged map (:mod:`gmgbench.methods.regularisers.map_pairs`), ``DST = (1/n²) Σ ½ (C_X − C_Y)²``, and
+judged map (:mod:`gmgbench.methods.regularisers.geometric`), ``DST = (1/n²) Σ ½ (C_X − C_Y)²``, and
 an entropic GW solve between ``(C_X, uniform)`` and ``(C_Y, uniform)`` with ε0 relative to
 the problem's cost scale (``ε = ε0·mean(C_X)·mean(C_Y)``, done in :mod:`gmgbench.methods.ot`).
 
@@ -49,7 +49,7 @@ import torch
 from gmgbench.methods import ot
 from gmgbench.methods.base import ForwardPass, LossAndLogs, Regulariser
 from gmgbench.methods.ot.gw_problem import GWProblem, distortion
-from gmgbench.methods.regularisers.map_pairs import GeometricConfig, cost_matrices
+from gmgbench.methods.regularisers.geometric import GeometricConfig, cost_matrices
 
 __all__ = ["GromovMongeGap", "gmg_from_costs", "kl_to_product", "ESTIMATORS", "TORCH_ONLY"]
 
@@ -78,7 +78,7 @@ def gmg_from_costs(cost_x: torch.Tensor, cost_y: torch.Tensor, epsilon0: float =
     ``"own"``, or ``"map"`` when the map's own coupling won).
     """
     check_estimator(estimator, backend)
-    solve = ot.solver(backend, epsilon=epsilon0, relative_epsilon=True, **solver_kw)
+    solve = ot.solver(backend, epsilon0=epsilon0, **solver_kw)
     dst = distortion(cost_x, cost_y)
     if estimator == "consistent":
         return _consistent(cost_x, cost_y, dst, solve)

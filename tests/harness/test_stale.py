@@ -68,7 +68,7 @@ def _edit_helper(tmp_path):
 
 def test_method_code_of_a_builtin_is_its_module_and_what_it_imports():
     files = source.method_code("gmg", "regulariser")["files"]
-    assert {"methods/regularisers/gmg.py", "methods/regularisers/map_pairs.py", "methods/ot/torch_gw.py",
+    assert {"methods/regularisers/gmg.py", "methods/regularisers/geometric.py", "methods/ot/torch_gw.py",
             "methods/ot/ott_gw.py", "methods/ot/costs.py"} <= set(files)
     assert not {"methods/base.py", "methods/registry.py", "methods/architectures.py"} & set(files)
     assert set(source.method_code("beta_vae", "objective")["files"]) == {"methods/__init__.py", "methods/beta_vae.py"}

@@ -8,7 +8,7 @@ import math
 import pandas as pd
 
 from gmgbench.harness import leaderboard
-from gmgbench.harness.leaderboard.release import _leader
+from gmgbench.harness.leaderboard.index import _leader
 from gmgbench.harness.results import ResultsStore
 from gmgbench.harness.spec import MethodSpec, RegulariserSpec
 from lb_helpers import fill, make_spec, result

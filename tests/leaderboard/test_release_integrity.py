@@ -11,7 +11,7 @@ import pytest
 
 from gmgbench.harness import leaderboard
 from gmgbench.harness.cli import main
-from gmgbench.harness.leaderboard.release import rebuild, versions
+from gmgbench.harness.leaderboard.manifest import rebuild, versions
 from lb_helpers import toy_store
 
 

@@ -76,7 +76,7 @@ def _model_state(state: str):
         torch.manual_seed(0)
         model = VAE(num_channels=1, latent_dim=10)
         return model.state_dict(), (torch.rand(64, 1, 64, 64, generator=torch.Generator().manual_seed(0)) > 0.8).float()
-    from gmgbench.harness.gmg_estimators import briefly_trained_vae
+    from gmgbench.harness.gmg_estimators.ground_truth import briefly_trained_vae
 
     model, ds, rs, _ = briefly_trained_vae(WARM_STEPS)
     return copy.deepcopy(model.state_dict()), ds.training_batch(ds.sample_factors(64, rs), rs)

@@ -6,7 +6,7 @@ import torch
 
 from gmgbench.methods import ot, registry
 from gmgbench.methods.architectures import VAE
-from gmgbench.methods.regularisers.map_pairs import map_pairs
+from gmgbench.methods.regularisers.geometric import map_pairs
 
 torch.set_num_threads(1)
 

@@ -90,7 +90,7 @@ def test_warm_start_stays_at_the_maps_own_coupling_on_a_near_isometry():
     x = pts(5, n=24)
     y = x @ rotation(6, 4) + 0.02 * pts(7, n=24)
     prob = ot.GWProblem(ot.pairwise_cost(x, "l2sq"), ot.pairwise_cost(y, "l2sq"))
-    out = ot.TorchGW(epsilon=0.001, relative_epsilon=True)(prob, init=prob.identity_coupling())
+    out = ot.TorchGW(epsilon0=0.001)(prob, init=prob.identity_coupling())
     assert float((out.coupling.diagonal() * 24).min()) > 0.9
 
 

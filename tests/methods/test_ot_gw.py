@@ -231,15 +231,28 @@ def test_small_epsilon_goes_through_absorption_and_still_agrees_with_ott():
 # -- relative ε, start couplings, feasibility (methods/ot owns them) -------------------------
 
 @pytest.mark.parametrize("backend", ["torch", "ott"])
-def test_relative_epsilon_is_epsilon0_times_the_problems_cost_scale(backend):
+def test_epsilon0_is_relative_to_the_problems_cost_scale(backend):
     cx, cy = costs(11, 16, "cos")
-    rel = ot.solve_gw(cx, cy, 0.05, backend=backend, relative_epsilon=True)
+    rel = ot.solve_gw(cx, cy, epsilon0=0.05, backend=backend)
     absolute = ot.solve_gw(cx, cy, 0.05 * cx.mean() * cy.mean(), backend=backend)
     assert torch.equal(rel.coupling, absolute.coupling)
     assert float(rel.epsilon) == pytest.approx(0.05 * float(cx.mean()) * float(cy.mean()), rel=1e-6)
     # Scale-free: the same ε0 on costs 1e3 times larger gives the same coupling.
-    big = ot.solve_gw(cx * 1e3, cy, 0.05, backend=backend, relative_epsilon=True)
+    big = ot.solve_gw(cx * 1e3, cy, epsilon0=0.05, backend=backend)
     assert torch.allclose(big.coupling, rel.coupling, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["torch", "ott"])
+def test_a_solver_takes_exactly_one_of_epsilon_and_epsilon0(backend):
+    # Either name alone is a complete setting; both (which one wins?) or neither (no default ε
+    # is right at every cost scale) is refused when the solver is built, not at its first solve.
+    for kw in ({}, {"epsilon": 0.01, "epsilon0": 0.01}):
+        with pytest.raises(ValueError, match="exactly one of epsilon .* and epsilon0"):
+            ot.solver(backend, **kw)
+    assert ot.solver(backend, epsilon0=0.01).epsilon is None
+    assert ot.solver(backend, epsilon=0.01).epsilon0 is None
+    with pytest.raises(ValueError, match="exactly one"):
+        ot.solve_gw(*costs(5, 5, "cos"), 0.01, epsilon0=0.01, backend=backend)
 
 
 def test_a_start_coupling_is_used_and_checked():
@@ -247,7 +260,7 @@ def test_a_start_coupling_is_used_and_checked():
     prob = ot.GWProblem(cx, cy)
     eye = prob.identity_coupling()
     assert torch.allclose(eye.sum(0), prob.b) and float(ot.distortion(cx, cy)) == pytest.approx(float(prob.cost(eye)), rel=1e-5)
-    solver = ot.TorchGW(epsilon=0.01, relative_epsilon=True)
+    solver = ot.TorchGW(epsilon0=0.01)
     from_eye, from_product = solver(prob, init=eye), solver(prob)
     assert not torch.equal(from_eye.coupling, from_product.coupling)
     with pytest.raises(ValueError, match="init must be a coupling of shape"):
@@ -260,9 +273,9 @@ def test_a_start_coupling_is_used_and_checked():
 
 def test_feasible_is_the_marginal_check_and_converged_also_needs_the_loops():
     cx, cy = costs(13, 12, "cos")
-    capped = ot.solve_gw(cx, cy, 0.01, relative_epsilon=True, max_iterations=1, min_iterations=1, threshold=1e-12)
+    capped = ot.solve_gw(cx, cy, epsilon0=0.01, max_iterations=1, min_iterations=1, threshold=1e-12)
     assert bool(capped.feasible) and not bool(capped.converged)
-    broken = ot.solve_gw(cx, cy, 0.01, relative_epsilon=True, marginal_tolerance=0.0)
+    broken = ot.solve_gw(cx, cy, epsilon0=0.01, marginal_tolerance=0.0)
     assert not bool(broken.feasible) and not bool(broken.converged)
 
 

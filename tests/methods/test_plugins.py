@@ -150,7 +150,7 @@ BROKEN = {
             name = "beta_vae"
             def __call__(self, out):
                 return out.mu.sum(), {}
-        """, r"method name 'beta_vae' is already registered as a objective by .*methods/beta_vae.py; choose another name"),
+        """, r"method name 'beta_vae' is already registered as an objective by .*methods/beta_vae.py; choose another name"),
 }
 
 

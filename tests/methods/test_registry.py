@@ -88,7 +88,7 @@ def test_register_needs_call_with_one_argument():
 
 
 def test_register_refuses_a_name_clash_naming_both_files():
-    with pytest.raises(PluginError, match=rf"{HERE}.*'beta_vae' is already registered as a objective by .*beta_vae.py"):
+    with pytest.raises(PluginError, match=rf"{HERE}.*'beta_vae' is already registered as an objective by .*beta_vae.py"):
         register(_objective(name="beta_vae"))
     with pytest.raises(PluginError, match=r"'hfs' is already registered as a regulariser"):
         register(_objective(name="hfs"))  # across kinds too: spec names must be unambiguous
@@ -111,7 +111,7 @@ def test_isolated_forgets_what_the_block_registered():
 def test_get_lists_valid_names_and_hints_at_the_other_kind():
     with pytest.raises(KeyError, match="unknown objective 'beta_vea'; valid objectives: annealed_vae, beta_tcvae, beta_vae, dip_vae_i, dip_vae_ii, factor_vae"):
         registry.get("beta_vea", "objective")
-    with pytest.raises(KeyError, match="'hfs' is a regulariser, not a objective"):
+    with pytest.raises(KeyError, match="'hfs' is a regulariser, not an objective"):
         registry.get("hfs", "objective")
     with pytest.raises(KeyError, match="unknown method kind 'loss'"):
         registry.get("beta_vae", "loss")
@@ -305,7 +305,7 @@ def test_a_builtin_is_one_declaration_loaded_lazily(tmp_path, monkeypatch):
     assert reg.names("objective") == ["probe_builtin"] and "probe_mod" not in sys.modules
     assert reg.build("probe_builtin", "objective", {"beta": 2.0}).cfg.beta == 2.0
     assert reg.origin("probe_builtin", "objective") == str(tmp_path / "probe_mod.py")
-    with pytest.raises(PluginError, match="is already registered as a objective"):
+    with pytest.raises(PluginError, match="is already registered as an objective"):
         reg.register(_objective(name="probe_builtin"))  # built-in names stay taken
 
 

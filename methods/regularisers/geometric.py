@@ -1,4 +1,5 @@
-"""The map a geometric regulariser judges, and its cost matrices on the batch.
+"""What the geometric regularisers (``dst``, ``gmg``) share: their settings' base
+:class:`GeometricConfig`, the map they judge, and its cost matrices on the batch.
 
 - ``side="encoder"``: T = encoder, x ↦ z; the reference batch is the data batch ``out.x``.
 - ``side="decoder"``: T = decoder, z ↦ sigmoid(decode(z)); the reference batch is the
