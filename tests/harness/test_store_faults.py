@@ -99,7 +99,7 @@ def test_a_score_that_is_not_a_number_is_named_not_dropped(done_run, one_spec, v
     assert main(["leaderboard", str(one_spec), "--results", str(store.root)]) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
-    assert f"{store.result_path(run.run_id)}: gmgbench.metrics.mig.discrete_mig: " in err and "not a number" in err
+    assert f"{store.result_path(run.run_id)}: metrics.mig.discrete_mig: " in err and "not a number" in err
 
 
 def test_evaluate_refuses_scores_that_contradict_the_runs_config(done_run, capsys):
