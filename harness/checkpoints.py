@@ -1,4 +1,5 @@
-"""Saving and loading ``checkpoint.pt`` / ``model.pt``: atomic writes, loads that never run code.
+"""Saving and loading ``checkpoint.pt`` / ``model.pt``: atomic writes, loads that never run code;
+:func:`load_model`, a run's trained model, for whoever needs one (evaluation, figures, export).
 
 Both files hold only tensors and plain containers (dicts, lists, str, int, float, bool,
 None), so they load with ``torch.load(weights_only=True)``: a pickle planted in a results
@@ -21,8 +22,10 @@ import torch
 
 from gmgbench.harness.fileio import atomic_write
 from gmgbench.harness.results import StoreError
+from gmgbench.harness.spec import RunSpec
+from gmgbench.methods.architectures import VAE
 
-__all__ = ["save", "load", "checkpoint_step", "sampler_state", "set_sampler_state"]
+__all__ = ["save", "load", "load_model", "checkpoint_step", "sampler_state", "set_sampler_state"]
 
 
 def save(obj: Any, path: Path) -> None:
@@ -81,6 +84,23 @@ def checkpoint_step(path: Path) -> int | None:
         return int(load(path)["step"])
     except (StoreError, KeyError, TypeError, ValueError):
         return None
+
+
+def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[VAE, RunSpec]:
+    """The trained model in ``path`` (a run's ``model.pt``: ``ResultsStore.model_path``) and
+    the run that trained it; loaded weights-only: a planted pickle never runs."""
+    path = Path(path)
+    fix = "retrain the run with `gmgbench run STUDY --force`"
+    ckpt = load(path, map_location=device, what="model", fix=fix)
+    try:
+        run = RunSpec.from_dict(ckpt["run"])
+        dataset_channels = ckpt["model"]["encoder.0.weight"].shape[1]
+        model = VAE(num_channels=dataset_channels, latent_dim=run.train.latent_dim).to(device)
+        model.load_state_dict(ckpt["model"])
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as err:
+        raise StoreError(f"{path}: not a gmgbench model ({type(err).__name__}: {err}); {fix}") from None
+    model.eval()
+    return model, run
 
 
 def sampler_state(rs: np.random.RandomState) -> dict[str, Any]:

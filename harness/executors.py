@@ -72,7 +72,7 @@ def execute(run: RunSpec, store_root: str, force: bool = False, progress=True,
 
         torch.set_num_threads(num_threads)
     store = ResultsStore(store_root)
-    with run_lock(store.workdir(run.run_id)) as held:
+    with run_lock(store, run.run_id) as held:
         if not held:
             return Outcome(run.run_id, run.name, "busy", "another process is training this run")
         try:
@@ -88,11 +88,11 @@ def execute(run: RunSpec, store_root: str, force: bool = False, progress=True,
 
 
 @contextlib.contextmanager
-def run_lock(workdir: Path):
-    """Hold ``workdir/.lock`` while a run trains, so two ``gmgbench run`` on one store
+def run_lock(store: ResultsStore, run_id: str):
+    """Hold the run's lock (:meth:`ResultsStore.run_lock_path`) while it trains, so two ``gmgbench run`` on one store
     never train the same run twice. The OS drops the lock when its process dies, so a
     crashed or killed run leaves nothing to clean up."""
-    with file_lock(workdir / ".lock") as held:
+    with file_lock(store.run_lock_path(run_id)) as held:
         yield held
 
 
@@ -330,9 +330,9 @@ def _to_parent(event: dict) -> None:
             _PARENT_CONN.send(("event", event))
 
 
-def is_running_here(workdir: Path) -> bool:
+def is_running_here(store: ResultsStore, run_id: str) -> bool:
     """Whether a process on this machine holds the run's lock (``gmgbench run`` training it)."""
-    lock = workdir / ".lock"
+    lock = store.run_lock_path(run_id)
     if not lock.is_file():  # never create one just to look
         return False
     with file_lock(lock) as held:

@@ -4,7 +4,8 @@ Layout under the store's root (default ``results/<study>/``)::
 
     runs/<run_id>.json       the result of a finished run (config, metrics, curve, provenance)
     failed/<run_id>.json     the last failure of a run that did not finish (never a result)
-    work/<run_id>/           checkpoint.pt, model.pt, curve.csv, log of the run in progress
+    work/<run_id>/           checkpoint.pt, model.pt, curve.csv, .lock of the run (:class:`RunFiles`)
+    work/<run_id>.next/      the same files while ``--force`` retrains the run, and its result.json
     jobs/<run_id>.json       Slurm job ids a launch recorded for the run
     work/<run_id>/attempts.jsonl   one line per start/requeue/end of the run's Slurm jobs
     launches/                the launch journal (one file per launch) and the launch lock
@@ -12,7 +13,9 @@ Layout under the store's root (default ``results/<study>/``)::
     quarantine/              corrupt files moved aside by ``run --repair``
     external/<id>.json       scores of a model trained elsewhere (``gmgbench import-dlib``)
 
-Every path of this layout is a method of :class:`ResultsStore`; no other module builds one.
+Every path of this layout is a method of :class:`ResultsStore` (the files inside one run's
+folder, of :class:`RunFiles`, which training uses on any folder it is given); no other module
+joins one by hand (``tests/harness/test_results.py`` greps for the file names).
 
 A result is written by ``os.replace`` of a temporary file in the same folder, so readers
 see either nothing or the whole document, and concurrent jobs never corrupt each other
@@ -38,7 +41,7 @@ from gmgbench.harness.fileio import DiskFull, NotWritable, atomic_write_json, at
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ResultsStore", "atomic_write_text", "atomic_write_json", "provenance", "ResultExists", "StoreError"]
+__all__ = ["ResultsStore", "RunFiles", "atomic_write_text", "atomic_write_json", "provenance", "ResultExists", "StoreError"]
 
 SCHEMA_VERSION = 1
 REPAIR_HINT = "`gmgbench run STUDY --repair` moves it aside (into quarantine/) and reruns the run"
@@ -103,6 +106,39 @@ def provenance() -> dict[str, Any]:
     }
 
 
+class RunFiles:
+    """The files of one run's folder: ``work/<id>/``, or ``work/<id>.next/`` while ``--force``
+    retrains the run beside it (training and tests also use a folder of their own)."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+
+    @property
+    def checkpoint(self) -> Path:
+        """Everything training resumes from (harness/checkpoints.py)."""
+        return self.folder / "checkpoint.pt"
+
+    @property
+    def model(self) -> Path:
+        """The trained model and its run, written when training ends (harness/checkpoints.py)."""
+        return self.folder / "model.pt"
+
+    @property
+    def curve(self) -> Path:
+        """Every logged point of the training curve (the result keeps a downsampled one)."""
+        return self.folder / "curve.csv"
+
+    @property
+    def lock(self) -> Path:
+        """Held by the process that trains the run or swaps its ``--force`` result in."""
+        return self.folder / ".lock"
+
+    @property
+    def swap_result(self) -> Path:
+        """In ``work/<id>.next/`` only: the retrained result; writing it commits the swap."""
+        return self.folder / "result.json"
+
+
 class ResultsStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -119,6 +155,16 @@ class ResultsStore:
 
     def workdir(self, run_id: str) -> Path:
         return self.root / "work" / run_id
+
+    def run_files(self, run_id: str, *, next: bool = False) -> RunFiles:
+        """The files of the run's folder; ``next``: of the folder ``--force`` retrains it in."""
+        return RunFiles(self.next_workdir(run_id) if next else self.workdir(run_id))
+
+    def checkpoint_path(self, run_id: str, *, next: bool = False) -> Path:
+        return self.run_files(run_id, next=next).checkpoint
+
+    def model_path(self, run_id: str) -> Path:
+        return self.run_files(run_id).model
 
     def jobs_path(self, run_id: str) -> Path:
         return self.root / "jobs" / f"{run_id}.json"
@@ -146,6 +192,10 @@ class ResultsStore:
 
     def launches_dir(self) -> Path:
         return self.root / "launches"
+
+    def launch_lock_path(self) -> Path:
+        """Held by the one launcher that may submit to this store at a time."""
+        return self.launches_dir() / ".lock"
 
     def slurm_dir(self) -> Path:
         """Absolute: submitit and the jobs on other nodes read it."""
@@ -228,7 +278,7 @@ class ResultsStore:
     # -- --force: retrain beside the old run, swap in when complete ----------------------
     def run_lock_path(self, run_id: str) -> Path:
         """The lock a process holds while it trains the run or swaps its ``--force`` result in."""
-        return self.workdir(run_id) / ".lock"
+        return self.run_files(run_id).lock
 
     def commit_next(self, run_id: str, result: dict[str, Any]) -> Path:
         """Replace the run's files and result by the complete retrained ones in :meth:`next_workdir`.
@@ -237,7 +287,7 @@ class ResultsStore:
         after it :meth:`finish_swap` (rerun by any later ``gmgbench run``) completes the swap.
         The caller holds the run's lock (it trained the run).
         """
-        atomic_write_json(self.next_workdir(run_id) / "result.json", {"schema": SCHEMA_VERSION, **result})
+        atomic_write_json(self.run_files(run_id, next=True).swap_result, {"schema": SCHEMA_VERSION, **result})
         self.finish_swap(run_id, locked=True)
         return self.result_path(run_id)
 
@@ -251,7 +301,7 @@ class ResultsStore:
         run's) is never swapped in; its whole ``work/<id>.next/`` goes to ``quarantine/``
         (named in a warning) and the old run stays as it was.
         """
-        if not (self.next_workdir(run_id) / "result.json").is_file():
+        if not self.run_files(run_id, next=True).swap_result.is_file():
             return False
         if locked:
             return self._finish_swap(run_id)
@@ -259,8 +309,8 @@ class ResultsStore:
             return held and self._finish_swap(run_id)
 
     def _finish_swap(self, run_id: str) -> bool:
-        nxt = self.next_workdir(run_id)
-        doc = nxt / "result.json"
+        files = self.run_files(run_id, next=True)
+        nxt, doc = files.folder, files.swap_result
         if not doc.is_file():  # another process finished it while we waited for nothing
             return False
         try:
@@ -273,7 +323,7 @@ class ResultsStore:
         work = self.workdir(run_id)
         work.mkdir(parents=True, exist_ok=True)
         for p in sorted(nxt.iterdir()):
-            if p.name not in ("result.json", ".lock") and p.is_file():
+            if p not in (files.swap_result, files.lock) and p.is_file():
                 os.replace(p, work / p.name)  # model.pt, checkpoint.pt, curve.csv: each atomically
         result.pop("schema", None)
         self.write_result(run_id, result, overwrite=True)

@@ -10,7 +10,7 @@ each cost:
 - encoder: the map x ↦ z (observation, flattened → posterior mean);
 - decoder: the map z ↦ x̂ (posterior mean → decoded image, the Bernoulli means), which needs the
   model's decoder: the representation function carries it as its ``decode`` attribute (codes
-  ``(B, D)`` → images ``(B, H, W, C)``; :func:`gmgbench.harness.train.representation_function` sets it).
+  ``(B, D)`` → images ``(B, H, W, C)``; :func:`gmgbench.harness.evaluation.representation_function` sets it).
   Without it the decoder keys are NaN.
 
 Costs: ``l2sq``, ``scl2sq``, ``cos`` of :mod:`gmgbench.methods.ot.costs`, and ``ccos``: ``1 − cos`` of

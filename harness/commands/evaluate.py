@@ -12,14 +12,15 @@ from gmgbench.harness.errors import UserError
 def cmd_evaluate(args) -> int:
     import json
 
-    from gmgbench.harness import train
+    from gmgbench.harness import checkpoints
+    from gmgbench.harness.evaluation import evaluate_model
     from gmgbench.harness.results import ResultExists, ResultsStore
 
     store = ResultsStore(args.results)
     if not store.has_result(args.run_id):
         raise UserError(f"{store.result_path(args.run_id)}: no result of run {args.run_id} in {args.results}")
-    if not (store.workdir(args.run_id) / "model.pt").is_file():
-        raise UserError(f"{store.workdir(args.run_id) / 'model.pt'}: the run's model is gone; rerun it with --force")
+    if not store.model_path(args.run_id).is_file():
+        raise UserError(f"{store.model_path(args.run_id)}: the run's model is gone; rerun it with --force")
     result = store.read_result(args.run_id)
     settings = metric_settings(args.metrics)
     settings, added = _settings_of_the_run(args, result, settings)
@@ -28,8 +29,8 @@ def cmd_evaluate(args) -> int:
     if stored and not (args.force or args.no_write):
         raise ResultExists(f"run {args.run_id} in {args.results} already has {', '.join(stored)}; "
                          "pass --force to replace, or --no-write to only print")
-    model, run = train.load_model(store.workdir(args.run_id))
-    scores = train.evaluate_model(model, run, settings)
+    model, run = checkpoints.load_model(store.model_path(args.run_id))
+    scores = evaluate_model(model, run, settings)
     if not args.no_write:
         result["metrics"] = {**result.get("metrics", {}), **scores}
         if added:  # the settings of scores the run's own config does not list

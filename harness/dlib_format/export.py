@@ -43,16 +43,16 @@ _DLIB_MODELS = {"beta_vae": ("vae", ("beta",)), "beta_tcvae": ("beta_tc_vae", ("
 
 def export_run(store, run_id: str, out_dir: str | Path, *, device: str = "cpu") -> Path:
     """Write run ``run_id`` of ``store`` as a dlib model folder ``out_dir`` (must not exist)."""
-    from gmgbench.harness import train
+    from gmgbench.harness import checkpoints  # late: torch, only when a model is exported
 
     out_dir = Path(out_dir)
     if out_dir.exists():
         raise DlibFormatError(f"{out_dir}: already exists; choose a new folder (nothing is overwritten)")
-    workdir = store.workdir(run_id)
-    if not (workdir / "model.pt").is_file():
-        raise DlibFormatError(f"run {run_id}: no trained model at {workdir / 'model.pt'} "
+    model_path = store.model_path(run_id)
+    if not model_path.is_file():
+        raise DlibFormatError(f"run {run_id}: no trained model at {model_path} "
                               f"(is the run finished in {store.root}?)")
-    model, run = train.load_model(workdir, device="cpu")
+    model, run = checkpoints.load_model(model_path, device="cpu")
     result = store.read_result(run_id) if store.has_result(run_id) else {}
     channels = int(model.encoder[0].in_channels)
     shape = (64, 64, channels)

@@ -435,16 +435,16 @@ def make_figures(agg: Aggregate, store, out_dir: Path) -> tuple[list[dict[str, A
                 notes.append(f"{ds}: {entry}: no finished run, so no traversals or reconstructions")
                 continue
             rid, seed = pick
-            workdir = store.workdir(rid) if store is not None else None
-            if workdir is None or not (workdir / "model.pt").is_file():
+            model_path = store.model_path(rid) if store is not None else None
+            if model_path is None or not model_path.is_file():
                 notes.append(f"{ds}: {entry}: model.pt of run {rid} is not in the results store, "
                              "so no traversals or reconstructions")
                 continue
             try:
+                from gmgbench.harness import checkpoints
                 from gmgbench.harness import data as datasets
-                from gmgbench.harness import train
 
-                model, run = train.load_model(workdir)
+                model, run = checkpoints.load_model(model_path)
                 if dataset is None:
                     dataset = datasets.load(run.dataset, run.dataset_root)
                 records += model_figures(model, dataset, entry, ds, rid, seed, out_dir)

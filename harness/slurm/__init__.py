@@ -24,6 +24,7 @@ requeues itself and training resumes from its last checkpoint (see docs/slurm.md
 Modules: :mod:`~gmgbench.harness.slurm.profile` (cluster profiles), :mod:`~gmgbench.harness.slurm.plan`
 (runs → arrays), :mod:`~gmgbench.harness.slurm.cluster` (squeue/sacct/scontrol),
 :mod:`~gmgbench.harness.slurm.journal` (the launch journal and recovery), :mod:`~gmgbench.harness.slurm.job`
-(the array task), :mod:`~gmgbench.harness.slurm.launch` (the submit sequence above). Run states,
-local runs included, are :mod:`gmgbench.harness.status`.
+(the array task), :mod:`~gmgbench.harness.slurm.launch` (the submit sequence above),
+:mod:`~gmgbench.harness.slurm.states` (each run's state, local runs included: what ``launch``
+submits by and ``gmgbench status`` reports).
 """

@@ -12,7 +12,6 @@ import submitit
 
 from gmgbench.harness.results import ResultsStore, slurm_job_id
 from gmgbench.harness.spec import RunSpec
-from gmgbench.harness.status import checkpoint_step
 
 __all__ = ["TrainJob", "RunFailed", "attempts"]
 
@@ -35,6 +34,7 @@ class TrainJob(submitit.helpers.Checkpointable):
         self.force = bool(force)
 
     def __call__(self) -> dict[str, str]:
+        from gmgbench.harness.checkpoints import checkpoint_step  # late: torch, in the job only
         from gmgbench.harness.executors import execute
 
         for backend in ("PYTORCH", "JAX", "TENSORFLOW", "CUPY"):
@@ -56,7 +56,7 @@ class TrainJob(submitit.helpers.Checkpointable):
         force = getattr(self, "force", False)  # a job pickled before --force existed has none
         # A forced run's first start begins afresh beside the old run; a requeued one resumes there.
         resume_forced = force and restarts > 0
-        ckpt = (store.next_workdir(run.run_id) if force else store.workdir(run.run_id)) / "checkpoint.pt"
+        ckpt = store.checkpoint_path(run.run_id, next=force)
         step = checkpoint_step(ckpt) if (resume_forced or not force) else None
         self._attempt = {"job": job, "restarts": restarts}  # for checkpoint(), which submitit calls on requeue
         if restarts and _last_event(store, run.run_id) == "start":

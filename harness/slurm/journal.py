@@ -26,7 +26,7 @@ def log_paths(store: ResultsStore, job_id: str) -> tuple[Path, Path]:
 @contextlib.contextmanager
 def launch_lock(store: ResultsStore):
     """One launcher per store at a time; the OS drops the lock when a launcher dies."""
-    with file_lock(store.launches_dir() / ".lock") as held:
+    with file_lock(store.launch_lock_path()) as held:
         if not held:
             raise SlurmError(f"another `gmgbench launch` is running on {store.root}; wait for it to finish")
         yield

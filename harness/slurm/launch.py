@@ -19,9 +19,9 @@ from gmgbench.harness.slurm.job import TrainJob
 from gmgbench.harness.slurm.journal import Journal, launch_lock, record_jobs, recover
 from gmgbench.harness.slurm.plan import ArrayPlan, plan_arrays, resource_notes
 from gmgbench.harness.slurm.profile import Profile, check_resources
+from gmgbench.harness.slurm.states import STATES, classify
 from gmgbench.harness.spec import StudySpec
 from gmgbench.harness.stale import plugin_dirs
-from gmgbench.harness.status import STATES, classify
 
 __all__ = ["launch", "PAUSE_ENV"]
 
@@ -101,7 +101,7 @@ def _stale_checkpoint(store: ResultsStore, run, plugin_folders: tuple[str, ...] 
     from gmgbench.harness.results import StoreError
     from gmgbench.harness.stale import code_changes
 
-    path = store.workdir(run.run_id) / "checkpoint.pt"
+    path = store.checkpoint_path(run.run_id)
     if not path.is_file():
         return False
     try:

@@ -78,7 +78,7 @@ TINY = {
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tf):
     """A tiny β-VAE trained by ``gmgbench run``: (spec path, store, run id, model)."""
-    from gmgbench.harness import cli, train
+    from gmgbench.harness import checkpoints, cli
     from gmgbench.harness.results import ResultsStore
     from gmgbench.harness.spec import load_spec
 
@@ -88,7 +88,7 @@ def trained(tmp_path_factory, tf):
     store = ResultsStore(root / "results")
     assert cli.main(["run", str(spec_path), "--results", str(store.root), "--no-leaderboard"]) == 0
     run_id = load_spec(spec_path).runs()[0].run_id
-    model, _ = train.load_model(store.workdir(run_id))
+    model, _ = checkpoints.load_model(store.model_path(run_id))
     return spec_path, store, run_id, model
 
 

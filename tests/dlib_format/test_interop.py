@@ -149,7 +149,7 @@ def test_dlibs_evaluate_scores_our_export_as_we_do(trained, exported, dlib_side,
     import dlib_reference
 
     from gmgbench import metrics
-    from gmgbench.harness import train
+    from gmgbench.harness import evaluation
     from gmgbench.metrics import sampling
     from gmgbench.metrics.mig import mig_from_codes
     from gmgbench.metrics.unsupervised import unsupervised_from_codes
@@ -161,7 +161,7 @@ def test_dlibs_evaluate_scores_our_export_as_we_do(trained, exported, dlib_side,
                 "unsupervised": ["evaluation.evaluation_fn = @unsupervised_metrics",
                                  "unsupervised_metrics.num_train = 1000", *discretizer]}
     dummy = dlib_reference.dlib("data.ground_truth.dummy_data").DummyData()
-    encode = train.representation_function(model)
+    encode = evaluation.representation_function(model)
 
     def rep(x):  # dummy_data's images are float64 noise; dlib's session feed casts them to float32 too
         return encode(x.astype(np.float32))

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import ast
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +69,56 @@ def test_provenance_records_the_commit_the_process_loaded(monkeypatch):
 
     monkeypatch.setattr(results, "_git_commit", lambda: "f" * 40)
     assert results.provenance()["git_commit"] == results._CODE_COMMIT != "f" * 40
+
+
+# -- only the store knows its layout ------------------------------------------------------
+_LAYOUT_FILES = ("checkpoint.pt", "model.pt", "curve.csv", ".lock", "result.json", "attempts.jsonl")
+_LAYOUT_LITERAL = re.compile(r"(?:^|/)(?:%s)$" % "|".join(map(re.escape, _LAYOUT_FILES)))
+
+
+def _layout_literals(source: str, filename: str) -> list[str]:
+    """``line: literal`` for each string in the code (docstrings aside) that is, or ends in,
+    a file name of the store's layout: what a path joined by hand is made of."""
+    tree = ast.parse(source, filename)
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr)
+                  and isinstance(node.body[0].value, ast.Constant)}
+    return [f"{node.lineno}: {node.value!r}" for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+            and _LAYOUT_LITERAL.search(node.value)]
+
+
+def test_only_the_store_names_its_files():
+    """harness/results.py alone joins ``checkpoint.pt``, ``model.pt``, ``.lock`` ... onto a
+    folder (``ResultsStore`` and ``RunFiles``); everything else asks it."""
+    root = Path(__file__).resolve().parents[2]
+    found = {}
+    for pkg in ("harness", "methods", "metrics"):
+        for path in sorted((root / pkg).rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
+            if rel != "harness/results.py":
+                hits = _layout_literals(path.read_text(), rel)
+                if hits:
+                    found[rel] = hits
+    assert found == {}
+
+
+def test_the_layout_check_sees_a_path_joined_by_hand():
+    src = ('"""Saves ``model.pt``."""\n'
+           'def f(workdir, rid):\n'
+           '    """In ``work/<id>/checkpoint.pt``."""\n'
+           '    a = workdir / "checkpoint.pt"\n'
+           '    b = f"{workdir}/.lock"\n'
+           '    note = f"model.pt of run {rid} is missing"\n')
+    assert _layout_literals(src, "x.py") == ["4: 'checkpoint.pt'", "5: '/.lock'"]
+
+
+def test_run_files_and_store_paths_agree(tmp_path):
+    store = ResultsStore(tmp_path)
+    files = store.run_files("r1")
+    assert files.folder == store.workdir("r1")
+    assert store.checkpoint_path("r1") == files.checkpoint and store.model_path("r1") == files.model
+    assert store.run_lock_path("r1") == files.lock
+    assert store.checkpoint_path("r1", next=True).parent == store.next_workdir("r1")
+    assert len({files.checkpoint, files.model, files.curve, files.lock, files.swap_result}) == 5

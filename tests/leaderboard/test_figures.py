@@ -25,13 +25,13 @@ def _spec() -> StudySpec:
 
 
 def _save_tiny_models(store: ResultsStore, spec: StudySpec) -> None:
-    # Saved the way gmgbench.harness.train does, so gmgbench.harness.train.load_model reads it.
+    # Saved the way gmgbench.harness.train does, so gmgbench.harness.checkpoints.load_model reads it.
     for run in spec.runs():
         torch.manual_seed(run.seed)
         model = VAE(num_channels=1, latent_dim=run.train.latent_dim)
-        wd = store.workdir(run.run_id)
-        wd.mkdir(parents=True, exist_ok=True)
-        torch.save({"model": model.state_dict(), "run": run.to_dict()}, wd / "model.pt")
+        path = store.model_path(run.run_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"model": model.state_dict(), "run": run.to_dict()}, path)
 
 
 def _check_png(path):

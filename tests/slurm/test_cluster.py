@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import submitit
 
-from gmgbench.harness import status
+from gmgbench.harness import checkpoints, status
 from gmgbench.harness.slurm import cluster, job, journal
 from gmgbench.harness.slurm.launch import PAUSE_ENV
 from gmgbench.harness.executors import execute
@@ -95,8 +95,8 @@ def test_preempted_run_resumes_from_checkpoint_to_the_same_result(slurm_cluster,
     store = ResultsStore(results)
     (run,) = load_spec(spec_path).runs()
     job_id = store.jobs(run.run_id)[-1]["job_id"]
-    ckpt = store.workdir(run.run_id) / "checkpoint.pt"
-    step = _wait_for(lambda: status.checkpoint_step(ckpt), 180, "the first checkpoint")
+    ckpt = store.checkpoint_path(run.run_id)
+    step = _wait_for(lambda: checkpoints.checkpoint_step(ckpt), 180, "the first checkpoint")
     assert step < train["steps"], "the run finished before it could be preempted; make it longer"
 
     # What a preemption does: SIGTERM, then submitit's USR2 -> checkpoint() -> scontrol requeue.
