@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from gmgbench.harness.commands import boards, cluster, data, evaluate, local
+from gmgbench.harness.commands import boards, data, evaluate, jobs, local
 from gmgbench.harness.errors import UsageError, UserError
 
 __all__ = ["main", "build_parser"]
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument(*flags, **kwargs)
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (local, evaluate, boards, cluster, data):  # the order of `gmgbench --help`
+    for group in (local, evaluate, boards, jobs, data):  # the order of `gmgbench --help`
         group.register(sub)
     return parser
 

@@ -109,7 +109,7 @@ def cmd_import_dlib(args) -> int:
 
 def cmd_export_dlib(args) -> int:
     from gmgbench.harness.dlib_format.errors import DlibFormatError
-    from gmgbench.harness.dlib_format.export import export_run
+    from gmgbench.harness.dlib_format.exporter import export_run
     from gmgbench.harness.executors import store_for
 
     if args.study is not None:

@@ -19,7 +19,7 @@ def __getattr__(name):  # lazy: the submodules are cheap, but keep the package i
 
         return getattr(importer, name)
     if name == "export_run":
-        from gmgbench.harness.dlib_format.export import export_run
+        from gmgbench.harness.dlib_format.exporter import export_run
 
         return export_run
     if name == "module_checksum":

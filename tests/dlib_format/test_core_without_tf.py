@@ -177,7 +177,7 @@ def test_importing_an_export_of_a_run_of_the_same_store_is_refused(tmp_path):
 
 
 def test_the_export_names_a_regularised_model_truthfully():
-    from gmgbench.harness.dlib_format.export import _train_gin
+    from gmgbench.harness.dlib_format.exporter import _train_gin
 
     raw = {"name": "s", "datasets": ["dsprites_procedural"], "evaluation": {"metrics": {}},
            "methods": [{"objective": "beta_vae", "params": {"beta": 4.0}},

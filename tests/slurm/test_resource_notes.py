@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from gmgbench.harness.commands import cluster as cluster_cmd
+from gmgbench.harness.commands import jobs as jobs_cmd
 from gmgbench.harness.results import ResultsStore
 from gmgbench.harness.slurm import cluster
 from gmgbench.harness.slurm.launch import launch
@@ -66,7 +66,7 @@ def test_one_array_is_singular(tmp_path):
 
 def test_probe_is_not_recommended_for_gpu_runs(tmp_path, capsys):
     spec = _spec(n_gmg=0, n_other=1)  # gpus_per_node: 1
-    cluster_cmd._print_estimate(spec, ResultsStore(tmp_path / "s"), Profile(), probe=None)
+    jobs_cmd._print_estimate(spec, ResultsStore(tmp_path / "s"), Profile(), probe=None)
     out = capsys.readouterr().out
     assert "GPU-hours" in out and "--probe" not in out
 
@@ -79,14 +79,14 @@ def test_the_estimate_covers_what_the_launch_would_submit(tmp_path, capsys, monk
     store = ResultsStore(tmp_path / "s")
     (run,) = spec.runs()
     store.write_failure(run.run_id, {"error": "ValueError: x"})
-    monkeypatch.setattr(cluster_cmd, "load_study", lambda args, check_methods=True: (spec, store))
+    monkeypatch.setattr(jobs_cmd, "load_study", lambda args, check_methods=True: (spec, store))
     prof = tmp_path / "p.yaml"
     prof.write_text("resources: {mem_gb: 1}\n")
     args = argparse.Namespace(profile=prof, dry_run=True, retry_failed=False, force=False, rerun_stale=False,
                               probe=None, tensorboard=False, callback=[], results=None)
-    cluster_cmd.cmd_launch(args)
+    jobs_cmd.cmd_launch(args)
     out = capsys.readouterr().out
     assert "nothing to submit" in out and "estimated training time" not in out
     args.retry_failed = True
-    cluster_cmd.cmd_launch(args)
+    jobs_cmd.cmd_launch(args)
     assert "estimated training time" in capsys.readouterr().out
