@@ -53,19 +53,17 @@ def execute(run: RunSpec, store_root: str, force: bool = False, progress=True,
     from gmgbench.harness import train
     from gmgbench.harness.results import StoreError
     from gmgbench.harness.train import Interrupted, run_and_store
-    from gmgbench.methods import registry
+    from gmgbench.harness import plugins as plugin_loader
 
     if train.stop_requested():  # a signal came while this run waited in a worker's queue
         return Outcome(run.run_id, run.name, "stopped", "not started")
     # A fresh process (a worker, a Slurm job) has loaded neither the study's plugin files nor
-    # installed packages' methods: both, in the order load_spec takes them. A broken package
+    # installed packages' methods and metrics: both, in the order load_spec takes them. A broken package
     # was a warning when the spec loaded (a Slurm job's own says it in its log, see
     # TrainJob); a run that needs it fails by name.
     try:
-        for p in plugins:
-            registry.load_plugin_file(p)
-        registry.load_entry_points(warn=False)
-    except registry.PluginError as err:  # a plugin file edited into a broken state since the spec loaded
+        plugin_loader.load(plugins, warn=False)
+    except plugin_loader.PluginError as err:  # a plugin file edited into a broken state since the spec loaded
         return Outcome(run.run_id, run.name, "failed", str(err))
     if num_threads:
         import torch

@@ -172,7 +172,7 @@ _TOP_KEYS = {
     "seeds": "list of ints, or an int n for seeds 0..n-1",
     "train": "training settings",
     "evaluation": "metrics and sizes",
-    "plugins": "method files to load, relative to the spec",
+    "plugins": "method and metric files to load, relative to the spec",
     "leaderboard": "leaderboard settings",
     "resources": "default Slurm resources for every run",
     "callbacks": "run callbacks (experiment tracking): [tensorboard, {name: module:attr, params: {...}}]",
@@ -596,13 +596,11 @@ def parse_spec(raw: dict[str, Any], path: Path | None = None, *, check_methods: 
         raise _fail(where, "plugins", f"expected a list of method file paths, got {plugin_files!r}")
     plugins = tuple(str((base / p).resolve()) for p in plugin_files)
     if check_methods:
-        from gmgbench.methods import registry
+        from gmgbench.harness import plugins as plugin_loader
 
         try:
-            for p in plugins:
-                registry.load_plugin_file(p)
-            registry.load_entry_points()
-        except registry.PluginError as err:
+            plugin_loader.load(plugins)
+        except plugin_loader.PluginError as err:
             raise _fail(where, "plugins", str(err)) from None
 
     datasets = _parse_datasets(where, raw["datasets"], base)

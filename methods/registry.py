@@ -28,7 +28,7 @@ import inspect
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from gmgbench.methods.base import Objective, Regulariser, _Configured
 from gmgbench.methods.builtins import BUILTINS
@@ -274,13 +274,15 @@ class Registry:
         finally:
             self._loading_from.pop()
 
-    def load_plugin_file(self, path: str | Path) -> list[str]:
+    def load_plugin_file(self, path: str | Path, registered_elsewhere: Callable[[], bool] | None = None) -> list[str]:
         """Import a user's method file; whatever it decorates with :func:`register` is added.
 
         Returns the names it registered. Loading the same file again is a no-op. Any error
         (a syntax error, an import error, an invalid method, a file that registers nothing)
         is a :class:`PluginError` naming the file, and nothing from a failed file stays
-        registered.
+        registered. ``registered_elsewhere()``, asked after the import, is True when the
+        file registered something of another kind (a metric: the harness loads both from
+        one file), so a file without a method is not an error.
         """
         path = Path(path).resolve()
         key = str(path)
@@ -301,9 +303,11 @@ class Registry:
         try:
             with self._loading(key):
                 spec.loader.exec_module(module)
-                if not self._files[key]:
+                if not self._files[key] and not (registered_elsewhere and registered_elsewhere()):
+                    also = (", or a metric with gmgbench.metrics.register (docs/new-metric.md)"
+                            if registered_elsewhere else "")
                     raise PluginError(f"{path}: registers no method; decorate an Objective or Regulariser subclass "
-                                      "with @gmgbench.methods.registry.register (see docs/new-method.md)")
+                                      f"with @gmgbench.methods.registry.register (see docs/new-method.md){also}")
         except BaseException as err:
             sys.modules.pop(mod_name, None)
             if isinstance(err, Exception) and not isinstance(err, PluginError):

@@ -10,61 +10,39 @@ Two ways in:
 
 :func:`evaluate` runs several metrics on one (dataset, representation) pair, each from its own
 ``RandomState(random_seed)`` as dlib's ``evaluate`` does, sharing sampled codes between them.
-See docs/metrics.md.
+What each metric is (keys, direction, dlib's name, sizes, cost) is declared once in
+:mod:`gmgbench.metrics.table`; a plugin adds one with :func:`register`. See docs/metrics.md
+and docs/new-metric.md.
 """
 from __future__ import annotations
 
-import importlib
 import inspect
 from typing import Callable, Mapping
 
 import numpy as np
 
-from gmgbench.metrics import sampling
+from gmgbench.metrics import sampling, table
+from gmgbench.metrics.table import Metric, MetricError, declaration, register
 
-__all__ = ["names", "get", "evaluate", "result_keys"]
-
-# Metric name used in study specs and results -> (module:function, dlib's result keys).
-_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "beta_vae": ("gmgbench.metrics.beta_vae:compute_beta_vae_sklearn", ("train_accuracy", "eval_accuracy")),
-    "factor_vae": ("gmgbench.metrics.factor_vae:compute_factor_vae", ("train_accuracy", "eval_accuracy", "num_active_dims")),
-    "dci": ("gmgbench.metrics.dci:compute_dci",
-            ("informativeness_train", "informativeness_test", "disentanglement", "completeness")),
-    "dci_fast": ("gmgbench.metrics.dci_fast:compute_dci_fast",
-                 ("informativeness_train", "informativeness_test", "disentanglement", "completeness")),
-    "mig": ("gmgbench.metrics.mig:compute_mig", ("discrete_mig",)),
-    "modularity_explicitness": ("gmgbench.metrics.modularity_explicitness:compute_modularity_explicitness",
-                                ("modularity_score", "explicitness_score_train", "explicitness_score_test")),
-    "sap": ("gmgbench.metrics.sap_score:compute_sap", ("SAP_score",)),
-    "irs": ("gmgbench.metrics.irs:compute_irs", ("IRS", "num_active_dims")),
-    "geometry": ("gmgbench.metrics.geometry:compute_geometry",
-                 tuple(f"{side}_{cost}_{q}" for side in ("enc", "dec") for cost in ("l2sq", "scl2sq", "cos", "ccos")
-                       for q in ("dst", "gmg", "gmg_rel", "gmg_rel_ci")) + ("active_dims", "collapsed")),
-    "unsupervised": ("gmgbench.metrics.unsupervised:unsupervised_metrics",
-                     ("gaussian_total_correlation", "gaussian_wasserstein_correlation",
-                      "gaussian_wasserstein_correlation_norm", "mutual_info_score")),
-}
+__all__ = ["names", "get", "evaluate", "result_keys", "settings_of", "Metric", "MetricError", "register",
+           "declaration"]
 
 # Arguments every dataset-API metric takes first; not settings.
 _PROTOCOL_ARGS = ("ground_truth_data", "representation_function", "random_state", "artifact_dir")
 
 
 def names() -> list[str]:
-    """Metric names accepted by study specs and :func:`evaluate`."""
-    return list(_METRICS)
+    """Metric names accepted by study specs and :func:`evaluate` (built-ins, then plugins)."""
+    return [m.name for m in table.declarations()]
 
 
 def get(name: str) -> Callable:
     """The dataset-API function of a metric name."""
-    if name not in _METRICS:
-        raise KeyError(f"unknown metric {name!r}; valid metrics: {', '.join(names())}")
-    module, func = _METRICS[name][0].split(":")
-    return getattr(importlib.import_module(module), func)
+    return declaration(name).function()
 
 
 def result_keys(name: str) -> tuple[str, ...]:
-    get(name)
-    return _METRICS[name][1]
+    return declaration(name).keys
 
 
 def settings_of(name: str) -> dict[str, object]:

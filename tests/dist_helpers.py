@@ -7,12 +7,15 @@ from pathlib import Path
 from gmgbench.methods import registry
 
 
-def install_distribution(site: Path, module: str, body: str, entry: str) -> None:
+def install_distribution(site: Path, module: str, body: str, entry: str, group: str = registry.ENTRY_POINT_GROUP,
+                         attr: str | None = None) -> None:
     """``site/module/__init__.py`` holding ``body``, and a dist-info whose entry point ``entry``
-    in gmgbench's methods group names that module (what ``pip install`` of a plugin leaves)."""
+    in ``group`` (gmgbench's methods group unless told) names that module, or its ``attr``
+    (what ``pip install`` of a plugin leaves)."""
     (site / module).mkdir(parents=True)
     (site / module / "__init__.py").write_text(textwrap.dedent(body))
     info = site / f"{module}-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(f"[{registry.ENTRY_POINT_GROUP}]\n{entry} = {module}\n")
+    target = f"{module}:{attr}" if attr else module
+    (info / "entry_points.txt").write_text(f"[{group}]\n{entry} = {target}\n")

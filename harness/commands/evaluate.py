@@ -22,6 +22,12 @@ def cmd_evaluate(args) -> int:
     if not store.model_path(args.run_id).is_file():
         raise UserError(f"{store.model_path(args.run_id)}: the run's model is gone; rerun it with --force")
     result = store.read_result(args.run_id)
+    from gmgbench.harness import plugins
+
+    try:
+        plugins.load(getattr(args, "plugin", None) or [])  # a plugin metric, and installed packages' metrics
+    except plugins.PluginError as err:
+        raise UserError(str(err)) from err
     settings = metric_settings(args.metrics)
     settings, added = _settings_of_the_run(args, result, settings)
     # Refuse before the (slow) evaluation: a stored metric is replaced only when asked.
@@ -138,6 +144,8 @@ def register(sub) -> None:
                         "{name: {kwargs}}; settings that contradict the run's config are only printed (--no-write)")
     p.add_argument("--force", action="store_true", help="replace metrics the result already has")
     p.add_argument("--no-write", action="store_true", help="print the scores, leave the result as it is")
+    p.add_argument("--plugin", action="append", metavar="FILE",
+                   help="a metric plugin file to load first (docs/new-metric.md); repeatable")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("import-dlib", help="evaluate a disentanglement_lib model (TF-Hub folder) with our metrics "

@@ -18,15 +18,25 @@ from typing import Any
 import pandas as pd
 
 from gmgbench.harness.leaderboard.aggregate import metric_columns
+from gmgbench.metrics import table as metric_table
 
-__all__ = ["evaluation_dicts", "export_dlib", "DLIB_METRIC_NAMES"]
+__all__ = ["evaluation_dicts", "export_dlib", "dlib_names"]
 
-# Our metric names → dlib's ``evaluation.name`` (its metric folder names).
-DLIB_METRIC_NAMES = {
-    "beta_vae": "beta_vae_sklearn", "factor_vae": "factor_vae_metric", "dci": "dci", "dci_fast": "dci",
-    "mig": "mig", "modularity_explicitness": "modularity_explicitness", "sap": "sap_score", "irs": "irs",
-    "unsupervised": "unsupervised",
-}
+
+def dlib_names(metric: str) -> tuple[str, str]:
+    """``(evaluation.name, metric folder)`` of one of our metrics: dlib's name from the metric's
+    declaration (metrics/table.py; our own where dlib has none or the metric is not
+    registered here). Two metrics with one dlib name (dci and dci_fast) keep apart: the one
+    not named so writes its own folder."""
+    try:
+        name = metric_table.declaration(metric).dlib_name or metric
+    except KeyError:
+        return metric, metric
+    shared = name != metric and any(m.name != metric and name in (m.name, m.dlib_name)
+                                    for m in metric_table.declarations())
+    return name, metric if shared else name
+
+
 # dlib's uuid is random per evaluation; ours is derived from the run and metric so that an
 # export is reproducible.
 _NAMESPACE = uuid.UUID("6c1f8a52-3b8e-4d55-9d0e-3f0f2b7c9a11")
@@ -54,7 +64,7 @@ def evaluation_dicts(runs: pd.DataFrame, spec=None) -> list[tuple[str, str, dict
             if math.isfinite(row[c]):
                 groups.setdefault(c.split(".", 1)[0], []).append(c)
         for metric, mcols in groups.items():
-            name = DLIB_METRIC_NAMES.get(metric, metric)
+            name, folder = dlib_names(metric)
             d: dict[str, Any] = {
                 "train_config.model.name": _gin(row["method"]),
                 "train_config.model.random_seed": _gin(int(row["seed"])),
@@ -75,7 +85,7 @@ def evaluation_dicts(runs: pd.DataFrame, spec=None) -> list[tuple[str, str, dict
             elapsed = row["eval_seconds"]
             d["evaluation_results.elapsed_time"] = float(elapsed) if math.isfinite(elapsed) else 0.0
             d["evaluation_results.uuid"] = str(uuid.uuid5(_NAMESPACE, f"{row['run_id']}/{metric}"))
-            out.append((row["run_id"], name if metric not in ("dci_fast",) else metric, d))
+            out.append((row["run_id"], folder, d))
     return out
 
 

@@ -26,8 +26,9 @@ from typing import Any
 
 from gmgbench.harness.errors import UserError, check_keys
 from gmgbench.harness.sections import FrozenMap
+from gmgbench.metrics import table as metric_table
 
-__all__ = ["LeaderboardError", "Options", "Claim", "parse_claims", "references", "DEFAULT_LOWER", "DEFAULT_NEUTRAL",
+__all__ = ["LeaderboardError", "Options", "Claim", "parse_claims", "references", "DEFAULT_LOWER",
            "Reference", "CLAIMS_TESTS", "CLAIMS_CORRECTIONS", "MIN_PAIRS", "MIN_RANK_SEEDS", "OPTION_KEYS"]
 
 
@@ -35,11 +36,10 @@ class LeaderboardError(UserError, ValueError):
     """Bad leaderboard input (spec key, release folder, file); the message names it."""
 
 
-# dlib's unsupervised scores measure dependence between codes: lower is more disentangled.
-DEFAULT_LOWER = ("unsupervised.gaussian_total_correlation", "unsupervised.gaussian_wasserstein_correlation",
-                 "unsupervised.gaussian_wasserstein_correlation_norm", "unsupervised.mutual_info_score")
-# Counts, not scores: never bolded or ranked.
-DEFAULT_NEUTRAL = ("factor_vae.num_active_dims", "irs.num_active_dims")
+# Which direction is better is the metric's declaration (metrics/table.py). ``lower_is_better``
+# adds columns to it; its default, recorded in every release's options since v1, is the
+# unsupervised metric's lower keys (the one metric whose keys were lower-first then).
+DEFAULT_LOWER = tuple(f"unsupervised.{k}" for k in metric_table.declaration("unsupervised").lower)
 
 CLAIMS_TESTS = ("paired", "welch")
 CLAIMS_CORRECTIONS = ("holm", "none")
@@ -55,7 +55,7 @@ OPTION_KEYS = {
                  "{metric: <metric>.<key>, seeds: [..]} (select on those seeds, judge on the others)",
     "all_settings": "true: one row per hyperparameter setting, no selection",
     "metrics": "list of <metric>.<key> columns to show (default: every one in the results)",
-    "lower_is_better": "list of <metric>.<key> columns where lower is better",
+    "lower_is_better": "list of <metric>.<key> columns where lower is better (besides those the metric declares)",
     "digits": "decimals shown in cells",
     "bootstrap": "bootstrap resamples of the seeds for rank intervals",
     "bootstrap_seed": "seed of the bootstrap",
@@ -214,10 +214,13 @@ class Options:
         return cls(**d)
 
     def direction(self, column: str) -> int:
-        """+1 higher is better, −1 lower is better, 0 not a score."""
-        if column in DEFAULT_NEUTRAL:
+        """+1 higher is better, −1 lower is better, 0 not a score: the metric's declaration
+        (metrics/table.py), with ``lower_is_better``'s columns lower-first; a column no
+        registered metric declares is higher-first unless listed."""
+        declared = metric_table.direction(column)
+        if declared == 0:
             return 0
-        return -1 if column in self.lower_is_better else 1
+        return -1 if column in self.lower_is_better else (declared or 1)
 
 
 def _seeds(seeds) -> str:

@@ -40,15 +40,15 @@ class TrainJob(submitit.helpers.Checkpointable):
         for backend in ("PYTORCH", "JAX", "TENSORFLOW", "CUPY"):
             os.environ.setdefault(f"POT_BACKEND_DISABLE_{backend}", "1")
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-        from gmgbench.methods import registry
+        from gmgbench.harness import plugins as plugin_loader
 
         # The study's methods first, in load_spec's order (plugin files, then installed
         # packages): a broken package is one warning line in this job's log (workers of
         # `gmgbench run` stay quiet: their parent said it when the study loaded).
-        with contextlib.suppress(registry.PluginError):  # execute() fails the run, naming the file
+        with contextlib.suppress(plugin_loader.PluginError):  # execute() fails the run, naming the file
             for p in self.plugins:
-                registry.load_plugin_file(p)
-        registry.load_entry_points()
+                plugin_loader.load_plugin_file(p)
+        plugin_loader.load_entry_points()
         store = ResultsStore(self.store_root)
         run = self.run
         job = slurm_job_id() or "?"
