@@ -14,7 +14,7 @@ import numpy as np
 from gmgbench.harness.leaderboard import health_flag as hl
 from gmgbench.harness.leaderboard.aggregate import Aggregate
 from gmgbench.harness.leaderboard.evidence import claims_section, stability_section
-from gmgbench.harness.leaderboard.geometry import geometry_section
+from gmgbench.harness.leaderboard.geometry_table import geometry_section
 from gmgbench.harness.leaderboard.text import cell, claims_method, status_note
 from gmgbench.harness.leaderboard.text import esc as _esc
 from gmgbench.harness.leaderboard.text import fmt as _fmt
