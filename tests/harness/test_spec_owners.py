@@ -1,0 +1,103 @@
+"""Issue 28: each section of a study spec is checked by its owner, through a registry that
+spec.py calls without importing upward; every check and default is written once; a run's
+Configs are built once and travel with it."""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gmgbench.harness import spec as spec_mod
+from gmgbench.harness.leaderboard.options import Options
+from gmgbench.harness.sections import DEFAULT_SELECTION, LeaderboardSpec
+from gmgbench.harness.spec import SECTIONS, Sections, SpecError, load_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+# The modules that make up the study spec; none may import an owner of a section.
+SPEC_MODULES = ("spec.py", "spec_values.py", "spec_methods.py", "run_spec.py", "sections.py")
+OWNER_PACKAGES = ("gmgbench.harness.leaderboard", "gmgbench.harness.slurm", "gmgbench.harness.dlib_format",
+                  "gmgbench.harness.callbacks", "gmgbench.harness.spec_sections", "gmgbench.harness.cli")
+
+
+def _imported(path: Path) -> set[str]:
+    """Every module ``path`` imports, inside functions too (``from a import b`` counts as a.b)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+    return found
+
+
+@pytest.mark.parametrize("name", SPEC_MODULES)
+def test_the_spec_imports_no_owner_of_a_section(name):
+    bad = sorted(m for m in _imported(ROOT / "harness" / name)
+                 if any(m == o or m.startswith(o + ".") for o in OWNER_PACKAGES))
+    assert bad == [], f"harness/{name} imports {bad}: a section's owner registers its check instead"
+
+
+def test_a_library_user_gets_every_owners_check_without_the_cli():
+    """A fresh interpreter that imports only the spec module has the owners registered."""
+    out = subprocess.run([sys.executable, "-c", "from gmgbench.harness.spec import SECTIONS; import sys; "
+                          "print([k for k, _ in SECTIONS], 'gmgbench.harness.cli' in sys.modules)"],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.stdout.strip() == "['callbacks', 'external', 'resources', 'leaderboard'] False", out.stderr
+
+
+def test_the_checks_come_from_the_registry(write_spec, tiny_spec):
+    tiny_spec["leaderboard"]["digits"] = 20
+    tiny_spec["callbacks"] = "tensorboard"
+    path = write_spec(tiny_spec)
+    with pytest.raises(SpecError, match=r": callbacks: a list of callback names"):
+        load_spec(path)
+    only_leaderboard = Sections()
+    only_leaderboard.register("leaderboard", dict(SECTIONS)["leaderboard"])
+    with pytest.raises(SpecError, match=r": leaderboard.digits: expected 0..10, got 20"):
+        load_spec(path, sections=only_leaderboard)
+    spec = load_spec(path, sections=Sections())  # no owner: their sections are kept as written, unchecked
+    assert spec.leaderboard.options is None and spec.callbacks == ()
+
+
+def test_a_section_has_one_owner():
+    sections = Sections()
+    sections.register("callbacks", print)
+    sections.register("callbacks", print)  # the same check again (a module imported twice) is no conflict
+    with pytest.raises(ValueError, match="has an owner already"):
+        sections.register("callbacks", repr)
+    with pytest.raises(ValueError, match="not a top-level key"):
+        sections.register("leaderbord", print)
+
+
+def test_the_selection_default_is_written_once():
+    assert Options().selection == LeaderboardSpec().selection_metric == DEFAULT_SELECTION
+
+
+def test_training_settings_are_resolved_once_per_method(write_spec, tiny_spec, monkeypatch):
+    """Once for the study and once per method, however many datasets, runs and paired claims use them."""
+    tiny_spec["datasets"] = ["dsprites_procedural", "shapes3d_procedural"]
+    tiny_spec["methods"].append({"label": "b2", "objective": "beta_vae", "train": {"lr": 0.001}})
+    tiny_spec["leaderboard"]["claims"] = [{"claim": "x", "better": "bvae", "than": "b2"}]
+    built = []
+    real = spec_mod.TrainSettings.__post_init__
+    monkeypatch.setattr(spec_mod.TrainSettings, "__post_init__", lambda self: built.append(self) or real(self))
+    spec = load_spec(write_spec(tiny_spec))
+    runs = spec.runs()
+    assert len(runs) == 2 * 3 * 2 and len(built) == 1 + 2
+    assert {r.train.lr for r in runs if r.method == "b2"} == {0.001}
+
+
+def test_an_unknown_method_is_named_with_a_suggestion_in_its_place():
+    from gmgbench.methods import registry
+
+    msg = registry.unknown("gmg", "objective", " (did you mean 'x'?)")
+    assert msg.startswith("unknown objective 'gmg' (did you mean 'x'?) ('gmg' is a regulariser, not a objective); "
+                          "valid objectives: ")
+    with pytest.raises(KeyError) as err:
+        registry.get("gmg", "objective")
+    assert err.value.args[0] == registry.unknown("gmg", "objective")
