@@ -2,7 +2,7 @@
 
 :func:`gmgbench.harness.spec.expand` makes the runs of a study; :meth:`RunSpec.result_config`
 is what a run's result depends on, hashed into its run id. A run carries its methods'
-Configs as the spec built them (:meth:`RunSpec.method_configs`).
+Configs as the spec built them, pickled with it (:meth:`RunSpec.method_configs`).
 """
 from __future__ import annotations
 
@@ -84,9 +84,10 @@ MEMORY_FORMATS = ("contiguous", "channels_last")
 class RunSpec:
     """Everything one training run needs. Frozen and picklable (submitit ships it).
 
-    The methods' built Configs ride along (:meth:`method_configs`) but are never pickled
-    or serialised: a fresh process rebuilds them from the parameters, after loading the
-    study's plugins."""
+    The methods' Configs, built once when the spec loaded, ride along (:meth:`method_configs`)
+    and travel in the pickle too, so a worker or a Slurm job uses them as built instead of
+    building them again (see :meth:`__getstate__`). They are never serialised as data
+    (:meth:`to_dict`): a run record holds the parameters."""
 
     study: str
     dataset: str
@@ -119,20 +120,34 @@ class RunSpec:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def method_configs(self) -> tuple[Any, tuple[Any, ...]]:
-        """(the objective's Config, each regulariser's Config): built when the spec loaded,
-        or here, once per process, for a run that travelled without them."""
+        """(the objective's Config, each regulariser's Config): built when the spec loaded
+        (here after unpickling, as built), or built here, once per process, for a run made
+        without them (:meth:`from_dict`, a hand-made RunSpec)."""
         cached = self.__dict__.get("_configs")
         if cached is None:
-            from gmgbench.methods import registry
+            from gmgbench.methods import registry  # late: methods import torch; reading a run needs neither
 
-            cached = (registry.make_config(registry.get(self.objective, "objective"), self.objective_params),
-                      tuple(registry.make_config(registry.get(n, "regulariser"), p) for n, p in self.regularisers))
+            carried = self.__dict__.get("_carried_configs") or [None] * (1 + len(self.regularisers))
+            terms = [(self.objective, "objective", self.objective_params),
+                     *((n, "regulariser", p) for n, p in self.regularisers)]
+            built = []
+            for (name, kind, params), values in zip(terms, carried):
+                cls = registry.get(name, kind)
+                config = _unpacked(cls, values) if values is not None else None
+                built.append(config if config is not None else registry.make_config(cls, params))
+            cached = (built[0], tuple(built[1:]))
             object.__setattr__(self, "_configs", cached)
         return cached
 
     def __getstate__(self) -> dict[str, Any]:
-        # A plugin's Config class may not be importable where this run is unpickled.
-        return {k: v for k, v in self.__dict__.items() if k != "_configs"}
+        # The Configs travel as their values, found again by the method's registered name
+        # when first used: a plugin file's Config class cannot be imported where the run is
+        # unpickled (a worker loads the study's plugin files only after it has the run).
+        state = dict(self.__dict__)
+        configs = state.pop("_configs", None)
+        if configs is not None:
+            state["_carried_configs"] = [dict(vars(c)) for c in (configs[0], *configs[1])]
+        return state
 
     @property
     def hyperparams(self) -> dict[str, Any]:
@@ -173,3 +188,13 @@ class RunSpec:
             d["resources"] = FrozenMap(d["resources"])
         return cls(**d)
 
+
+def _unpacked(cls: type, values: dict[str, Any]) -> Any:
+    """``cls``'s Config as it was pickled (no ``__init__`` runs, as in pickle itself), or None
+    when its fields changed since (a plugin file edited in between: build it anew)."""
+    config_cls = cls.Config
+    if {f.name for f in dataclasses.fields(config_cls)} - set(values):
+        return None
+    config = object.__new__(config_cls)
+    config.__dict__.update(values)
+    return config

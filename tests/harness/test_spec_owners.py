@@ -101,3 +101,65 @@ def test_an_unknown_method_is_named_with_a_suggestion_in_its_place():
     with pytest.raises(KeyError) as err:
         registry.get("gmg", "objective")
     assert err.value.args[0] == registry.unknown("gmg", "objective")
+
+
+# -- the Config travels with the run -----------------------------------------------------------
+_WORKER = """
+import dataclasses, json, pickle, sys
+from gmgbench.methods import registry
+with open(sys.argv[1], "rb") as f:
+    run = pickle.load(f)  # before any plugin is loaded, as in a worker's pipe or a Slurm job
+for p in sys.argv[2:]:
+    registry.load_plugin_file(p)  # what executors.execute does next
+calls, real = [], registry.make_config
+registry.make_config = lambda cls, params: calls.append(params) or real(cls, params)
+obj, regs = run.method_configs()
+print(json.dumps({"calls": len(calls), "objective": dataclasses.asdict(obj),
+                  "regularisers": [dataclasses.asdict(c) for c in regs], "type": type(obj).__name__}))
+"""
+
+
+def _in_a_worker(tmp_path, run, plugins=()) -> dict:
+    import json
+
+    blob = tmp_path / "run.pkl"
+    blob.write_bytes(pickle.dumps(run))
+    out = subprocess.run([sys.executable, "-c", _WORKER, str(blob), *plugins], capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+@pytest.mark.slow
+def test_a_run_unpickled_in_a_worker_uses_the_configs_built_at_load(write_spec, tiny_spec, tmp_path):
+    tiny_spec["methods"][0]["regularisers"] = [{"name": "gmg", "params": {"weight": 10.0}}]
+    run = load_spec(write_spec(tiny_spec)).runs()[0]
+    clone = pickle.loads(pickle.dumps(run))
+    assert clone == run and clone.run_id == run.run_id and clone.method_configs() == run.method_configs()
+    got = _in_a_worker(tmp_path, run)
+    assert got["calls"] == 0
+    assert got["objective"] == dataclasses.asdict(run.method_configs()[0])
+    assert got["regularisers"] == [dataclasses.asdict(c) for c in run.method_configs()[1]]
+
+
+@pytest.mark.slow
+def test_a_plugin_methods_config_travels_too(write_spec, tiny_spec, tmp_path):
+    """A plugin file's Config class cannot be imported where the run is unpickled; it is found
+    again by the method's name once the worker has loaded the study's plugins."""
+    plugin = str(ROOT / "docs" / "examples" / "capacity_vae.py")
+    tiny_spec["plugins"] = [plugin]
+    tiny_spec["methods"] = [{"label": "cap", "objective": "capacity_vae", "params": {"capacity": 5.0}}]
+    run = load_spec(write_spec(tiny_spec)).runs()[0]
+    got = _in_a_worker(tmp_path, run, [plugin])
+    assert got == {"calls": 0, "objective": {"gamma": 100.0, "capacity": 5.0}, "regularisers": [], "type": "Config"}
+
+
+def test_a_run_made_without_configs_builds_them_once(write_spec, tiny_spec, monkeypatch):
+    from gmgbench.harness.run_spec import RunSpec
+    from gmgbench.methods import registry
+
+    run = RunSpec.from_dict(load_spec(write_spec(tiny_spec)).runs()[0].to_dict())
+    calls = []
+    real = registry.make_config
+    monkeypatch.setattr(registry, "make_config", lambda cls, p: calls.append(p) or real(cls, p))
+    assert run.method_configs() is run.method_configs() and calls == [{"beta": 1.0}]
