@@ -146,10 +146,14 @@ def test_a_run_unpickled_in_a_worker_uses_the_configs_built_at_load(write_spec, 
 def test_a_plugin_methods_config_travels_too(write_spec, tiny_spec, tmp_path):
     """A plugin file's Config class cannot be imported where the run is unpickled; it is found
     again by the method's name once the worker has loaded the study's plugins."""
+    from gmgbench.methods import registry
+
     plugin = str(ROOT / "docs" / "examples" / "capacity_vae.py")
     tiny_spec["plugins"] = [plugin]
     tiny_spec["methods"] = [{"label": "cap", "objective": "capacity_vae", "params": {"capacity": 5.0}}]
-    run = load_spec(write_spec(tiny_spec)).runs()[0]
+    with registry.isolated():  # the plugin stays out of the other tests' registry
+        run = load_spec(write_spec(tiny_spec)).runs()[0]
+        run.method_configs()
     got = _in_a_worker(tmp_path, run, [plugin])
     assert got == {"calls": 0, "objective": {"gamma": 100.0, "capacity": 5.0}, "regularisers": [], "type": "Config"}
 
