@@ -145,8 +145,9 @@ class RunSpec:
         # unpickled (a worker loads the study's plugin files only after it has the run).
         state = dict(self.__dict__)
         configs = state.pop("_configs", None)
-        if configs is not None:
+        if configs is not None and all(hasattr(c, "__dict__") for c in (configs[0], *configs[1])):
             state["_carried_configs"] = [dict(vars(c)) for c in (configs[0], *configs[1])]
+        # (a Config with __slots__ does not travel: the worker builds it from the parameters)
         return state
 
     @property

@@ -167,3 +167,27 @@ def test_a_run_made_without_configs_builds_them_once(write_spec, tiny_spec, monk
     real = registry.make_config
     monkeypatch.setattr(registry, "make_config", lambda cls, p: calls.append(p) or real(cls, p))
     assert run.method_configs() is run.method_configs() and calls == [{"beta": 1.0}]
+
+
+def test_a_config_with_slots_is_built_again_where_the_run_lands(write_spec, tiny_spec):
+    """Carried Configs are their ``__dict__``; one without (``slots=True``) is rebuilt from the parameters."""
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Slotted:
+        beta: float = 1.0
+
+    run = load_spec(write_spec(tiny_spec)).runs()[0]
+    object.__setattr__(run, "_configs", (Slotted(), ()))
+    clone = pickle.loads(pickle.dumps(run))
+    assert "_carried_configs" not in clone.__dict__ and clone.method_configs()[0].beta == 1.0
+
+
+def test_a_config_whose_fields_changed_since_is_built_anew(write_spec, tiny_spec, monkeypatch):
+    """A plugin file edited between load and run: the carried values no longer fill its Config."""
+    from gmgbench.methods import registry
+
+    run = load_spec(write_spec(tiny_spec)).runs()[0]
+    clone = pickle.loads(pickle.dumps(run))
+    clone.__dict__["_carried_configs"][0].pop("beta")  # as if the Config had gained the field since
+    calls, real = [], registry.make_config
+    monkeypatch.setattr(registry, "make_config", lambda cls, p: calls.append(p) or real(cls, p))
+    assert clone.method_configs() == run.method_configs() and calls == [{"beta": 1.0}]
