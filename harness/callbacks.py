@@ -29,8 +29,8 @@ from typing import Any, Callable, Iterable, Protocol, runtime_checkable
 
 from gmgbench.harness.errors import UserError
 
-__all__ = ["Callback", "CallbackError", "Hooks", "ENTRY_POINT_GROUP", "BUILTIN", "resolve", "normalise", "build", "run_hooks",
-           "TensorBoard"]
+__all__ = ["Callback", "CallbackError", "Hooks", "ENTRY_POINT_GROUP", "BUILTIN", "resolve", "normalise", "check_section",
+           "build", "run_hooks", "TensorBoard"]
 
 log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "gmgbench.callbacks"
@@ -95,6 +95,21 @@ def resolve(name: str) -> Callable[..., Any]:
     if not callable(obj):
         raise CallbackError(f"callback {name!r}: {target} is not callable")
     return obj
+
+
+def check_section(where: str, raw: Any, spec, full: bool) -> tuple[tuple[str, dict[str, Any]], ...]:
+    """The study spec's ``callbacks:`` as it loads (a :class:`gmgbench.harness.spec.SectionCheck`):
+    their shape, and with ``full`` that each name resolves (which imports the callback)."""
+    callbacks = normalise(raw, f"{where}: callbacks")
+    for i, (name, _) in enumerate(callbacks if full else ()):
+        try:
+            resolve(name)
+        except CallbackError as err:
+            raise CallbackError(f"{where}: callbacks[{i}]: {err}") from None
+        except (ValueError, TypeError) as err:  # importlib on ':attr' or '..x:y'
+            raise CallbackError(f"{where}: callbacks[{i}]: {name!r}: not module:attr with an importable module "
+                                f"({err})") from None
+    return callbacks
 
 
 def build(specs: Iterable[tuple[str, dict[str, Any]]], run, workdir: Path) -> list[Any]:

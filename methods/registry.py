@@ -35,7 +35,7 @@ from gmgbench.methods.builtins import BUILTINS
 
 __all__ = [
     "PluginError", "Registry", "REGISTRY", "ENTRY_POINT_GROUP",
-    "register", "get", "names", "build", "make_config", "origin", "source_of", "source_hash", "rebuild",
+    "register", "get", "names", "build", "make_config", "origin", "source_of", "source_hash", "rebuild", "unknown",
     "load_plugin_file", "load_entry_points", "broken_packages", "isolated",
 ]
 
@@ -192,10 +192,15 @@ class Registry:
             return self._classes[kind][name]
         if name in self._declared[kind]:
             return self._load_builtin(kind, name)
+        raise KeyError(self.unknown(name, kind))
+
+    def unknown(self, name: str, kind: str, suggestion: str = "") -> str:
+        """Why :meth:`get` finds no ``kind`` called ``name``: the valid names and any plugin that
+        failed to load. ``suggestion`` (a caller's " (did you mean ...?)") follows the name."""
         other = next((k for k in KINDS if k != kind and name in self._known(k)), None)
         hint = f" ({name!r} is {_a(other)}, not {_a(kind)})" if other else ""
         broken = "".join(f"; {line}" for line in self._broken.values())
-        raise KeyError(f"unknown {kind} {name!r}{hint}; valid {kind}s: {', '.join(self.names(kind))}{broken}")
+        return f"unknown {kind} {name!r}{suggestion}{hint}; valid {kind}s: {', '.join(self.names(kind))}{broken}"
 
     def origin(self, name: str, kind: str) -> str:
         """The file or entry point that registered a method."""

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from gmgbench.harness.sections import EvaluationSpec
+from gmgbench.harness.spec_values import fail
 
-__all__ = ["ExternalModel", "parse_external", "KEYS"]
+__all__ = ["ExternalModel", "parse_external", "check_section", "KEYS"]
 
 KEYS = {"name": "label on the leaderboard (unique)", "path": "dlib model folder, relative to the spec",
         "dataset": "one of the study's datasets"}
@@ -33,8 +34,15 @@ class ExternalModel:
         return f"{self.name} (external)"
 
 
-def parse_external(raw: Any, where: str, datasets: list[str], base: Path, fail) -> tuple[ExternalModel, ...]:
-    """Validate ``raw`` (the spec's ``external`` value); ``fail(where, key, msg)`` builds the error."""
+def check_section(where: str, raw: Any, spec, full: bool) -> tuple[ExternalModel, ...]:
+    """The study spec's ``external:`` entries as it loads (a :class:`gmgbench.harness.spec.SectionCheck`);
+    a ``path`` is relative to the spec's folder."""
+    return parse_external(raw, where, [d for d, _ in spec.datasets], spec.path.parent if spec.path else Path.cwd())
+
+
+def parse_external(raw: Any, where: str, datasets: list[str], base: Path) -> tuple[ExternalModel, ...]:
+    """Validate ``raw`` (the spec's ``external`` value): a :class:`~gmgbench.harness.spec_values.SpecError`
+    names the file and the key."""
     if raw is None:
         return ()
     if not isinstance(raw, list):

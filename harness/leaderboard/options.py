@@ -24,12 +24,13 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from gmgbench.harness.errors import UserError, check_keys
-from gmgbench.harness.sections import FrozenMap
+from gmgbench.harness.errors import UserError, check_keys, did_you_mean
+from gmgbench.harness.sections import DEFAULT_SELECTION, FrozenMap, LeaderboardSpec
 from gmgbench.metrics import table as metric_table
 
 __all__ = ["LeaderboardError", "Options", "Claim", "parse_claims", "references", "DEFAULT_LOWER",
-           "Reference", "CLAIMS_TESTS", "CLAIMS_CORRECTIONS", "MIN_PAIRS", "MIN_RANK_SEEDS", "OPTION_KEYS"]
+           "Reference", "CLAIMS_TESTS", "CLAIMS_CORRECTIONS", "MIN_PAIRS", "MIN_RANK_SEEDS", "OPTION_KEYS",
+           "check_section"]
 
 
 class LeaderboardError(UserError, ValueError):
@@ -88,7 +89,7 @@ class Options:
     ``min_seeds``: an entry with fewer judged seeds with a value is shown, not ranked (text 3).
     """
 
-    selection: str = "dci.disentanglement"
+    selection: str = DEFAULT_SELECTION
     selection_seeds: tuple[int, ...] | None = None
     all_settings: bool = False
     metrics: tuple[str, ...] | None = None
@@ -106,9 +107,6 @@ class Options:
     allow_stale: bool = False
 
     def __post_init__(self):
-        if "." not in self.selection:
-            raise LeaderboardError(f"leaderboard.selection: expected '<metric>.<key>' "
-                                   f"(e.g. dci.disentanglement), got {self.selection!r}")
         if not 0 <= self.digits <= 10:
             raise LeaderboardError(f"leaderboard.digits: expected 0..10, got {self.digits}")
         if self.bootstrap < 1:
@@ -151,7 +149,9 @@ class Options:
         return replace(opts, **flags) if flags else opts
 
     @classmethod
-    def _check(cls, spec) -> "Options":
+    def _check(cls, spec, columns: list[str] | None = None) -> "Options":
+        """``columns``: every ``<metric>.<key>`` the study computes, where known (the spec's
+        full check); the selection must be one of them."""
         file = str(spec.path or "<study spec>")
         where = f"{file}: leaderboard"
         raw = spec.leaderboard.to_dict()  # as written (lists are lists again); a mapping, or it would not load
@@ -175,17 +175,14 @@ class Options:
                                                                       tuple(spec.seeds))
         if "claims" in raw:
             kw["claims"] = parse_claims(raw["claims"], where, [m.label for m in spec.methods])
+        if "." not in kw.get("selection", DEFAULT_SELECTION):
+            raise LeaderboardError(f"{where}.selection: expected '<metric>.<key>' (e.g. dci.disentanglement), "
+                                   f"got {kw['selection']!r}")
         try:
             opts = cls(**kw)
         except LeaderboardError as err:
             raise LeaderboardError(f"{file}: {err}") from None
-        configured = spec.evaluation.metrics
-        metric = opts.selection.split(".", 1)[0]
-        if configured and metric not in configured:
-            key = "selection.metric" if isinstance(raw.get("selection"), dict) else "selection"
-            given = "" if "selection" in raw else " (the default; set leaderboard.selection)"
-            raise LeaderboardError(f"{where}.{key}: {opts.selection!r}{given} is not computed by this study; "
-                                   f"evaluation.metrics has {', '.join(configured)}")
+        _check_selection(spec, opts.selection, raw, where, columns)
         if opts.claims_test == "paired":
             _check_pairing(spec, opts.claims, where)
         return opts
@@ -257,6 +254,22 @@ def _parse_selection(raw: Any, key: str, seeds: tuple[int, ...]) -> tuple[str, t
                                "to judge on; list fewer, or give selection as a string to select and judge on "
                                "the same seeds")
     return metric, tuple(chosen)
+
+
+def _check_selection(spec, selection: str, raw: dict[str, Any], where: str, columns: list[str] | None) -> None:
+    """The selection column is one this study computes: its metric is in ``evaluation.metrics``
+    and, where the metrics' result keys are known (``columns``), its key is one of them. A
+    study that computes no metric makes no board."""
+    configured = spec.evaluation.metrics
+    if not configured:
+        return
+    key = f"{where}.selection" + (".metric" if isinstance(raw.get("selection"), Mapping) else "")
+    given = "" if "selection" in raw else " (the default; set leaderboard.selection)"
+    wrong = f"{key}: {selection!r}{given} is not computed by this study"
+    if selection.split(".", 1)[0] not in configured:
+        raise LeaderboardError(f"{wrong}; evaluation.metrics has {', '.join(configured)}")
+    if columns is not None and selection not in columns:
+        raise LeaderboardError(f"{wrong}{did_you_mean(selection, columns)}; its columns: {', '.join(columns)}")
 
 
 def parse_claims(raw: Any, where: str, labels: list[str]) -> tuple[Claim, ...]:
@@ -332,3 +345,17 @@ def references(spec) -> dict[tuple[str, str], Reference]:
                 values[col] = float(v)
             out[(ds, m.label)] = Reference(FrozenMap(values), source)
     return out
+
+
+def check_section(where: str, raw: Any, spec, full: bool) -> LeaderboardSpec:
+    """The study spec's ``leaderboard:`` block and its methods' ``reference:`` entries, as the
+    spec loads (a :class:`gmgbench.harness.spec.SectionCheck`): the Options and References
+    checked against the study, and with ``full`` the selection against the columns its
+    metrics compute (which imports the metrics)."""
+    columns = None
+    if full:
+        from gmgbench import metrics  # late: `gmgbench status` reads a spec without the metrics' modules
+
+        columns = [f"{m}.{k}" for m in spec.evaluation.metrics for k in metrics.result_keys(m)]
+    options = Options._check(spec, columns)
+    return LeaderboardSpec(spec.leaderboard.raw, options, FrozenMap(references(spec)))

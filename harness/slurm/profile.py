@@ -5,13 +5,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import submitit
-
 from gmgbench.harness.errors import UserError, check_keys
 from gmgbench.harness.fileio import load_yaml
-from gmgbench.metrics.validation import require_version
 
-__all__ = ["Profile", "ProfileError", "load_profile", "parse_profile", "check_resources", "resource_keys"]
+__all__ = ["Profile", "ProfileError", "load_profile", "parse_profile", "check_resources", "check_section",
+           "resource_keys"]
 
 
 class ProfileError(UserError, ValueError):
@@ -36,6 +34,11 @@ _RESERVED = {"name", "slurm_job_name", "slurm_array_parallelism", "slurm_map_cou
 
 def resource_keys() -> set[str]:
     """Valid resource names: AutoExecutor's generic ones and ``slurm_<sbatch parameter>``."""
+    # late: submitit (0.2 s) is needed to check resource names, not to read a spec (`gmgbench status`)
+    import submitit
+
+    from gmgbench.metrics.validation import require_version
+
     require_version("submitit", *SUBMITIT_TESTED, why="the launcher reads resource names from its private "
                     "_valid_parameters()")
     generic = set(submitit.AutoExecutor._valid_parameters())
@@ -51,6 +54,16 @@ def check_resources(where: str, key: str, resources: Mapping[str, Any]) -> None:
         if name in _RESERVED:
             raise ProfileError(f"{where}: {key}.{name}: set by the launcher (use array_parallelism in the profile)")
     check_keys(f"{where}: {key}.", resources, valid, error=ProfileError, what="submitit parameter")
+
+
+def check_section(where: str, raw: Any, spec, full: bool) -> None:
+    """The study spec's ``resources:`` and each method's, as it loads (a
+    :class:`gmgbench.harness.spec.SectionCheck`): submitit's parameter names, with ``full`` only
+    (they come from submitit). The spec keeps the blocks as written."""
+    if full:
+        check_resources(where, "resources", spec.resources)
+        for i, m in enumerate(spec.methods):
+            check_resources(where, f"methods[{i}].resources", m.resources)
 
 
 @dataclass(frozen=True)

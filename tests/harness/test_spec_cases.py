@@ -102,16 +102,6 @@ def test_method_configs_are_built_once_at_load(write_spec, tiny_spec, monkeypatc
     assert runs[0].method_configs()[1][0].weight == 1.0
 
 
-def test_a_run_travels_without_its_configs_and_rebuilds_them(write_spec, tiny_spec):
-    import pickle
-
-    run = load_spec(write_spec(tiny_spec)).runs()[0]
-    assert "_configs" in run.__dict__
-    clone = pickle.loads(pickle.dumps(run))
-    assert "_configs" not in clone.__dict__ and clone == run and clone.run_id == run.run_id
-    assert clone.method_configs() == run.method_configs()
-
-
 PINNED = {
     "name": "pinned", "datasets": ["dsprites_procedural", "shapes3d_procedural"],
     "methods": [{"label": "bvae", "objective": "beta_vae", "params": {"beta": [1.0, 4]}},
