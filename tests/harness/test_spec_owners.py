@@ -96,7 +96,7 @@ def test_an_unknown_method_is_named_with_a_suggestion_in_its_place():
     from gmgbench.methods import registry
 
     msg = registry.unknown("gmg", "objective", " (did you mean 'x'?)")
-    assert msg.startswith("unknown objective 'gmg' (did you mean 'x'?) ('gmg' is a regulariser, not a objective); "
+    assert msg.startswith("unknown objective 'gmg' (did you mean 'x'?) ('gmg' is a regulariser, not an objective); "
                           "valid objectives: ")
     with pytest.raises(KeyError) as err:
         registry.get("gmg", "objective")
