@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 # Before torch/JAX/POT are imported anywhere: JAX must not grab a GPU's memory, POT's
 # backend probing costs seconds, and 2-core CI machines oversubscribe with many threads.
@@ -28,3 +29,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def site_packages(tmp_path, monkeypatch):
+    """An empty site-packages on sys.path for the distributions of tests/dist_helpers.py; the
+    ``gmgbench_*`` modules a test imports from it are forgotten after the test."""
+    path = tmp_path / "site-packages"
+    path.mkdir()
+    monkeypatch.syspath_prepend(str(path))
+    before = set(sys.modules)
+    yield path
+    for name in set(sys.modules) - before:
+        if name.startswith("gmgbench_"):
+            del sys.modules[name]

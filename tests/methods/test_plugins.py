@@ -228,15 +228,8 @@ def test_missing_or_non_python_plugin_file(tmp_path):
 
 # -- installed packages: the gmgbench.methods entry-point group ---------------------------
 @pytest.fixture
-def site(tmp_path, monkeypatch):
-    path = tmp_path / "site-packages"
-    path.mkdir()
-    monkeypatch.syspath_prepend(str(path))
-    before = set(sys.modules)
-    yield path
-    for name in set(sys.modules) - before:
-        if name.startswith("gmgbench_ep_"):
-            del sys.modules[name]
+def site(site_packages):
+    return site_packages
 
 
 def test_entry_point_plugin_registers_once(site):

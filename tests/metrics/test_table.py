@@ -4,8 +4,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -107,15 +105,8 @@ def test_a_failed_load_keeps_nothing_and_isolation_forgets():
 
 
 @pytest.fixture
-def site(tmp_path, monkeypatch):
-    path = tmp_path / "site-packages"
-    path.mkdir()
-    monkeypatch.syspath_prepend(str(path))
-    before = set(sys.modules)
-    yield path
-    for name in set(sys.modules) - before:
-        if name.startswith("gmgbench_mep_"):
-            del sys.modules[name]
+def site(site_packages):
+    return site_packages
 
 
 def test_entry_point_declaration_registers_once(site):
