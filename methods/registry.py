@@ -49,6 +49,32 @@ def _a(kind: str) -> str:
     return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
 
 
+
+def load_entry_point_group(group: str, seen: set[str], load_one: Callable[[Any, str], list[str]],
+                           own: type[BaseException], what: str, broken: dict[str, str], warn: bool) -> list[str]:
+    """Load each entry point of ``group`` once per process (``seen``: the labels tried; a
+    failed import is not retried) with ``load_one(ep, label)``, which returns the names it
+    registered and keeps none when it fails. A failure is one warning line naming the package
+    (kept in ``broken``; ``warn=False`` only records it), so studies that use none of its
+    ``what`` are unaffected. Methods' and metrics' registries both load their groups so."""
+    added: list[str] = []
+    for ep in importlib.metadata.entry_points(group=group):
+        label = f"entry point {ep.name} = {ep.value}"
+        if label in seen:
+            continue
+        seen.add(label)
+        try:
+            added += load_one(ep, label)
+        except Exception as err:  # noqa: BLE001 - any error of a third-party import
+            detail = str(err) if isinstance(err, own) else f"{label}: {type(err).__name__}: {err}"
+            dist = getattr(ep, "dist", None)
+            package = dist.name if dist is not None else ep.value.partition(":")[0].partition(".")[0]
+            broken[label] = (f"installed package {package!r} ({detail.splitlines()[0] if detail else label}) is "
+                             f"not loaded; studies that use none of its {what} are unaffected")
+            if warn:
+                log.warning("%s", broken[label])
+    return added
+
 class PluginError(ValueError):
     """A method definition or plugin is invalid; the message names the file."""
 
@@ -330,29 +356,15 @@ class Registry:
         again in the error of any lookup of a method this process does not know. ``warn=False``
         only records it (a worker process: its parent said it when the study loaded).
         """
-        added: list[str] = []
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            label = f"entry point {ep.name} = {ep.value}"
-            if label in self._entry_points:
-                continue
-            self._entry_points.add(label)  # tried once per process: a failed import is not retried
-            try:
-                with self._loading(label):
-                    obj = ep.load()
-                    if isinstance(obj, type) and obj.__dict__.get("name") and not self._files[label]:
-                        self.register(obj)
-            except Exception as err:  # noqa: BLE001 - any error of a third-party import
-                detail = str(err) if isinstance(err, PluginError) else f"{label}: {type(err).__name__}: {err}"
-                dist = getattr(ep, "dist", None)
-                package = dist.name if dist is not None else ep.value.partition(":")[0].partition(".")[0]
-                message = (f"installed package {package!r} ({detail.splitlines()[0] if detail else label}) "
-                           "is not loaded; studies that use none of its methods are unaffected")
-                self._broken[label] = message
-                if warn:
-                    log.warning("%s", message)
-                continue
-            added += sorted(n for _, n in self._files.pop(label))
-        return added
+        def load_one(ep: Any, label: str) -> list[str]:
+            with self._loading(label):
+                obj = ep.load()
+                if isinstance(obj, type) and obj.__dict__.get("name") and not self._files[label]:
+                    self.register(obj)
+            return sorted(n for _, n in self._files.pop(label))
+
+        return load_entry_point_group(ENTRY_POINT_GROUP, self._entry_points, load_one, PluginError, "methods",
+                                      self._broken, warn)
 
     def broken_packages(self) -> list[str]:
         """One line per installed plugin package that failed to load in this process."""

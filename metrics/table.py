@@ -239,29 +239,17 @@ def load_entry_points(warn: bool = True) -> list[str]:
     A package that fails (import error, invalid declaration, taken name) keeps nothing
     registered and is one warning naming it (``warn=False``: only recorded), so studies that
     do not use it are unaffected, as for methods."""
-    added: list[str] = []
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        label = f"entry point {ep.name} = {ep.value}"
-        if label in _TABLE.entry_points:
-            continue
-        _TABLE.entry_points.add(label)
-        try:
-            with loading(label) as names:
-                obj = ep.load()
-                if isinstance(obj, Metric) and obj.name not in names:
-                    register(obj)
-        except Exception as err:  # noqa: BLE001 - any error of a third-party import
-            dist = getattr(ep, "dist", None)
-            package = dist.name if dist is not None else ep.value.partition(":")[0].partition(".")[0]
-            detail = str(err) if isinstance(err, MetricError) else f"{label}: {type(err).__name__}: {err}"
-            message = (f"installed package {package!r} ({detail.splitlines()[0]}) is not loaded; studies that "
-                       "use none of its metrics are unaffected")
-            _TABLE.broken[label] = message
-            if warn:
-                log.warning("%s", message)
-            continue
-        added += _TABLE.files.pop(label)
-    return added
+    from gmgbench.methods.registry import load_entry_point_group  # late: importing a metric needs no torch
+
+    def load_one(ep, label: str) -> list[str]:
+        with loading(label) as names:
+            obj = ep.load()
+            if isinstance(obj, Metric) and obj.name not in names:
+                register(obj)
+        return _TABLE.files.pop(label)
+
+    return load_entry_point_group(ENTRY_POINT_GROUP, _TABLE.entry_points, load_one, MetricError, "metrics",
+                                  _TABLE.broken, warn)
 
 
 @contextlib.contextmanager
