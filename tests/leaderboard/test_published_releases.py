@@ -34,6 +34,19 @@ def test_release_rebuilds_byte_for_byte_against_the_committed_results(release):
 
 
 @pytest.mark.parametrize("release", RELEASES, ids=_name)
+def test_todays_code_expands_a_release_spec_to_the_run_ids_it_lists(release):
+    """A run id is a pure function of what the spec says: refactors (the move of the packages
+    under the one import name ``gmgbench`` included) must give every published spec the ids of
+    the results its release lists, so the store's finished runs stay found."""
+    from gmgbench.harness.spec import expand, spec_from_dict
+
+    manifest = json.loads((release / "manifest.json").read_text())
+    ids = {run.run_id for run in expand(spec_from_dict(manifest["spec"]))}
+    listed = {r["run_id"] for r in manifest["results"] if not r.get("external")}
+    assert listed and listed <= ids, sorted(listed - ids)
+
+
+@pytest.mark.parametrize("release", RELEASES, ids=_name)
 def test_release_records_a_clean_tree(release):
     manifest = json.loads((release / "manifest.json").read_text())
     if "code_dirty" not in manifest:
