@@ -94,7 +94,8 @@ def test_a_stray_empty_version_folder_does_not_block_publishing(tmp_path):
 
 
 def test_leaderboard_md_holds_no_absolute_results_path(tmp_path, monkeypatch):
-    from gmgbench.harness.cli import _leaderboard_command, build_parser
+    from gmgbench.harness.cli import build_parser
+    from gmgbench.harness.commands.boards import _leaderboard_command
 
     spec, store = toy_store(tmp_path / "work")
     monkeypatch.chdir(tmp_path)
